@@ -1,0 +1,330 @@
+"""The training configuration: every default and its meaning in one place.
+
+A :class:`TrainConfig` loads from YAML (:func:`load_config`), takes ``key=value`` overrides
+(:func:`apply_overrides`) and is checked by :func:`validate`. Unknown keys are an error that
+suggests the closest valid key. This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recipes.errors import UserError, closest, unknown_choice
+
+RECIPES = ("mlp", "cnn")
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
+SCHEDULES = ("constant", "inverse_time", "exponential", "inverse_sqrt", "step")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "linear")
+INITIALIZERS = (
+    "auto",
+    "he",
+    "xavier",
+    "he_normal",
+    "he_uniform",
+    "glorot_normal",
+    "glorot_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+)
+FLIPS = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+def _doc(text: str, default: Any) -> Any:
+    """A dataclass field with its meaning attached (shown by ``python cli.py train --help-config``)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Each field's ``doc`` metadata says what it means."""
+
+    # --- what to train on what -------------------------------------------------------------
+    recipe: str = _doc("model architecture: mlp or cnn", "mlp")
+    data: str = _doc(
+        "built-in set (digits, iris, wine, breast_cancer) or a path: .csv, .npz, or a folder of "
+        "images with one subfolder per class",
+        "digits",
+    )
+    label: str = _doc("CSV column that holds the class label", "label")
+    image_size: list[int] | None = _doc(
+        "height,width images from a folder are resized to; default: the first image's size", None
+    )
+    split: list[float] | None = _doc(
+        "train,dev,test fractions; default by size: <=100k 60/20/20, <=2M 98/1/1, else 99.5/0.25/0.25",
+        None,
+    )
+    seed: int = _doc("seed for Python, numpy, Keras and the split; also makes TF ops deterministic", 0)
+
+    # --- architecture ------------------------------------------------------------------------
+    hidden_units: list[int] = _doc("dense hidden layers (mlp body, cnn head), units each", [256, 128])
+    activation: str = _doc("hidden activation: " + ", ".join(ACTIVATIONS), "relu")
+    conv_filters: list[int] = _doc("cnn: filters of each conv block (each block ends in pooling)", [32, 64])
+    convs_per_block: int = _doc("cnn: conv layers in each block", 1)
+    kernel_size: int = _doc("cnn: square conv kernel size", 3)
+    pool_size: int = _doc("cnn: max-pooling size after each block", 2)
+    initializer: str = _doc(
+        "kernel initializer; auto picks he (Var 2/n_in) for the ReLU family and xavier (Var 1/n_in) "
+        "for tanh/sigmoid/linear; any of: " + ", ".join(INITIALIZERS),
+        "auto",
+    )
+    batch_norm: bool = _doc("BatchNorm between each linear layer and its activation", False)
+
+    # --- regularization ----------------------------------------------------------------------
+    l2: float = _doc("L2 lambda: adds lambda/(2m) * sum ||W||^2 to the cost (m = training examples)", 0.0)
+    l1: float = _doc("L1 lambda: adds lambda/(2m) * sum |W| to the cost (m = training examples)", 0.0)
+    dropout: float = _doc("inverted dropout: probability of dropping a hidden unit (1 - keep_prob)", 0.0)
+    noise_stddev: float = _doc(
+        "tabular augmentation: Gaussian noise in units of each feature's training std", 0.0
+    )
+    flip: str = _doc("image augmentation: none, horizontal, vertical, horizontal_and_vertical", "none")
+    rotation: float = _doc("image augmentation: max rotation as a fraction of a full turn", 0.0)
+    translation: float = _doc("image augmentation: max shift as a fraction of height/width", 0.0)
+    zoom: float = _doc("image augmentation: max zoom in/out as a fraction", 0.0)
+
+    # --- optimization ------------------------------------------------------------------------
+    epochs: int = _doc("maximum passes over the training split", 100)
+    batch_size: int | str = _doc(
+        "examples per gradient step: a power of two for mini-batch, 1 for stochastic, 'full' for batch",
+        64,
+    )
+    optimizer: str = _doc("sgd, momentum, rmsprop or adam", "adam")
+    learning_rate: float = _doc("initial learning rate alpha0", 0.001)
+    momentum: float = _doc("momentum: beta of the velocity average", 0.9)
+    rho: float = _doc("rmsprop: beta of the squared-gradient average", 0.9)
+    beta_1: float = _doc("adam: beta1 of the first moment", 0.9)
+    beta_2: float = _doc("adam: beta2 of the second moment", 0.999)
+    epsilon: float = _doc("rmsprop/adam: epsilon added to the denominator", 1e-8)
+    schedule: str = _doc("learning-rate schedule per epoch: " + ", ".join(SCHEDULES), "constant")
+    decay_rate: float = _doc("inverse_time: alpha = alpha0 / (1 + decay_rate * epoch)", 1.0)
+    exponential_rate: float = _doc("exponential: alpha = alpha0 * exponential_rate ** epoch", 0.95)
+    inverse_sqrt_k: float = _doc("inverse_sqrt: alpha = k * alpha0 / sqrt(epoch + 1)", 1.0)
+    step_epochs: int = _doc("step: epochs between drops", 10)
+    step_factor: float = _doc("step: alpha = alpha0 * step_factor ** floor(epoch / step_epochs)", 0.5)
+    early_stopping: bool = _doc("stop when dev loss stops improving and restore the best weights", True)
+    patience: int = _doc("early stopping: epochs without dev-loss improvement before stopping", 10)
+    min_delta: float = _doc("early stopping: smallest dev-loss decrease that counts", 0.0)
+
+    # --- output --------------------------------------------------------------------------------
+    out: str = _doc("root folder of run directories (runs/train/<name>-<n>/ below it)", "runs")
+    name: str | None = _doc("run name; default <data>-<recipe>", None)
+    bayes_error: float = _doc("optimal (human-level) error estimate used by the diagnosis", 0.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain YAML-able data."""
+        return dataclasses.asdict(self)
+
+    def run_name(self) -> str:
+        """The run's name: ``name`` or ``<data stem>-<recipe>``."""
+        if self.name:
+            return self.name
+        return f"{Path(self.data).stem or 'data'}-{self.recipe}"
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def describe_fields() -> list[tuple[str, str, str]]:
+    """(name, default, meaning) for every field, in declaration order."""
+    default = TrainConfig()
+    return [(name, repr(getattr(default, name)), f.metadata["doc"]) for name, f in FIELDS.items()]
+
+
+def _unknown_key(key: str) -> UserError:
+    return UserError(
+        f"unknown config key '{key}'{closest(key, FIELDS)} "
+        "(python cli.py train --help-config lists every key)"
+    )
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Convert ``value`` (from YAML or a ``key=value`` string) to the type of field ``key``."""
+    annotation = typing.get_type_hints(TrainConfig)[key]
+    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if isinstance(value, str) and value.strip().lower() in ("none", "null", "") and type(None) in options:
+        return None
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return _coerce_to(option, value)
+        except (TypeError, ValueError) as error:
+            errors.append(str(error))
+    wanted = " or ".join(_type_name(o) for o in options)
+    raise UserError(f"{key}={value!r} is not valid: expected {wanted}")
+
+
+def _type_name(option: Any) -> str:
+    if typing.get_origin(option) is list:
+        return f"a comma-separated list of {typing.get_args(option)[0].__name__}"
+    return "null" if option is type(None) else option.__name__
+
+
+def _coerce_to(option: Any, value: Any) -> Any:
+    if typing.get_origin(option) is list:
+        (item_type,) = typing.get_args(option)
+        if isinstance(value, str):
+            value = [part for part in value.replace("[", "").replace("]", "").split(",") if part.strip()]
+        elif not isinstance(value, (list, tuple)):
+            value = [value]
+        return [_coerce_to(item_type, item) for item in value]
+    if option is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    if option is int:
+        if isinstance(value, bool):
+            raise ValueError("boolean is not an integer")
+        number = float(value) if isinstance(value, str) else value
+        if isinstance(number, float):
+            if not number.is_integer():
+                raise ValueError(f"not an integer: {value!r}")
+            number = int(number)
+        return int(number)
+    if option is float:
+        if isinstance(value, bool):
+            raise ValueError("boolean is not a number")
+        return float(value)
+    if option is str:
+        if isinstance(value, (list, dict)):
+            raise ValueError("not a string")
+        return str(value).strip()
+    raise TypeError(f"unsupported field type {option}")
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """Return a copy of ``config`` with ``overrides`` applied (values coerced to the field types)."""
+    changes = {}
+    for key, value in overrides.items():
+        key = key.strip().replace("-", "_")
+        if key not in FIELDS:
+            raise _unknown_key(key)
+        changes[key] = _coerce(key, value)
+    return dataclasses.replace(config, **changes)
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, str]:
+    """Turn ``["epochs=5", "split=0.8,0.1,0.1"]`` into a dict; a missing ``=`` is an error."""
+    parsed = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got '{item}' (e.g. --set dropout=0.2)")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Load a YAML file of config keys on top of the defaults."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        line = getattr(getattr(error, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise UserError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of key: value lines")
+    return apply_overrides(TrainConfig(), data)
+
+
+def save_config(config: TrainConfig) -> str:
+    """The resolved config as YAML text, keys in declaration order."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every value; raise :class:`UserError` naming the key and the fix. Returns ``config``."""
+    for key, allowed in (
+        ("recipe", RECIPES),
+        ("optimizer", OPTIMIZERS),
+        ("schedule", SCHEDULES),
+        ("activation", ACTIVATIONS),
+        ("initializer", INITIALIZERS),
+        ("flip", FLIPS),
+    ):
+        if getattr(config, key) not in allowed:
+            raise unknown_choice(key, getattr(config, key), allowed)
+    for key in ("learning_rate", "epsilon", "decay_rate", "inverse_sqrt_k"):
+        value = getattr(config, key)
+        _check(math.isfinite(value) and value > 0, f"{key} must be > 0, got {value}; e.g. --set {key}=0.001")
+    _check(config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}; e.g. --epochs 20")
+    if isinstance(config.batch_size, str):
+        _check(config.batch_size == "full", f"batch_size must be a positive integer or 'full', got '{config.batch_size}'")
+    else:
+        _check(config.batch_size >= 1, f"batch_size must be at least 1 (or 'full'), got {config.batch_size}; e.g. --batch-size 64")
+    _check(0.0 <= config.dropout < 1.0, f"dropout is a drop probability in [0, 1), got {config.dropout}; e.g. --set dropout=0.2")
+    for key in ("momentum", "rho", "beta_1", "beta_2"):
+        value = getattr(config, key)
+        _check(0.0 <= value < 1.0, f"{key} must be in [0, 1), got {value}; e.g. --set {key}=0.9")
+    for key in ("l1", "l2", "noise_stddev", "rotation", "translation", "zoom", "min_delta"):
+        value = getattr(config, key)
+        _check(math.isfinite(value) and value >= 0, f"{key} must be >= 0, got {value}")
+    _check(0 < config.exponential_rate <= 1, f"exponential_rate must be in (0, 1], got {config.exponential_rate}")
+    _check(0 < config.step_factor <= 1, f"step_factor must be in (0, 1], got {config.step_factor}")
+    _check(config.step_epochs >= 1, f"step_epochs must be at least 1, got {config.step_epochs}")
+    _check(config.patience >= 0, f"patience must be >= 0, got {config.patience}")
+    _check(0.0 <= config.bayes_error < 1.0, f"bayes_error is an error rate in [0, 1), got {config.bayes_error}")
+    _check(all(units >= 1 for units in config.hidden_units), f"hidden_units must all be >= 1, got {config.hidden_units}")
+    _check(all(filters >= 1 for filters in config.conv_filters), f"conv_filters must all be >= 1, got {config.conv_filters}")
+    if config.recipe == "cnn":
+        _check(len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64")
+    for key in ("convs_per_block", "kernel_size", "pool_size"):
+        _check(getattr(config, key) >= 1, f"{key} must be at least 1, got {getattr(config, key)}")
+    if config.image_size is not None:
+        _check(
+            len(config.image_size) == 2 and all(side >= 1 for side in config.image_size),
+            f"image_size is height,width, got {config.image_size}; e.g. --set image_size=32,32",
+        )
+    if config.split is not None:
+        _check(
+            len(config.split) == 3 and all(part > 0 for part in config.split),
+            f"split is three positive fractions train,dev,test, got {config.split}; e.g. --set split=0.8,0.1,0.1",
+        )
+        _check(
+            abs(sum(config.split) - 1.0) < 1e-6,
+            f"split fractions must add up to 1, got {config.split} (sum {sum(config.split):g})",
+        )
+    _check(bool(config.out.strip()), "out must name a folder; e.g. --out runs")
+    return config
+
+
+def resolve_config(
+    config_file: str | Path | None = None,
+    flags: dict[str, Any] | None = None,
+    assignments: list[str] | None = None,
+) -> TrainConfig:
+    """Defaults, then the YAML file, then command-line flags (None = not given), then ``--set``.
+
+    Returns:
+        The validated config.
+    """
+    config = load_config(config_file) if config_file else TrainConfig()
+    given = {key: value for key, value in (flags or {}).items() if value is not None}
+    config = apply_overrides(config, given)
+    config = apply_overrides(config, parse_assignments(assignments or []))
+    return validate(config)

@@ -1,0 +1,449 @@
+"""Loading a data set: a built-in scikit-learn set, a CSV or NPZ file, or a folder of images.
+
+:func:`load_dataset` turns any of these into a :class:`Dataset` of raw float32 features and int32
+class indices. Nothing is scaled here: normalization is learned from the training split and lives in
+the model. Every mistake in the user's data raises :class:`~recipes.errors.UserError` with one line
+that names the problem and the fix. This module imports no TensorFlow; scikit-learn and PIL are
+imported only by the loaders that need them.
+"""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recipes.errors import UserError, closest
+
+BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+GRAYSCALE_MODES = ("L", "1", "I", "F")
+
+_SOURCE_HINT = (
+    f"pass a path to a .csv/.npz file, an image folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
+)
+_NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
+
+
+@dataclass
+class Dataset:
+    """A labelled data set, features raw (unscaled).
+
+    Args:
+        x: float32 features: images ``(n, height, width, channels)``, tabular ``(n, features)``.
+        y: int32 class indices ``0 .. num_classes - 1``, shape ``(n,)``.
+        class_names: label text of each class index.
+        kind: ``"image"`` or ``"tabular"``.
+        name: the built-in set's name, or the file or folder stem.
+        feature_names: tabular column names when known. Defaults to None.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    kind: str
+    name: str
+    feature_names: list[str] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example."""
+        return tuple(self.x.shape[1:])
+
+
+def load_dataset(source: str, label: str = "label", image_size: list[int] | None = None) -> Dataset:
+    """Load a built-in set, a ``.csv`` or ``.npz`` file, or a folder with one subfolder per class.
+
+    Args:
+        source: a name from :data:`BUILTIN_DATASETS` or a path.
+        label: CSV column that holds the class label. Defaults to ``"label"``.
+        image_size: ``[height, width]`` that folder images are resized to. Defaults to None (the
+            first image's size).
+
+    Returns:
+        The data set, with at least two classes.
+
+    Raises:
+        UserError: the source does not exist or its content is not usable.
+    """
+    source = str(source)
+    if source in BUILTIN_DATASETS:
+        dataset = _load_builtin(source)
+    else:
+        path = Path(source)
+        if path.is_dir():
+            dataset = _load_image_folder(path, _check_image_size(image_size))
+        elif path.is_file():
+            dataset = _load_file(path, label)
+        else:
+            raise _missing_source(source)
+    _check_classes(dataset, source)
+    return dataset
+
+
+def _missing_source(source: str) -> UserError:
+    """The error for a source that is neither a built-in name nor an existing path."""
+    looks_like_path = "/" in source or "\\" in source or bool(Path(source).suffix)
+    if looks_like_path:
+        return UserError(f"data file {source} does not exist; {_SOURCE_HINT}")
+    hint = closest(source, BUILTIN_DATASETS)
+    return UserError(f"unknown data set '{source}'{hint}: no such built-in set or path; {_SOURCE_HINT}")
+
+
+def _load_file(path: Path, label: str) -> Dataset:
+    """Dispatch a data file on its suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _load_csv(path, label)
+    if suffix == ".npz":
+        return _load_npz(path)
+    raise UserError(f"data file {path} has unsupported suffix '{path.suffix}'; {_SOURCE_HINT}")
+
+
+def _check_classes(dataset: Dataset, source: str) -> None:
+    """Refuse a data set with fewer than two classes: there is nothing to classify."""
+    if dataset.num_classes < 2:
+        only = f" ('{dataset.class_names[0]}')" if dataset.class_names else ""
+        raise UserError(
+            f"data {source} has only one class{only}; a classifier needs examples of at least two "
+            "classes (for a CSV, check that --label names the class column)"
+        )
+
+
+def _encode_labels(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Map sorted unique labels to indices 0..k-1; numbers sort numerically, text alphabetically.
+
+    Args:
+        values: 1-D array of integer, float or string labels.
+
+    Returns:
+        The int32 index of each label and the text of each class.
+    """
+    unique, indices = np.unique(values, return_inverse=True)
+    return indices.astype(np.int32).reshape(-1), [str(value) for value in unique.tolist()]
+
+
+# --- built-in sets (shipped inside scikit-learn) -------------------------------------------------
+
+
+def _load_builtin(name: str) -> Dataset:
+    """Load one of :data:`BUILTIN_DATASETS` from scikit-learn (no download)."""
+    from sklearn import datasets
+
+    bunch = getattr(datasets, f"load_{name}")()
+    y = bunch.target.astype(np.int32)
+    class_names = [str(class_name) for class_name in bunch.target_names]
+    if name == "digits":
+        x = bunch.images.astype(np.float32)[..., np.newaxis]
+        return Dataset(x=x, y=y, class_names=class_names, kind="image", name=name)
+    x = bunch.data.astype(np.float32)
+    feature_names = [str(feature) for feature in bunch.feature_names]
+    return Dataset(x=x, y=y, class_names=class_names, kind="tabular", name=name, feature_names=feature_names)
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def _load_csv(path: Path, label: str) -> Dataset:
+    """Load a CSV with a header row; ``label`` is the class column, every other column a number."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            header, rows, line_numbers = _read_csv_rows(csv.reader(handle), path)
+    except UnicodeDecodeError:
+        raise UserError(f"CSV file {path} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise UserError(f"CSV file {path} is malformed ({error}); fix the quoting") from None
+    label_index = _label_column(header, label, path)
+    feature_names = [name for index, name in enumerate(header) if index != label_index]
+    if not feature_names:
+        raise UserError(f"CSV file {path} has only the label column '{label}'; add feature columns")
+    labels = []
+    for row, line in zip(rows, line_numbers, strict=True):
+        labels.append(row[label_index])
+        if not labels[-1]:
+            raise UserError(
+                f"CSV file {path} line {line}: the label column '{label}' is empty; every row needs a class"
+            )
+        del row[label_index]
+    x = _parse_features(rows, line_numbers, feature_names, path)
+    y, class_names = _encode_labels(_label_array(labels))
+    return Dataset(
+        x=x, y=y, class_names=class_names, kind="tabular", name=path.stem, feature_names=feature_names
+    )
+
+
+def _read_csv_rows(reader, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """Read the header and the non-blank rows (cells stripped), with each row's line number."""
+    header = next(reader, None)
+    if not header or not any(cell.strip() for cell in header):
+        raise UserError(f"CSV file {path} is empty; it needs a header row naming the columns, then data rows")
+    header = [cell.strip() for cell in header]
+    rows, line_numbers = [], []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise UserError(
+                f"CSV file {path} line {reader.line_num} has {len(row)} fields but the header has "
+                f"{len(header)}; give every row one value per column"
+            )
+        rows.append([cell.strip() for cell in row])
+        line_numbers.append(reader.line_num)
+    if not rows:
+        raise UserError(f"CSV file {path} has a header but no data rows; add one row per example")
+    return header, rows, line_numbers
+
+
+def _label_column(header: list[str], label: str, path: Path) -> int:
+    """Index of the label column; it must exist exactly once."""
+    if label not in header:
+        raise UserError(
+            f"CSV file {path} has no column '{label}'{closest(label, header)} "
+            f"(columns: {', '.join(header)}); pass --label COLUMN naming the class column"
+        )
+    if header.count(label) > 1:
+        raise UserError(
+            f"CSV file {path} has {header.count(label)} columns named '{label}'; rename all but one"
+        )
+    return header.index(label)
+
+
+def _parse_features(
+    rows: list[list[str]], line_numbers: list[int], feature_names: list[str], path: Path
+) -> np.ndarray:
+    """Convert the feature cells to float32, naming the column, line and value of the first bad one."""
+    values = []
+    for row, line in zip(rows, line_numbers, strict=True):
+        try:
+            values.append([float(cell) for cell in row])
+        except ValueError:
+            raise _bad_cell(row, line, feature_names, path) from None
+    x = np.asarray(values, dtype=np.float32)
+    if not np.isfinite(x).all():
+        row_index, column_index = np.argwhere(~np.isfinite(x))[0]
+        raise UserError(
+            f"CSV file {path} line {line_numbers[row_index]}: column '{feature_names[column_index]}' is "
+            f"'{rows[row_index][column_index]}', not a finite number; fill in or drop missing and "
+            "infinite values"
+        )
+    return x
+
+
+def _bad_cell(row: list[str], line: int, feature_names: list[str], path: Path) -> UserError:
+    """The error for the first feature cell of ``row`` that is not a number."""
+    index = next(index for index, cell in enumerate(row) if not _is_number(cell))
+    name, cell = feature_names[index], row[index]
+    if not cell:
+        return UserError(
+            f"CSV file {path} line {line}: column '{name}' is empty; fill in a number or drop the row"
+        )
+    return UserError(
+        f"CSV file {path} line {line}: column '{name}' holds '{cell}', which is not a number; "
+        "every column except the label must be numeric (pass --label COLUMN for the class column)"
+    )
+
+
+def _is_number(text: str) -> bool:
+    """Whether ``float(text)`` succeeds."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _label_array(labels: list[str]) -> np.ndarray:
+    """Labels as numbers when every one is a finite number (integers when all are whole), else text."""
+    try:
+        numbers = np.array([float(text) for text in labels])
+    except ValueError:
+        return np.array(labels)
+    if not np.isfinite(numbers).all():
+        return np.array(labels)
+    if all(number.is_integer() for number in numbers.tolist()):
+        return numbers.astype(np.int64)
+    return numbers
+
+
+# --- NPZ ---------------------------------------------------------------------------------------
+
+
+def _load_npz(path: Path) -> Dataset:
+    """Load arrays ``x`` (features) and ``y`` (labels) from an ``.npz`` file, never unpickling."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UserError(f"NPZ file {path} cannot be read ({_first_line(error)}); {_NPZ_HINT}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise UserError(f"NPZ file {path} holds a single array, not x and y; {_NPZ_HINT}")
+    with archive:
+        x = _npz_array(archive, "x", path)
+        y = _npz_array(archive, "y", path)
+    x = _npz_features(x, path)
+    labels = _npz_labels(y, path)
+    if len(labels) != len(x):
+        raise UserError(
+            f"NPZ file {path}: array 'x' has {len(x)} examples but array 'y' has {len(labels)} labels; "
+            "give one label per example"
+        )
+    y_indices, class_names = _encode_labels(labels)
+    kind = "tabular" if x.ndim == 2 else "image"
+    return Dataset(x=x, y=y_indices, class_names=class_names, kind=kind, name=path.stem)
+
+
+def _first_line(error: Exception) -> str:
+    """The first line of an exception's message (numpy's messages run over several)."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _npz_array(archive, name: str, path: Path) -> np.ndarray:
+    """Read array ``name`` from an open ``.npz`` archive."""
+    if name not in archive.files:
+        present = ", ".join(archive.files) or "none"
+        raise UserError(f"NPZ file {path} has no array '{name}' (arrays: {present}); {_NPZ_HINT}")
+    try:
+        return archive[name]
+    except ValueError:
+        raise UserError(
+            f"NPZ file {path}: array '{name}' holds Python objects, which are never unpickled; "
+            "save plain numeric x and integer or string y arrays"
+        ) from None
+
+
+def _npz_features(x: np.ndarray, path: Path) -> np.ndarray:
+    """Check ``x`` and return it as float32 ``(n, d)`` or ``(n, h, w, c)``."""
+    if x.dtype.kind not in "biuf":
+        raise UserError(f"NPZ file {path}: array 'x' has dtype {x.dtype}; x must hold numbers")
+    if x.ndim not in (2, 3, 4):
+        raise UserError(
+            f"NPZ file {path}: array 'x' has shape {x.shape}; use (examples, features), "
+            "(examples, height, width) or (examples, height, width, channels)"
+        )
+    if len(x) == 0:
+        raise UserError(f"NPZ file {path}: array 'x' has no examples")
+    x = x.astype(np.float32)
+    finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if not finite.all():
+        raise UserError(
+            f"NPZ file {path}: array 'x' has NaN or infinite values (first in example "
+            f"{int(np.argmin(finite))}); fill in or drop those examples"
+        )
+    return x[..., np.newaxis] if x.ndim == 3 else x
+
+
+def _npz_labels(y: np.ndarray, path: Path) -> np.ndarray:
+    """Check ``y`` and return it as a 1-D integer or string array."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y.reshape(-1)
+    if y.ndim != 1:
+        raise UserError(
+            f"NPZ file {path}: array 'y' has shape {y.shape}; give one label per example, shape (n,)"
+        )
+    if y.dtype.kind == "S":
+        return y.astype(str)
+    if y.dtype.kind in "biuU":
+        return y
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        return y.astype(np.int64)
+    raise UserError(f"NPZ file {path}: array 'y' has dtype {y.dtype}; y must hold integer or string labels")
+
+
+# --- image folder ----------------------------------------------------------------------------
+
+
+def _check_image_size(image_size: list[int] | None) -> tuple[int, int] | None:
+    """Validate ``[height, width]``."""
+    if image_size is None:
+        return None
+    if len(image_size) != 2 or not all(int(side) >= 1 for side in image_size):
+        raise UserError(f"image_size is height,width, got {image_size}; e.g. --set image_size=32,32")
+    return int(image_size[0]), int(image_size[1])
+
+
+def _load_image_folder(folder: Path, image_size: tuple[int, int] | None) -> Dataset:
+    """Load a folder with one subfolder of images per class (subfolder name = class name)."""
+    class_folders = _class_folders(folder)
+    files, labels = [], []
+    for class_index, class_folder in enumerate(class_folders):
+        images = _image_files(class_folder)
+        files.extend(images)
+        labels.extend([class_index] * len(images))
+    pixels = _read_images(files, image_size)
+    class_names = [class_folder.name for class_folder in class_folders]
+    y = np.asarray(labels, dtype=np.int32)
+    return Dataset(x=pixels, y=y, class_names=class_names, kind="image", name=folder.resolve().name)
+
+
+def _class_folders(folder: Path) -> list[Path]:
+    """The sorted class subfolders (hidden ones skipped); at least two."""
+    class_folders = sorted(
+        (child for child in folder.iterdir() if child.is_dir() and not child.name.startswith(".")),
+        key=lambda child: child.name,
+    )
+    if len(class_folders) < 2:
+        loose = len(_image_files(folder, required=False))
+        found = f" and {loose} images directly in it" if loose else ""
+        raise UserError(
+            f"image folder {folder} has {len(class_folders)} class subfolder(s){found}; put the images "
+            "of each class in their own subfolder (at least two classes)"
+        )
+    return class_folders
+
+
+def _image_files(folder: Path, required: bool = True) -> list[Path]:
+    """Sorted image files in ``folder`` (by suffix; hidden files skipped)."""
+    files = sorted(
+        child
+        for child in folder.iterdir()
+        if child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES and not child.name.startswith(".")
+    )
+    if required and not files:
+        raise UserError(
+            f"class folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)}); add the class's images "
+            "or remove the folder"
+        )
+    return files
+
+
+def _read_images(files: list[Path], image_size: tuple[int, int] | None) -> np.ndarray:
+    """Read, resize and stack images: one channel if all are grayscale, else three (RGB)."""
+    size = image_size
+    arrays = []
+    for file in files:
+        array = _read_image(file, size)
+        size = size or array.shape[:2]
+        arrays.append(array)
+    if all(array.ndim == 2 for array in arrays):
+        return np.stack(arrays)[..., np.newaxis]
+    return np.stack([np.repeat(a[..., np.newaxis], 3, axis=2) if a.ndim == 2 else a for a in arrays])
+
+
+def _read_image(file: Path, size: tuple[int, int] | None) -> np.ndarray:
+    """One image as float32 raw pixel values: ``(h, w)`` if grayscale, else ``(h, w, 3)`` RGB.
+
+    Args:
+        file: the image file.
+        size: ``(height, width)`` to resize to with bilinear filtering. Defaults to the image's own.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            image.load()
+            grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
+            image = image.convert("F" if grayscale else "RGB")
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise UserError(
+            f"image {file} cannot be read ({_first_line(error)}); replace or remove the file"
+        ) from None
+    if size is not None and (image.height, image.width) != tuple(size):
+        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.float32)

@@ -1,0 +1,227 @@
+"""Bias and variance diagnosis from training, dev and optimal (Bayes / human-level) error.
+
+The seed's rule: the gap between training error and the optimal error is the *avoidable bias*; the gap
+between dev error and training error is the *variance*. Either is "high" when it exceeds a tolerance,
+so "high" is always relative to the optimal error, never an absolute number. Each verdict comes with
+the seed's remedies. This module imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+from recipes.errors import UserError
+
+HIGH_BIAS = "high bias"
+HIGH_VARIANCE = "high variance"
+HIGH_BIAS_AND_VARIANCE = "high bias and high variance"
+FINE = "fine"
+
+BIAS_REMEDIES = (
+    "bigger network (more hidden units or more layers)",
+    "train longer",
+    "less regularization (smaller L2 lambda, lower dropout rate)",
+    "better optimizer (momentum, RMSprop, Adam) or a different architecture",
+)
+VARIANCE_REMEDIES = (
+    "more training data",
+    "regularization (L2, dropout)",
+    "data augmentation",
+    "early stopping (stop when the dev cost curve parts from the train cost curve)",
+)
+FINE_REMEDIES = ("nothing needed: check the test error, then deploy",)
+
+
+@dataclass
+class Diagnosis:
+    """The outcome of :func:`diagnose`: the errors, the two gaps, the verdict and what to do.
+
+    Attributes:
+        train_error: Error on the training split, a fraction in ``[0, 1]``.
+        dev_error: Error on the dev split, a fraction in ``[0, 1]``.
+        bayes_error: Estimate of the optimal (Bayes / human-level) error, a fraction in ``[0, 1]``.
+        avoidable_bias: ``train_error - bayes_error`` (negative when the estimate is above the
+            training error).
+        variance: ``dev_error - train_error``.
+        verdict: ``"high bias"``, ``"high variance"``, ``"high bias and high variance"`` or
+            ``"fine"``.
+        remedies: The seed's remedies for the verdict, bias remedies first when both are high.
+        tolerance: The gap above which bias or variance counts as high.
+    """
+
+    train_error: float
+    dev_error: float
+    bayes_error: float
+    avoidable_bias: float
+    variance: float
+    verdict: str
+    remedies: list[str] = field(default_factory=list)
+    tolerance: float = 0.02
+
+    def summary_line(self) -> str:
+        """One line for the console, e.g. ``high variance: dev error 8.1% vs train 0.5% (optimal ≈ 0.0%)``.
+
+        Returns:
+            The verdict followed by the numbers that led to it.
+        """
+        optimal = f"optimal ≈ {self.bayes_error:.1%}"
+        if self.verdict == HIGH_BIAS:
+            return (
+                f"{self.verdict}: train error {self.train_error:.1%} vs {optimal} (dev {self.dev_error:.1%})"
+            )
+        if self.verdict == HIGH_BIAS_AND_VARIANCE:
+            return (
+                f"{self.verdict}: train error {self.train_error:.1%} vs {optimal}, "
+                f"dev error {self.dev_error:.1%}"
+            )
+        return f"{self.verdict}: dev error {self.dev_error:.1%} vs train {self.train_error:.1%} ({optimal})"
+
+    def to_markdown(self, title: str = "Diagnosis") -> str:
+        """Render the diagnosis as the ``diagnosis.md`` of a run.
+
+        Args:
+            title: The level-one heading. Defaults to ``"Diagnosis"``.
+
+        Returns:
+            Markdown text: the three errors as a table, the two gaps, the verdict in bold, the
+            remedies as bullets and how "high" is judged. Ends with a newline.
+        """
+        lines = [
+            f"# {title}",
+            "",
+            "| error | value |",
+            "| --- | ---: |",
+            f"| train | {self.train_error:.2%} |",
+            f"| dev | {self.dev_error:.2%} |",
+            f"| optimal (Bayes / human-level estimate) | {self.bayes_error:.2%} |",
+            "",
+            f"- avoidable bias (train − optimal): {self.avoidable_bias:+.2%}",
+            f"- variance (dev − train): {self.variance:+.2%}",
+            "",
+            f"Verdict: **{self.verdict}**",
+            "",
+            "What to try:",
+            "",
+            *(f"- {remedy}" for remedy in self.remedies),
+            "",
+            f'"High" is judged relative to the optimal error estimate ({self.bayes_error:.2%}), not as an '
+            f"absolute number: avoidable bias above the tolerance of {self.tolerance:.2%} means high "
+            "bias, and a dev − train gap above the same tolerance means high variance.",
+        ]
+        if self.avoidable_bias < 0:
+            lines += [
+                "",
+                "The training error is below the optimal error estimate, so that estimate is probably "
+                "too high; the bias verdict rests on it.",
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def _is_real(value: Any) -> bool:
+    """True for ints, floats and numpy scalars; False for booleans, strings and ``None``."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _fraction(name: str, value: Any) -> float:
+    """Check that ``value`` is a real number in ``[0, 1]`` and return it as a float."""
+    if not _is_real(value) or not 0.0 <= value <= 1.0:
+        raise UserError(f"{name} must be a fraction in [0, 1] (e.g. 0.05 for 5%), got {value!r}")
+    return float(value)
+
+
+def diagnose(
+    train_error: float, dev_error: float, bayes_error: float = 0.0, tolerance: float = 0.02
+) -> Diagnosis:
+    """Diagnose bias and variance from the training, dev and optimal errors.
+
+    High bias when ``train_error - bayes_error > tolerance``; high variance when
+    ``dev_error - train_error > tolerance``; both when both hold; otherwise fine. A ``bayes_error``
+    above ``train_error`` is allowed and simply gives a negative avoidable bias.
+
+    Args:
+        train_error: Error on the training split, a fraction in ``[0, 1]``.
+        dev_error: Error on the dev split, a fraction in ``[0, 1]``.
+        bayes_error: Estimate of the optimal (Bayes / human-level) error, a fraction in ``[0, 1]``.
+            Defaults to 0.0.
+        tolerance: The gap above which bias or variance counts as high, in ``(0, 1)``.
+            Defaults to 0.02.
+
+    Returns:
+        The :class:`Diagnosis` with the gaps, the verdict and its remedies.
+
+    Raises:
+        UserError: If an error is not a number in ``[0, 1]`` or ``tolerance`` is not in ``(0, 1)``.
+    """
+    train_error = _fraction("train error", train_error)
+    dev_error = _fraction("dev error", dev_error)
+    bayes_error = _fraction("optimal (Bayes) error", bayes_error)
+    if not _is_real(tolerance) or not 0.0 < tolerance < 1.0:
+        raise UserError(f"diagnosis tolerance must be a fraction in (0, 1), e.g. 0.02, got {tolerance!r}")
+    tolerance = float(tolerance)
+
+    avoidable_bias = train_error - bayes_error
+    variance = dev_error - train_error
+    high_bias = avoidable_bias > tolerance
+    high_variance = variance > tolerance
+    if high_bias and high_variance:
+        verdict, remedies = HIGH_BIAS_AND_VARIANCE, BIAS_REMEDIES + VARIANCE_REMEDIES
+    elif high_bias:
+        verdict, remedies = HIGH_BIAS, BIAS_REMEDIES
+    elif high_variance:
+        verdict, remedies = HIGH_VARIANCE, VARIANCE_REMEDIES
+    else:
+        verdict, remedies = FINE, FINE_REMEDIES
+    return Diagnosis(
+        train_error=train_error,
+        dev_error=dev_error,
+        bayes_error=bayes_error,
+        avoidable_bias=avoidable_bias,
+        variance=variance,
+        verdict=verdict,
+        remedies=list(remedies),
+        tolerance=tolerance,
+    )
+
+
+def _accuracy(metrics: dict, split: str) -> float:
+    """The accuracy of one split in a run's ``metrics.json`` dict, or a :class:`UserError`."""
+    section = metrics.get(split)
+    accuracy = section.get("accuracy") if isinstance(section, dict) else None
+    if accuracy is None:
+        raise UserError(
+            f"metrics.json in this run has no {split} accuracy; diagnosis needs the accuracy of the "
+            "train and dev splits (train with a dev split, e.g. --set split=0.8,0.1,0.1)"
+        )
+    if not _is_real(accuracy) or not 0.0 <= accuracy <= 1.0:
+        raise UserError(
+            f"metrics.json in this run has {split} accuracy {accuracy!r}; expected a number in [0, 1]"
+        )
+    return float(accuracy)
+
+
+def diagnose_metrics(metrics: dict, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
+    """Diagnose a finished run from its ``metrics.json`` contents, with error = 1 − accuracy.
+
+    Args:
+        metrics: The run's metrics, e.g. ``{"train": {"loss": 0.1, "accuracy": 0.99},
+            "dev": {...}, "test": {...}, "split": {...}}``. Only ``train`` and ``dev`` accuracy are used.
+        bayes_error: Estimate of the optimal (Bayes / human-level) error, a fraction in ``[0, 1]``.
+            Defaults to 0.0.
+        tolerance: The gap above which bias or variance counts as high, in ``(0, 1)``.
+            Defaults to 0.02.
+
+    Returns:
+        The :class:`Diagnosis` of :func:`diagnose`.
+
+    Raises:
+        UserError: If ``metrics`` lacks the train or dev accuracy, or a value is out of range.
+    """
+    if not isinstance(metrics, dict):
+        raise UserError(
+            f"metrics.json must hold an object with train and dev sections, got {type(metrics).__name__}"
+        )
+    train_error = 1.0 - _accuracy(metrics, "train")
+    dev_error = 1.0 - _accuracy(metrics, "dev")
+    return diagnose(train_error, dev_error, bayes_error=bayes_error, tolerance=tolerance)

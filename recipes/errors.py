@@ -1,0 +1,28 @@
+"""The project's error type for user mistakes.
+
+Library code raises :class:`UserError` (a ``ValueError``) for anything the user can fix: a bad path,
+a malformed file, an impossible setting. ``cli.py`` turns it into one line on stderr and exit
+status 2. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class UserError(ValueError):
+    """A mistake in the user's input: the message names the problem and the fix."""
+
+
+def closest(name: str, choices: Iterable[str]) -> str:
+    """Return a ``"; did you mean 'x'?"`` hint for ``name`` among ``choices``, or ``""``."""
+    matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{matches[0]}'?" if matches else ""
+
+
+def unknown_choice(what: str, name: str, choices: Iterable[str]) -> UserError:
+    """Build the error for an unknown name, suggesting the closest valid one and listing all."""
+    choices = sorted(choices)
+    hint = closest(name, choices)
+    return UserError(f"unknown {what} '{name}'{hint} (choose from: {', '.join(choices)})")

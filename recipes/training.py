@@ -1,0 +1,290 @@
+"""The training run: data → split → z-score → model → fit → evaluate → run directory.
+
+:func:`train` is what ``python cli.py train`` calls. TensorFlow is imported here, so the CLI
+imports this module only inside the commands that train.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recipes.backend import import_keras
+from recipes.config import TrainConfig, save_config, validate
+from recipes.data import Dataset, load_dataset
+from recipes.diagnosis import Diagnosis, diagnose_metrics
+from recipes.errors import UserError
+from recipes.models import DataSpec, build_model
+from recipes.normalization import normalization_statistics
+from recipes.optimizers import make_optimizer
+from recipes.rundir import staged_run, write_atomic, write_json
+from recipes.schedules import learning_rate_at
+from recipes.splitting import Split, save_split, split_fractions, split_indices
+
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate")
+EVALUATION_BATCH = 1024
+
+
+@dataclass
+class PreparedData:
+    """A data set with its split and the model-facing description of it."""
+
+    dataset: Dataset
+    split: Split
+    spec: DataSpec
+
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of split part ``name`` ("train", "dev" or "test")."""
+        indices = getattr(self.split, name)
+        return self.dataset.x[indices], self.dataset.y[indices]
+
+
+def prepare_data(config: TrainConfig) -> PreparedData:
+    """Load ``config.data``, split it (seeded, stratified) and compute training-split statistics."""
+    dataset = load_dataset(config.data, config.label, config.image_size)
+    fractions = tuple(config.split) if config.split else split_fractions(len(dataset.y))
+    split = split_indices(dataset.y, fractions, config.seed)
+    mean, variance = normalization_statistics(dataset.x[split.train])
+    spec = DataSpec(dataset.input_shape, dataset.num_classes, mean, variance, len(split.train))
+    return PreparedData(dataset, split, spec)
+
+
+def compile_model(model: Any, config: TrainConfig) -> Any:
+    """Compile with the config's optimizer, cross-entropy on class indices and accuracy."""
+    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def batch_size_for(config: TrainConfig, num_train: int) -> int:
+    """Examples per step: ``full`` (batch gradient descent) is the whole training split."""
+    return num_train if config.batch_size == "full" else min(int(config.batch_size), num_train)
+
+
+def _augmenter(config: TrainConfig, data: PreparedData) -> Callable[[Any], Any] | None:
+    """The training-only augmentation for this data kind, or None when none is configured."""
+    import keras
+    import tensorflow as tf
+
+    if data.dataset.kind == "image":
+        layers = []
+        if config.flip != "none":
+            layers.append(keras.layers.RandomFlip(config.flip, seed=config.seed))
+        if config.rotation > 0:
+            layers.append(keras.layers.RandomRotation(config.rotation, seed=config.seed))
+        if config.translation > 0:
+            layers.append(keras.layers.RandomTranslation(config.translation, config.translation, seed=config.seed))
+        if config.zoom > 0:
+            layers.append(keras.layers.RandomZoom(config.zoom, seed=config.seed))
+        if not layers:
+            return None
+        pipeline = keras.Sequential(layers)
+        return lambda x: pipeline(x, training=True)
+    if config.noise_stddev > 0:
+        # Noise in z-score units: scaled by each feature's training std, added to the raw input.
+        scale = tf.constant(config.noise_stddev * np.sqrt(data.spec.variance), tf.float32)
+        return lambda x: x + tf.random.normal(tf.shape(x), seed=config.seed) * scale
+    return None
+
+
+def training_dataset(config: TrainConfig, data: PreparedData) -> Any:
+    """Training batches as a ``tf.data`` pipeline, reshuffled every epoch, augmented if configured."""
+    import tensorflow as tf
+
+    x, y = data.part("train")
+    pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+        len(y), seed=config.seed, reshuffle_each_iteration=True
+    )
+    pipeline = pipeline.batch(batch_size_for(config, len(y)))
+    augment = _augmenter(config, data)
+    if augment is not None:
+        pipeline = pipeline.map(lambda xb, yb: (augment(xb), yb), num_parallel_calls=tf.data.AUTOTUNE)
+    return pipeline.prefetch(tf.data.AUTOTUNE)
+
+
+def _callbacks(config: TrainConfig, log_dir: Path | None, report: Callable[[str], None] | None) -> list[Any]:
+    import keras
+
+    callbacks = [
+        keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(config, epoch)),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=config.patience, min_delta=config.min_delta, restore_best_weights=True
+            )
+        )
+    if log_dir is not None:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0))
+    if report is not None:
+        callbacks.append(_epoch_report(config.epochs, report))
+    return callbacks
+
+
+def _epoch_report(epochs: int, report: Callable[[str], None]) -> Any:
+    """A Keras callback that reports one line per epoch: losses, accuracies, learning rate, time."""
+    import keras
+
+    class EpochReport(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            values = "  ".join(
+                f"{label} {logs[key]:{form}}"
+                for label, key, form in (("loss", "loss", ".4f"), ("acc", "accuracy", ".4f"),
+                                         ("dev loss", "val_loss", ".4f"), ("dev acc", "val_accuracy", ".4f"),
+                                         ("lr", "learning_rate", ".2e"))
+                if key in logs
+            )
+            report(f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  {values}  {time.perf_counter() - self.started:.2f}s")
+
+    return EpochReport()
+
+
+def fit(model: Any, config: TrainConfig, data: PreparedData, log_dir: Path | None = None,
+        report: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+    """Train a compiled model; early stopping on dev loss restores the best weights.
+
+    Returns:
+        Per-epoch history with keys of :data:`HISTORY_COLUMNS` (dev instead of Keras's val).
+    """
+    x_dev, y_dev = data.part("dev")
+    history = model.fit(
+        training_dataset(config, data),
+        validation_data=(x_dev, y_dev),
+        validation_batch_size=EVALUATION_BATCH,
+        epochs=config.epochs,
+        callbacks=_callbacks(config, log_dir, report),
+        verbose=0,
+    ).history
+    losses = history.get("loss", [])
+    if losses and not np.isfinite(losses[-1]):
+        raise UserError(
+            f"training diverged: the loss became {losses[-1]} in epoch {len(losses)}; "
+            f"lower the learning rate (now {config.learning_rate:g}), e.g. --learning-rate {config.learning_rate / 10:g}"
+        )
+    renamed = {"loss": "loss", "accuracy": "accuracy", "val_loss": "dev_loss", "val_accuracy": "dev_accuracy",
+               "learning_rate": "learning_rate"}
+    result = {new: [float(v) for v in history.get(old, [])] for old, new in renamed.items()}
+    result["epoch"] = list(range(1, len(losses) + 1))
+    return result
+
+
+def evaluate(model: Any, data: PreparedData) -> dict[str, Any]:
+    """Loss (with the regularization term) and accuracy on each split, and the split sizes."""
+    metrics: dict[str, Any] = {}
+    for part in ("train", "dev", "test"):
+        x, y = data.part(part)
+        scores = model.evaluate(x, y, batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)
+        metrics[part] = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
+    metrics["split"] = data.split.sizes()
+    return metrics
+
+
+def history_csv(history: dict[str, list[float]]) -> str:
+    """The history as CSV text, one row per epoch, columns :data:`HISTORY_COLUMNS`."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    for row in zip(*(history.get(column, []) for column in HISTORY_COLUMNS), strict=False):
+        writer.writerow([repr(value) if isinstance(value, float) else value for value in row])
+    return buffer.getvalue()
+
+
+@dataclass
+class TrainResult:
+    """What a finished training run produced."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    diagnosis: Diagnosis
+    epochs_run: int
+    parameters: int
+    seconds: float
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "numpy", "scikit-learn"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> TrainResult:
+    """Train ``config`` and write its run directory ``<out>/train/<name>-<n>/``.
+
+    The run is staged in a hidden folder and renamed into place only when every file is written,
+    so a failure leaves no run directory. Files: ``config.yaml``, ``model.keras``,
+    ``history.csv``, ``metrics.json``, ``diagnosis.md``, ``plots/learning_curves.png``,
+    ``plots/learning_rate.png``, ``tensorboard/``, plus ``data.json`` (classes, input shape),
+    ``split.npz`` (the split's indices) and ``run.json`` (time, versions).
+
+    Args:
+        config: the training config (validated here).
+        report: called with one line of progress at a time; None for silence.
+
+    Returns:
+        The run directory, metrics, diagnosis, epochs run, parameter count and wall time.
+    """
+    from recipes.plots import plot_learning_curves, plot_learning_rate
+
+    say = report or (lambda line: None)
+    validate(config)
+    started = time.perf_counter()
+    data = prepare_data(config)
+    keras = import_keras(config.seed)
+    model = compile_model(build_model(config, data.spec), config)
+    sizes = data.split.sizes()
+    say(
+        f"data {data.dataset.name}: {len(data.dataset.y)} examples, {data.dataset.num_classes} classes, "
+        f"input {data.dataset.input_shape}; split train {sizes['train']} / dev {sizes['dev']} / test {sizes['test']}"
+    )
+    say(f"model {config.recipe}: {model.count_params():,} parameters; up to {config.epochs} epochs, "
+        f"batch {batch_size_for(config, sizes['train'])}, {config.optimizer} lr {config.learning_rate:g} ({config.schedule})")
+    with staged_run(config.out, "train", config.run_name()) as run:
+        history = fit(model, config, data, run.path / "tensorboard", report)
+        metrics = evaluate(model, data)
+        diagnosis = diagnose_metrics(metrics, config.bayes_error)
+        model.save(run.path / "model.keras")
+        write_atomic(run.path / "config.yaml", save_config(config))
+        write_atomic(run.path / "history.csv", history_csv(history))
+        write_json(run.path / "metrics.json", metrics)
+        write_atomic(run.path / "diagnosis.md", diagnosis.to_markdown(f"Diagnosis of {config.run_name()}"))
+        write_json(run.path / "data.json", {
+            "name": data.dataset.name,
+            "source": config.data,
+            "kind": data.dataset.kind,
+            "input_shape": list(data.dataset.input_shape),
+            "class_names": data.dataset.class_names,
+            "feature_names": data.dataset.feature_names,
+            "examples": len(data.dataset.y),
+            "stratified": data.split.stratified,
+        })
+        save_split(run.path / "split.npz", data.split)
+        plot_learning_curves(history, run.path / "plots" / "learning_curves.png")
+        plot_learning_rate(history["learning_rate"], run.path / "plots" / "learning_rate.png")
+        seconds = time.perf_counter() - started
+        write_json(run.path / "run.json", {
+            "command": "train",
+            "seconds": round(seconds, 3),
+            "epochs_run": len(history["epoch"]),
+            "parameters": int(model.count_params()),
+            "versions": _versions(),
+            "keras_backend": keras.backend.backend(),
+        })
+    return TrainResult(run.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds)

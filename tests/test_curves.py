@@ -1,0 +1,173 @@
+"""EWMA smoothing (the seed's formula, with bias correction) and the PNG plots built on it."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recipes import plots
+from recipes.curves import ewma
+from recipes.errors import UserError
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- ewma ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("beta", [0.9, 0.98])
+def test_bias_corrected_ewma_of_a_constant_is_the_constant_from_the_first_step(beta):
+    smoothed = ewma([3.7] * 50, beta=beta)
+    np.testing.assert_allclose(smoothed, np.full(50, 3.7), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("beta", [0.9, 0.98])
+def test_uncorrected_first_value_is_one_minus_beta_times_theta(beta):
+    smoothed = ewma([5.0, 5.0, 5.0], beta=beta, bias_correction=False)
+    assert smoothed[0] == pytest.approx((1 - beta) * 5.0, abs=1e-15)
+    # Without correction a constant is approached from below: v_t = (1 - beta**t) * theta.
+    np.testing.assert_allclose(smoothed, [(1 - beta**step) * 5.0 for step in (1, 2, 3)], atol=1e-12)
+
+
+def test_three_steps_by_hand():
+    # beta = 0.9 on 10, 20, 30:  v1 = 1.0, v2 = 0.9 * 1.0 + 2.0 = 2.9, v3 = 0.9 * 2.9 + 3.0 = 5.61.
+    uncorrected = ewma([10.0, 20.0, 30.0], beta=0.9, bias_correction=False)
+    np.testing.assert_allclose(uncorrected, [1.0, 2.9, 5.61], atol=1e-12)
+    # Corrected: divide by 1 - 0.9**t = 0.1, 0.19, 0.271.
+    corrected = ewma([10.0, 20.0, 30.0], beta=0.9)
+    np.testing.assert_allclose(corrected, [10.0, 290 / 19, 5610 / 271], atol=1e-12)
+    # beta = 0.5 on 1, 2, 3: 0.5, 1.25, 2.125, corrected 1, 5/3, 17/7.
+    np.testing.assert_allclose(ewma([1, 2, 3], beta=0.5), [1.0, 5 / 3, 17 / 7], atol=1e-12)
+
+
+def test_beta_zero_returns_the_values():
+    np.testing.assert_array_equal(ewma([4.0, -1.0, 2.5], beta=0.0), [4.0, -1.0, 2.5])
+
+
+def test_nan_is_skipped_and_the_last_smoothed_value_carried_forward():
+    smoothed = ewma([float("nan"), 2.0, float("nan"), 2.0, 4.0], beta=0.5)
+    assert math.isnan(smoothed[0])
+    # The NaN does not advance t, so the constant stays exact across the gap.
+    np.testing.assert_allclose(smoothed[1:4], [2.0, 2.0, 2.0], atol=1e-12)
+    # Third real value: v = 0.5 * 1.5 + 0.5 * 4 = 2.75, corrected by 1 - 0.5**3 = 0.875.
+    assert smoothed[4] == pytest.approx(2.75 / 0.875, abs=1e-12)
+
+
+def test_empty_input_gives_an_empty_array():
+    assert ewma([]).shape == (0,)
+
+
+@pytest.mark.parametrize("beta", [1.0, -0.1, 1.5, float("nan"), True])
+def test_beta_out_of_range_is_a_user_error(beta):
+    with pytest.raises(UserError, match="beta"):
+        ewma([1.0, 2.0], beta=beta)
+
+
+def test_two_dimensional_input_is_a_user_error():
+    with pytest.raises(UserError, match="one-dimensional"):
+        ewma(np.ones((2, 3)))
+
+
+# --- plots ---------------------------------------------------------------------------------------
+
+
+def _assert_png(path: Path) -> None:
+    assert path.is_file()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        assert width > 0 and height > 0
+
+
+def _leftovers(folder: Path, expected: set[str]) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name not in expected)
+
+
+def test_learning_curves_png_is_written_atomically(tmp_path):
+    history = {
+        "loss": [1.2, 0.8, 0.6, 0.5, 0.45, 0.42],
+        "accuracy": [0.55, 0.7, 0.8, 0.85, 0.87, 0.9],
+        "dev_loss": [1.3, 0.9, 0.75, 0.7, 0.72, 0.8],
+        "dev_accuracy": [0.5, 0.66, 0.74, 0.78, 0.79, 0.78],
+        "learning_rate": [0.01] * 6,
+    }
+    path = tmp_path / "plots" / "learning_curves.png"  # parent folder does not exist yet
+    plots.plot_learning_curves(history, path)
+    _assert_png(path)
+    assert _leftovers(path.parent, {"learning_curves.png"}) == []
+
+
+def test_learning_curves_with_only_some_series(tmp_path):
+    path = tmp_path / "loss_only.png"
+    plots.plot_learning_curves({"loss": [0.9, 0.5, 0.3]}, path, beta=0.5)
+    _assert_png(path)
+
+
+def test_learning_curves_without_any_series_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no learning curves"):
+        plots.plot_learning_curves({"lr": [0.1]}, tmp_path / "empty.png")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("rates", "log_scale"),
+    [([0.1 * 0.5**epoch for epoch in range(8)], True), ([0.01, 0.008, 0.006], False)],
+)
+def test_learning_rate_png_and_its_scale(tmp_path, monkeypatch, rates, log_scale):
+    pyplot = plots._pyplot()
+    scales = []
+    original_save = plots._save_figure
+
+    def recording_save(figure, path):
+        scales.append(figure.axes[0].get_yscale())
+        original_save(figure, path)
+
+    monkeypatch.setattr(plots, "_save_figure", recording_save)
+    path = tmp_path / "nested" / "learning_rate.png"
+    plots.plot_learning_rate(rates, path)
+    _assert_png(path)
+    assert scales == ["log" if log_scale else "linear"]
+    assert _leftovers(path.parent, {"learning_rate.png"}) == []
+    assert pyplot.get_fignums() == []  # the figure was closed
+
+
+def test_learning_rate_rejects_empty_and_non_finite(tmp_path):
+    with pytest.raises(UserError, match="empty"):
+        plots.plot_learning_rate([], tmp_path / "lr.png")
+    with pytest.raises(UserError, match="finite"):
+        plots.plot_learning_rate([0.1, float("inf")], tmp_path / "lr.png")
+
+
+def test_failed_save_leaves_no_temporary_file_and_keeps_the_old_image(tmp_path, monkeypatch):
+    path = tmp_path / "learning_rate.png"
+    plots.plot_learning_rate([0.1, 0.05], path)
+    before = path.read_bytes()
+
+    figure_class = type(plots._pyplot().figure())
+    plots._pyplot().close("all")
+
+    def broken_savefig(self, *arguments, **keywords):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(figure_class, "savefig", broken_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_learning_rate([0.1, 0.01, 0.001], path)
+    assert path.read_bytes() == before
+    assert _leftovers(tmp_path, {"learning_rate.png"}) == []
+    assert plots._pyplot().get_fignums() == []
+
+
+def test_importing_the_modules_loads_neither_matplotlib_nor_tensorflow():
+    code = (
+        "import sys, recipes.plots, recipes.curves, recipes.diagnosis; "
+        "heavy = [name for name in ('matplotlib', 'tensorflow', 'keras') if name in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY_ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
