@@ -68,9 +68,13 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed for a deterministic run.")] = None,
     out: Annotated[str | None, typer.Option(help="Root folder of runs.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (default <data>-<recipe>).")] = None,
-    bayes_error: Annotated[float | None, typer.Option(help="Optimal error estimate for the diagnosis.")] = None,
+    bayes_error: Annotated[
+        float | None, typer.Option(help="Optimal error estimate for the diagnosis.")
+    ] = None,
     set_: SetOption = None,
-    help_config: Annotated[bool, typer.Option("--help-config", help="List every config key and exit.")] = False,
+    help_config: Annotated[
+        bool, typer.Option("--help-config", help="List every config key and exit.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-epoch lines.")] = False,
 ) -> None:
     """Train a recipe on a data set and write a run directory (default: mlp on digits)."""
@@ -82,8 +86,18 @@ def train(
 
         resolved = resolve_config(
             config,
-            {"recipe": recipe, "data": data, "label": label, "epochs": epochs, "batch_size": batch_size,
-             "learning_rate": learning_rate, "seed": seed, "out": out, "name": name, "bayes_error": bayes_error},
+            {
+                "recipe": recipe,
+                "data": data,
+                "label": label,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "seed": seed,
+                "out": out,
+                "name": name,
+                "bayes_error": bayes_error,
+            },
             set_,
         )
         from recipes.training import train as run_training
@@ -96,12 +110,16 @@ def _print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{result.run_dir}  ({result.epochs_run} epochs, {result.seconds:.1f}s)")
+    table = Table(
+        title=f"{result.epochs_run} epochs, {result.parameters:,} parameters, {result.seconds:.1f}s"
+    )
     for column in ("split", "examples", "loss", "accuracy"):
         table.add_column(column, justify="right" if column != "split" else "left")
     for part in ("train", "dev", "test"):
         scores = result.metrics[part]
-        table.add_row(part, str(result.metrics["split"][part]), f"{scores['loss']:.4f}", f"{scores['accuracy']:.4f}")
+        table.add_row(
+            part, str(result.metrics["split"][part]), f"{scores['loss']:.4f}", f"{scores['accuracy']:.4f}"
+        )
     console = Console()
     console.print(table)
     console.print(f"diagnosis: {result.diagnosis.summary_line()}")
@@ -138,8 +156,10 @@ def recipes(
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        typer.echo(f"{row['name']:<6} {row['parameters']:>9,} parameters  input {tuple(row['input_shape'])}  "
-                   f"{row['description']}")
+        typer.echo(
+            f"{row['name']:<6} {row['parameters']:>9,} parameters  input {tuple(row['input_shape'])}  "
+            f"{row['description']}"
+        )
 
 
 @app.command()
@@ -162,8 +182,13 @@ def gradcheck(
             raise UserError("--examples and --samples-per-tensor must be >= 1, --epsilon and --threshold > 0")
         from recipes.gradcheck import gradcheck_config
 
-        result = gradcheck_config(resolved, examples=examples, epsilon=epsilon, threshold=threshold,
-                                  samples_per_tensor=samples_per_tensor)
+        result = gradcheck_config(
+            resolved,
+            examples=examples,
+            epsilon=epsilon,
+            threshold=threshold,
+            samples_per_tensor=samples_per_tensor,
+        )
     from rich.console import Console
     from rich.table import Table
 
@@ -174,8 +199,10 @@ def gradcheck(
         table.add_row(*row)
     console = Console()
     console.print(table)
-    console.print(f"overall relative error {result.relative_error:.3e}: {result.verdict} "
-                  f"({'passed' if result.passed else 'FAILED'}, threshold {threshold:g})")
+    console.print(
+        f"overall relative error {result.relative_error:.3e}: {result.verdict} "
+        f"({'passed' if result.passed else 'FAILED'}, threshold {threshold:g})"
+    )
     if not result.passed:
         raise typer.Exit(1)
 

@@ -29,12 +29,14 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
         dataset = load_dataset(config.data, config.label, config.image_size)
         spec = DataSpec(dataset.input_shape, dataset.num_classes)
         model = build_model(config, spec)
-        rows.append({
-            "name": name,
-            "description": DESCRIPTIONS[name],
-            "parameters": int(model.count_params()),
-            "input_shape": list(dataset.input_shape),
-            "num_classes": dataset.num_classes,
-            "data": config.data,
-        })
+        rows.append(
+            {
+                "name": name,
+                "description": DESCRIPTIONS[name],
+                "parameters": int(model.count_params()),
+                "input_shape": list(dataset.input_shape),
+                "num_classes": dataset.num_classes,
+                "data": config.data,
+            }
+        )
     return rows

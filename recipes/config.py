@@ -82,7 +82,7 @@ class TrainConfig:
     # --- regularization ----------------------------------------------------------------------
     l2: float = _doc("L2 lambda: adds lambda/(2m) * sum ||W||^2 to the cost (m = training examples)", 0.0)
     l1: float = _doc("L1 lambda: adds lambda/(2m) * sum |W| to the cost (m = training examples)", 0.0)
-    dropout: float = _doc("inverted dropout: probability of dropping a hidden unit (1 - keep_prob)", 0.0)
+    dropout: float = _doc("inverted dropout: probability of dropping a hidden unit (1 - keep_prob)", 0.2)
     noise_stddev: float = _doc(
         "tabular augmentation: Gaussian noise in units of each feature's training std", 0.0
     )
@@ -274,25 +274,46 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check(math.isfinite(value) and value > 0, f"{key} must be > 0, got {value}; e.g. --set {key}=0.001")
     _check(config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}; e.g. --epochs 20")
     if isinstance(config.batch_size, str):
-        _check(config.batch_size == "full", f"batch_size must be a positive integer or 'full', got '{config.batch_size}'")
+        _check(
+            config.batch_size == "full",
+            f"batch_size must be a positive integer or 'full', got '{config.batch_size}'",
+        )
     else:
-        _check(config.batch_size >= 1, f"batch_size must be at least 1 (or 'full'), got {config.batch_size}; e.g. --batch-size 64")
-    _check(0.0 <= config.dropout < 1.0, f"dropout is a drop probability in [0, 1), got {config.dropout}; e.g. --set dropout=0.2")
+        _check(
+            config.batch_size >= 1,
+            f"batch_size must be at least 1 (or 'full'), got {config.batch_size}; e.g. --batch-size 64",
+        )
+    _check(
+        0.0 <= config.dropout < 1.0,
+        f"dropout is a drop probability in [0, 1), got {config.dropout}; e.g. --set dropout=0.2",
+    )
     for key in ("momentum", "rho", "beta_1", "beta_2"):
         value = getattr(config, key)
         _check(0.0 <= value < 1.0, f"{key} must be in [0, 1), got {value}; e.g. --set {key}=0.9")
     for key in ("l1", "l2", "noise_stddev", "rotation", "translation", "zoom", "min_delta"):
         value = getattr(config, key)
         _check(math.isfinite(value) and value >= 0, f"{key} must be >= 0, got {value}")
-    _check(0 < config.exponential_rate <= 1, f"exponential_rate must be in (0, 1], got {config.exponential_rate}")
+    _check(
+        0 < config.exponential_rate <= 1, f"exponential_rate must be in (0, 1], got {config.exponential_rate}"
+    )
     _check(0 < config.step_factor <= 1, f"step_factor must be in (0, 1], got {config.step_factor}")
     _check(config.step_epochs >= 1, f"step_epochs must be at least 1, got {config.step_epochs}")
     _check(config.patience >= 0, f"patience must be >= 0, got {config.patience}")
-    _check(0.0 <= config.bayes_error < 1.0, f"bayes_error is an error rate in [0, 1), got {config.bayes_error}")
-    _check(all(units >= 1 for units in config.hidden_units), f"hidden_units must all be >= 1, got {config.hidden_units}")
-    _check(all(filters >= 1 for filters in config.conv_filters), f"conv_filters must all be >= 1, got {config.conv_filters}")
+    _check(
+        0.0 <= config.bayes_error < 1.0, f"bayes_error is an error rate in [0, 1), got {config.bayes_error}"
+    )
+    _check(
+        all(units >= 1 for units in config.hidden_units),
+        f"hidden_units must all be >= 1, got {config.hidden_units}",
+    )
+    _check(
+        all(filters >= 1 for filters in config.conv_filters),
+        f"conv_filters must all be >= 1, got {config.conv_filters}",
+    )
     if config.recipe == "cnn":
-        _check(len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64")
+        _check(
+            len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64"
+        )
     for key in ("convs_per_block", "kernel_size", "pool_size"):
         _check(getattr(config, key) >= 1, f"{key} must be at least 1, got {getattr(config, key)}")
     if config.image_size is not None:

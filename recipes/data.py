@@ -95,7 +95,7 @@ def _missing_source(source: str) -> UserError:
     if looks_like_path:
         return UserError(f"data file {source} does not exist; {_SOURCE_HINT}")
     hint = closest(source, BUILTIN_DATASETS)
-    return UserError(f"unknown data set '{source}'{hint}: no such built-in set or path; {_SOURCE_HINT}")
+    return UserError(f"unknown data set '{source}': no such built-in set or path; {_SOURCE_HINT}{hint}")
 
 
 def _load_file(path: Path, label: str) -> Dataset:
@@ -226,7 +226,8 @@ def _parse_features(
             values.append([float(cell) for cell in row])
         except ValueError:
             raise _bad_cell(row, line, feature_names, path) from None
-    x = np.asarray(values, dtype=np.float32)
+    with np.errstate(over="ignore"):  # too large for float32 becomes inf, reported below
+        x = np.asarray(values, dtype=np.float32)
     if not np.isfinite(x).all():
         row_index, column_index = np.argwhere(~np.isfinite(x))[0]
         raise UserError(
@@ -329,7 +330,8 @@ def _npz_features(x: np.ndarray, path: Path) -> np.ndarray:
         )
     if len(x) == 0:
         raise UserError(f"NPZ file {path}: array 'x' has no examples")
-    x = x.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, reported below
+        x = x.astype(np.float32)
     finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if not finite.all():
         raise UserError(

@@ -236,7 +236,8 @@ def check_gradients(
                 loss = cost()
             gradients = tape.gradient(loss, variables)
             analytic = [
-                np.zeros(variable.shape, np.float64) if gradient is None
+                np.zeros(variable.shape, np.float64)
+                if gradient is None
                 else np.asarray(tf.convert_to_tensor(gradient).numpy(), np.float64)
                 for variable, gradient in zip(variables, gradients, strict=True)
             ]
@@ -249,7 +250,8 @@ def check_gradients(
         for variable, gradient in zip(variables, analytic, strict=True):
             if tuple(gradient.shape) != tuple(variable.shape):
                 raise ValueError(
-                    f"gradient for {variable.path} has shape {gradient.shape}, expected {tuple(variable.shape)}"
+                    f"gradient for {variable.path} has shape {gradient.shape}, "
+                    f"expected {tuple(variable.shape)}"
                 )
         first, second = float(compiled_cost()), float(compiled_cost())
         if first != second:
@@ -291,7 +293,8 @@ def check_gradients(
             worst = int(np.argmax(differences)) if len(differences) else 0
             worst_index = (
                 tuple(int(part) for part in np.unravel_index(int(coordinates[worst]), original.shape))
-                if len(coordinates) else ()
+                if len(coordinates)
+                else ()
             )
             tensors.append(
                 TensorCheck(

@@ -87,7 +87,9 @@ def _activate(keras: ModuleType, x: Any, activation: str) -> Any:
     return x if activation == "linear" else keras.layers.Activation(activation)(x)
 
 
-def _hidden(keras: ModuleType, x: Any, layer: Callable[..., Any], config: TrainConfig, spec: DataSpec, **kwargs: Any) -> Any:
+def _hidden(
+    keras: ModuleType, x: Any, layer: Callable[..., Any], config: TrainConfig, spec: DataSpec, **kwargs: Any
+) -> Any:
     """linear layer → [BatchNorm] → activation, with the seed's initializer and regularizer."""
     x = layer(
         use_bias=not config.batch_norm,
@@ -105,7 +107,9 @@ def _inputs(keras: ModuleType, spec: DataSpec) -> tuple[Any, Any]:
     inputs = keras.Input(shape=spec.input_shape, name="raw_input")
     channels = spec.input_shape[-1]
     mean = np.zeros(channels, np.float32) if spec.mean is None else np.asarray(spec.mean, np.float32)
-    variance = np.ones(channels, np.float32) if spec.variance is None else np.asarray(spec.variance, np.float32)
+    variance = (
+        np.ones(channels, np.float32) if spec.variance is None else np.asarray(spec.variance, np.float32)
+    )
     normalized = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="zscore")(inputs)
     return inputs, normalized
 
@@ -171,8 +175,16 @@ def build_cnn(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | No
     inputs, x = _inputs(keras, spec)
     for filters in config.conv_filters:
         for _ in range(config.convs_per_block):
-            x = _hidden(keras, x, keras.layers.Conv2D, config, spec, filters=filters,
-                        kernel_size=config.kernel_size, padding="same")
+            x = _hidden(
+                keras,
+                x,
+                keras.layers.Conv2D,
+                config,
+                spec,
+                filters=filters,
+                kernel_size=config.kernel_size,
+                padding="same",
+            )
         x = keras.layers.MaxPooling2D(config.pool_size)(x)
     x = keras.layers.Flatten()(x)
     return keras.Model(inputs, _dense_head(keras, x, config, spec), name="cnn")

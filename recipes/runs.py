@@ -16,12 +16,16 @@ def require_run(run_dir: str | Path, *needed: str) -> Path:
     """Check that ``run_dir`` is a run directory holding every file in ``needed``."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist; pass a folder written by "
-                        "'python cli.py train', e.g. runs/train/digits-mlp-1")
+        raise UserError(
+            f"run directory {run_dir} does not exist; pass a folder written by "
+            "'python cli.py train', e.g. runs/train/digits-mlp-1"
+        )
     for name in needed:
         if not (run_dir / name).is_file():
-            raise UserError(f"{run_dir} has no {name}: it is not a finished train run; "
-                            "train again with 'python cli.py train'")
+            raise UserError(
+                f"{run_dir} has no {name}: it is not a finished train run; "
+                "train again with 'python cli.py train'"
+            )
     return run_dir
 
 
@@ -30,7 +34,9 @@ def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise UserError(f"{path} cannot be read ({error.__class__.__name__}); the run is damaged: train again") from None
+        raise UserError(
+            f"{path} cannot be read ({error.__class__.__name__}); the run is damaged: train again"
+        ) from None
 
 
 def read_config(run_dir: str | Path) -> TrainConfig:
@@ -52,7 +58,9 @@ def load_model(run_dir: str | Path) -> Any:
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged zip or config
-        raise UserError(f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: train again") from None
+        raise UserError(
+            f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: train again"
+        ) from None
 
 
 def diagnose_run(run_dir: str | Path, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:

@@ -59,7 +59,9 @@ def prepare_data(config: TrainConfig) -> PreparedData:
 
 def compile_model(model: Any, config: TrainConfig) -> Any:
     """Compile with the config's optimizer, cross-entropy on class indices and accuracy."""
-    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -80,7 +82,9 @@ def _augmenter(config: TrainConfig, data: PreparedData) -> Callable[[Any], Any] 
         if config.rotation > 0:
             layers.append(keras.layers.RandomRotation(config.rotation, seed=config.seed))
         if config.translation > 0:
-            layers.append(keras.layers.RandomTranslation(config.translation, config.translation, seed=config.seed))
+            layers.append(
+                keras.layers.RandomTranslation(config.translation, config.translation, seed=config.seed)
+            )
         if config.zoom > 0:
             layers.append(keras.layers.RandomZoom(config.zoom, seed=config.seed))
         if not layers:
@@ -119,11 +123,16 @@ def _callbacks(config: TrainConfig, log_dir: Path | None, report: Callable[[str]
     if config.early_stopping:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=config.patience, min_delta=config.min_delta, restore_best_weights=True
+                monitor="val_loss",
+                patience=config.patience,
+                min_delta=config.min_delta,
+                restore_best_weights=True,
             )
         )
     if log_dir is not None:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0))
+        callbacks.append(
+            keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)
+        )
     if report is not None:
         callbacks.append(_epoch_report(config.epochs, report))
     return callbacks
@@ -141,18 +150,29 @@ def _epoch_report(epochs: int, report: Callable[[str], None]) -> Any:
             logs = logs or {}
             values = "  ".join(
                 f"{label} {logs[key]:{form}}"
-                for label, key, form in (("loss", "loss", ".4f"), ("acc", "accuracy", ".4f"),
-                                         ("dev loss", "val_loss", ".4f"), ("dev acc", "val_accuracy", ".4f"),
-                                         ("lr", "learning_rate", ".2e"))
+                for label, key, form in (
+                    ("loss", "loss", ".4f"),
+                    ("acc", "accuracy", ".4f"),
+                    ("dev loss", "val_loss", ".4f"),
+                    ("dev acc", "val_accuracy", ".4f"),
+                    ("lr", "learning_rate", ".2e"),
+                )
                 if key in logs
             )
-            report(f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  {values}  {time.perf_counter() - self.started:.2f}s")
+            report(
+                f"epoch {epoch + 1:>{len(str(epochs))}}/{epochs}  {values}  {time.perf_counter() - self.started:.2f}s"
+            )
 
     return EpochReport()
 
 
-def fit(model: Any, config: TrainConfig, data: PreparedData, log_dir: Path | None = None,
-        report: Callable[[str], None] | None = None) -> dict[str, list[float]]:
+def fit(
+    model: Any,
+    config: TrainConfig,
+    data: PreparedData,
+    log_dir: Path | None = None,
+    report: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
     """Train a compiled model; early stopping on dev loss restores the best weights.
 
     Returns:
@@ -171,10 +191,16 @@ def fit(model: Any, config: TrainConfig, data: PreparedData, log_dir: Path | Non
     if losses and not np.isfinite(losses[-1]):
         raise UserError(
             f"training diverged: the loss became {losses[-1]} in epoch {len(losses)}; "
-            f"lower the learning rate (now {config.learning_rate:g}), e.g. --learning-rate {config.learning_rate / 10:g}"
+            f"lower the learning rate (now {config.learning_rate:g}), "
+            f"e.g. --learning-rate {config.learning_rate / 10:g}"
         )
-    renamed = {"loss": "loss", "accuracy": "accuracy", "val_loss": "dev_loss", "val_accuracy": "dev_accuracy",
-               "learning_rate": "learning_rate"}
+    renamed = {
+        "loss": "loss",
+        "accuracy": "accuracy",
+        "val_loss": "dev_loss",
+        "val_accuracy": "dev_accuracy",
+        "learning_rate": "learning_rate",
+    }
     result = {new: [float(v) for v in history.get(old, [])] for old, new in renamed.items()}
     result["epoch"] = list(range(1, len(losses) + 1))
     return result
@@ -254,8 +280,11 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
         f"data {data.dataset.name}: {len(data.dataset.y)} examples, {data.dataset.num_classes} classes, "
         f"input {data.dataset.input_shape}; split train {sizes['train']} / dev {sizes['dev']} / test {sizes['test']}"
     )
-    say(f"model {config.recipe}: {model.count_params():,} parameters; up to {config.epochs} epochs, "
-        f"batch {batch_size_for(config, sizes['train'])}, {config.optimizer} lr {config.learning_rate:g} ({config.schedule})")
+    say(
+        f"model {config.recipe}: {model.count_params():,} parameters; up to {config.epochs} epochs, "
+        f"batch {batch_size_for(config, sizes['train'])}, {config.optimizer} "
+        f"lr {config.learning_rate:g} ({config.schedule} schedule)"
+    )
     with staged_run(config.out, "train", config.run_name()) as run:
         history = fit(model, config, data, run.path / "tensorboard", report)
         metrics = evaluate(model, data)
@@ -265,26 +294,34 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
         write_atomic(run.path / "history.csv", history_csv(history))
         write_json(run.path / "metrics.json", metrics)
         write_atomic(run.path / "diagnosis.md", diagnosis.to_markdown(f"Diagnosis of {config.run_name()}"))
-        write_json(run.path / "data.json", {
-            "name": data.dataset.name,
-            "source": config.data,
-            "kind": data.dataset.kind,
-            "input_shape": list(data.dataset.input_shape),
-            "class_names": data.dataset.class_names,
-            "feature_names": data.dataset.feature_names,
-            "examples": len(data.dataset.y),
-            "stratified": data.split.stratified,
-        })
+        write_json(
+            run.path / "data.json",
+            {
+                "name": data.dataset.name,
+                "source": config.data,
+                "kind": data.dataset.kind,
+                "input_shape": list(data.dataset.input_shape),
+                "class_names": data.dataset.class_names,
+                "feature_names": data.dataset.feature_names,
+                "examples": len(data.dataset.y),
+                "stratified": data.split.stratified,
+            },
+        )
         save_split(run.path / "split.npz", data.split)
         plot_learning_curves(history, run.path / "plots" / "learning_curves.png")
         plot_learning_rate(history["learning_rate"], run.path / "plots" / "learning_rate.png")
         seconds = time.perf_counter() - started
-        write_json(run.path / "run.json", {
-            "command": "train",
-            "seconds": round(seconds, 3),
-            "epochs_run": len(history["epoch"]),
-            "parameters": int(model.count_params()),
-            "versions": _versions(),
-            "keras_backend": keras.backend.backend(),
-        })
-    return TrainResult(run.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds)
+        write_json(
+            run.path / "run.json",
+            {
+                "command": "train",
+                "seconds": round(seconds, 3),
+                "epochs_run": len(history["epoch"]),
+                "parameters": int(model.count_params()),
+                "versions": _versions(),
+                "keras_backend": keras.backend.backend(),
+            },
+        )
+    return TrainResult(
+        run.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds
+    )

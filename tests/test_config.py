@@ -24,8 +24,15 @@ def test_every_field_is_documented():
 def test_overrides_are_coerced_to_field_types():
     config = apply_overrides(
         TrainConfig(),
-        {"hidden_units": "64,32", "dropout": "0.25", "batch_norm": "true", "epochs": "7",
-         "split": "0.8,0.1,0.1", "batch_size": "full", "image_size": "none"},
+        {
+            "hidden_units": "64,32",
+            "dropout": "0.25",
+            "batch_norm": "true",
+            "epochs": "7",
+            "split": "0.8,0.1,0.1",
+            "batch_size": "full",
+            "image_size": "none",
+        },
     )
     assert config.hidden_units == [64, 32]
     assert config.dropout == 0.25

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from recipes.backend import import_keras
 from recipes.config import TrainConfig
 from recipes.models import DataSpec, build_model, initializer_for, kernel_regularizer
 from recipes.normalization import normalization_statistics
-from recipes.backend import import_keras
 
 keras = import_keras(seed=0)
 
@@ -28,7 +28,9 @@ def test_named_initializer_wins():
 
 def test_model_kernels_follow_activation():
     model = build_model(TrainConfig(hidden_units=[512, 256], activation="relu"), DataSpec((784,), 10))
-    first, second = (layer for layer in model.layers if isinstance(layer, keras.layers.Dense) and layer.units != 10)
+    first, second = (
+        layer for layer in model.layers if isinstance(layer, keras.layers.Dense) and layer.units != 10
+    )
     assert np.var(first.kernel.numpy()) == pytest.approx(2 / 784, rel=0.10)
     assert np.var(second.kernel.numpy()) == pytest.approx(2 / 512, rel=0.10)
     tanh_model = build_model(TrainConfig(hidden_units=[512], activation="tanh"), DataSpec((784,), 10))
@@ -41,8 +43,14 @@ def test_regularization_term_equals_seed_formula():
     config = TrainConfig(hidden_units=[16, 8], l2=0.7, l1=0.3)
     model = build_model(config, DataSpec((8, 8, 1), 10, num_train_examples=m))
     model(np.zeros((1, 8, 8, 1), np.float32))
-    kernels = [layer.kernel.numpy().astype(np.float64) for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    expected = 0.7 / (2 * m) * sum((k**2).sum() for k in kernels) + 0.3 / (2 * m) * sum(np.abs(k).sum() for k in kernels)
+    kernels = [
+        layer.kernel.numpy().astype(np.float64)
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense)
+    ]
+    expected = 0.7 / (2 * m) * sum((k**2).sum() for k in kernels) + 0.3 / (2 * m) * sum(
+        np.abs(k).sum() for k in kernels
+    )
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
     assert kernel_regularizer(TrainConfig(), SPEC) is None
 
@@ -51,7 +59,10 @@ def test_regularization_is_added_to_the_loss():
     config = TrainConfig(hidden_units=[16], l2=50.0)
     model = build_model(config, DataSpec((4,), 3, num_train_examples=10))
     model.compile(loss="sparse_categorical_crossentropy")
-    x, y = np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32), np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    x, y = (
+        np.random.default_rng(0).normal(size=(10, 4)).astype(np.float32),
+        np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0]),
+    )
     data_loss = keras.losses.sparse_categorical_crossentropy(y, model(x)).numpy().mean()
     assert model.evaluate(x, y, verbose=0) == pytest.approx(data_loss + float(sum(model.losses)), rel=1e-5)
 
@@ -73,8 +84,19 @@ def test_inverted_dropout_keeps_mean_and_is_identity_at_inference():
 def test_batchnorm_sits_between_linear_layer_and_activation():
     model = build_model(TrainConfig(recipe="cnn", batch_norm=True, conv_filters=[8], hidden_units=[16]), SPEC)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["InputLayer", "Normalization", "Conv2D", "BatchNormalization", "Activation", "MaxPooling2D",
-                     "Flatten", "Dense", "BatchNormalization", "Activation", "Dense"]
+    assert kinds == [
+        "InputLayer",
+        "Normalization",
+        "Conv2D",
+        "BatchNormalization",
+        "Activation",
+        "MaxPooling2D",
+        "Flatten",
+        "Dense",
+        "BatchNormalization",
+        "Activation",
+        "Dense",
+    ]
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)) and layer.name != "probabilities":
             assert layer.use_bias is False
@@ -96,7 +118,9 @@ def test_zscore_layer_uses_training_statistics():
 
 
 def test_image_statistics_are_per_channel():
-    x = np.random.default_rng(0).normal(size=(50, 8, 8, 3)).astype(np.float32) + np.array([0, 10, 20], np.float32)
+    x = np.random.default_rng(0).normal(size=(50, 8, 8, 3)).astype(np.float32) + np.array(
+        [0, 10, 20], np.float32
+    )
     mean, variance = normalization_statistics(x)
     assert mean.shape == (3,)
     np.testing.assert_allclose(mean, [0, 10, 20], atol=0.1)

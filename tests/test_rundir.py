@@ -13,7 +13,11 @@ def test_runs_are_numbered_and_never_overwritten(tmp_path):
         paths.append(run.final_path)
     assert [p.name for p in paths] == ["digits-mlp-1", "digits-mlp-2", "digits-mlp-3"]
     assert [(p / "marker.txt").read_text() for p in paths] == ["0", "1", "2"]
-    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == ["digits-mlp-1", "digits-mlp-2", "digits-mlp-3"]
+    assert sorted(p.name for p in (tmp_path / "train").iterdir()) == [
+        "digits-mlp-1",
+        "digits-mlp-2",
+        "digits-mlp-3",
+    ]
 
 
 def test_numbering_continues_after_gaps(tmp_path):
