@@ -184,6 +184,7 @@ def fit(
         validation_data=(x_dev, y_dev),
         validation_batch_size=EVALUATION_BATCH,
         epochs=config.epochs,
+        shuffle=False,  # the pipeline reshuffles every epoch itself
         callbacks=_callbacks(config, log_dir, report),
         verbose=0,
     ).history
@@ -237,6 +238,7 @@ class TrainResult:
     epochs_run: int
     parameters: int
     seconds: float
+    model: Any = None
 
 
 def _versions() -> dict[str, str]:
@@ -323,5 +325,5 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
             },
         )
     return TrainResult(
-        run.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds
+        run.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds, model
     )

@@ -1,0 +1,105 @@
+"""The registry of ``.tflite`` variants: one row per variant, read by conversion, parity and the CLI.
+
+Each row names the converter settings (as plain data, so this module imports no TensorFlow), the
+file it is written to, the options it accepts and the parity tolerance it is held to against the
+Keras model. The tolerances were measured on the digits MLP (see ``BENCHMARKS.md``) and are
+enforced by ``tests/test_edge_export.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from recipes.errors import UserError, unknown_choice
+
+DEFAULT_VARIANTS = ("float32", "int8")
+ALL = "all"
+MIN_CALIBRATION_WARNING = 100
+DEFAULT_CALIBRATION_SAMPLES = 300
+
+
+@dataclass(frozen=True)
+class Variant:
+    """How one variant is converted, stored and judged.
+
+    Args:
+        name: the name used on the command line, e.g. ``"int8"``.
+        description: one line for tables and help.
+        optimize: whether the converter's default optimization (weight quantization) is on.
+        weight_type: ``"float16"`` to store weights as float16, else None.
+        full_integer: full-integer quantization with a representative data set (int8 kernels only).
+        options: the export options this variant accepts besides the common ones.
+        max_abs_diff: largest allowed absolute difference of any output probability from Keras.
+        max_accuracy_drop: largest allowed drop of test accuracy below Keras, in percentage points.
+    """
+
+    name: str
+    description: str
+    optimize: bool
+    weight_type: str | None
+    full_integer: bool
+    options: tuple[str, ...]
+    max_abs_diff: float
+    max_accuracy_drop: float
+
+    @property
+    def filename(self) -> str:
+        """The variant's file inside ``edge/``, e.g. ``model_int8.tflite``."""
+        return f"model_{self.name}.tflite"
+
+
+# Tolerances: float32 is the same arithmetic in another runtime (measured max diff ~4e-7).
+# float16 rounds each weight to an 11-bit significand (relative error <= 2**-11 ~ 4.9e-4); measured
+# max diff ~3e-4 on probabilities, limit 5e-3. dynamic stores int8 weights and quantizes activations
+# per batch on the fly; measured ~1.2e-2, limit 5e-2. int8 quantizes every activation to 256 levels and
+# the softmax output to steps of 1/256 ~ 3.9e-3; measured ~2.5e-2, limit 0.1; accuracy within 1 point.
+VARIANTS: dict[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        Variant("float32", "float32 weights and activations (reference)", False, None, False, (), 1e-5, 0.0),
+        Variant("float16", "float16 weights, float32 compute", True, "float16", False, (), 5e-3, 0.5),
+        Variant("dynamic", "dynamic-range: int8 weights, float activations", True, None, False, (), 5e-2, 1.0),
+        Variant("int8", "full integer: int8 weights and activations (TFLite Micro)", True, None, True,
+                ("calibration_samples", "float_io"), 0.1, 1.0),
+    )
+}
+
+
+def parse_variants(text: str) -> list[str]:
+    """Parse ``--quantization``: a comma list of variant names, or ``all``.
+
+    Args:
+        text: e.g. ``"float32,int8"``, ``"int8"`` or ``"all"``.
+
+    Returns:
+        The names in registry order, without duplicates.
+
+    Raises:
+        UserError: an empty list or an unknown name (the closest valid name is suggested).
+    """
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if not names:
+        raise UserError(f"--quantization is empty; give a comma list of {', '.join(VARIANTS)} or '{ALL}'")
+    if ALL in names:
+        return list(VARIANTS)
+    for name in names:
+        if name not in VARIANTS:
+            raise unknown_choice("variant", name, [*VARIANTS, ALL])
+    return [name for name in VARIANTS if name in names]
+
+
+def check_options(names: list[str], calibration_samples: int, float_io: bool) -> None:
+    """Refuse export options that no chosen variant accepts or that make a variant impossible.
+
+    Raises:
+        UserError: a negative sample count, int8 without calibration samples, or ``--float-io``
+            without a variant that accepts it.
+    """
+    if calibration_samples < 0:
+        raise UserError(f"--calibration-samples is {calibration_samples}; give a count >= 1, e.g. 300")
+    chosen = [VARIANTS[name] for name in names]
+    if calibration_samples == 0 and any(variant.full_integer for variant in chosen):
+        raise UserError("int8 needs representative data but --calibration-samples is 0; "
+                        f"give e.g. --calibration-samples {DEFAULT_CALIBRATION_SAMPLES}")
+    if float_io and not any("float_io" in variant.options for variant in chosen):
+        raise UserError("--float-io applies to int8 only; add int8 to --quantization or drop --float-io")
