@@ -1,0 +1,86 @@
+"""What does `cli.py train`'s training code cost over a plain `model.fit`?
+
+Same model (same initial weights), same data, same epochs and batch size, measured side by side
+in one run, alternating the two so machine noise hits both alike:
+
+- plain: ``model.fit(x, y, batch_size, epochs, validation_data, shuffle=True)`` with no callbacks
+- ours: ``recipes.training.fit`` (tf.data pipeline reshuffled each epoch, per-epoch learning-rate
+  schedule, TerminateOnNaN, TensorBoard logging, the per-epoch progress line; early stopping off
+  so both run the same number of epochs)
+
+The physical limit is a ratio of 1.0: both run the same kernels on the same batches, so anything
+above 1.0 is per-epoch bookkeeping. Goal: <= 1.05.
+
+Usage: python benchmarks/train_overhead.py [--epochs 40] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from recipes.backend import import_keras  # noqa: E402
+from recipes.config import resolve_config  # noqa: E402
+from recipes.models import build_model  # noqa: E402
+from recipes.training import EVALUATION_BATCH, compile_model, fit, prepare_data  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+
+    config = resolve_config(None, {"epochs": args.epochs}, ["early_stopping=false"])
+    keras = import_keras(config.seed)
+    data = prepare_data(config)
+    x_train, y_train = data.part("train")
+    x_dev, y_dev = data.part("dev")
+    initial = compile_model(build_model(config, data.spec), config).get_weights()
+
+    def fresh_model():
+        model = compile_model(build_model(config, data.spec), config)
+        model.set_weights(initial)
+        return model
+
+    def plain() -> float:
+        model = fresh_model()
+        started = time.perf_counter()
+        model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+                  validation_data=(x_dev, y_dev), validation_batch_size=EVALUATION_BATCH, verbose=0)
+        return time.perf_counter() - started
+
+    def ours(log_dir: Path) -> float:
+        model = fresh_model()
+        started = time.perf_counter()
+        fit(model, config, data, log_dir, report=lambda line: None)
+        return time.perf_counter() - started
+
+    plain()  # warm-up: graph tracing and thread pools, paid once by both
+    plain_times, our_times = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for repeat in range(args.repeats):
+            plain_times.append(plain())
+            our_times.append(ours(Path(folder) / f"tb{repeat}"))
+    plain_median, our_median = statistics.median(plain_times), statistics.median(our_times)
+    ratio = our_median / plain_median
+    steps = -(-len(y_train) // config.batch_size) * config.epochs
+
+    print(f"digits mlp ({keras.backend.backend()} backend), {len(y_train)} training examples, "
+          f"batch {config.batch_size}, {config.epochs} epochs = {steps} steps, median of {args.repeats}")
+    print(f"{'path':<34}{'seconds':>10}{'ms/step':>10}{'ratio':>8}")
+    print(f"{'plain model.fit':<34}{plain_median:>10.2f}{1000 * plain_median / steps:>10.2f}{1.0:>8.3f}")
+    print(f"{'recipes.training.fit (cli train)':<34}{our_median:>10.2f}{1000 * our_median / steps:>10.2f}"
+          f"{ratio:>8.3f}")
+    print(f"goal <= 1.05; physical limit 1.00 (same kernels, same batches); "
+          f"overhead {100 * (ratio - 1):+.1f}% -> {'met' if ratio <= 1.05 else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
