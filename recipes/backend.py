@@ -2,8 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from typing import Any
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 for a moment.
+
+    TensorFlow 2.21's native code prints INFO lines (oneDNN, CUDA probing) straight to fd 2 before
+    its logging is set up, ignoring TF_CPP_MIN_LOG_LEVEL; they would bury our one-line messages.
+    Python exceptions are unaffected: they are raised, and printed after fd 2 is restored.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def import_keras(seed: int | None = None) -> Any:
@@ -12,7 +35,12 @@ def import_keras(seed: int | None = None) -> Any:
     With ``seed``, seed Python, numpy and Keras and make TensorFlow ops deterministic, so the same
     command on the same machine gives the same numbers.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # native ERROR lines too: real errors raise
+    if "tensorflow" not in sys.modules:
+        with _quiet_native_stderr():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the device probe prints too: do it while quiet
     import keras
     import tensorflow as tf
 

@@ -24,7 +24,6 @@ functions so importing this module stays cheap.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -126,8 +125,9 @@ def relative_error(approximate: np.ndarray, analytic: np.ndarray) -> float:
 
 
 def _import_keras() -> tuple[Any, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    from recipes.backend import import_keras
+
+    keras = import_keras()
     import tensorflow as tf
 
     return keras, tf
