@@ -95,6 +95,7 @@ def test_batchnorm_sits_between_linear_layer_and_activation():
         "Dense",
         "BatchNormalization",
         "Activation",
+        "Dropout",
         "Dense",
     ]
     for layer in model.layers:
