@@ -43,9 +43,12 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML 
 SetOption = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="key=value for any config key (repeatable).")
 ]
-RecipeOption = Annotated[str | None, typer.Option(help="Recipe: mlp or cnn.")]
+RecipeOption = Annotated[
+    str | None, typer.Option(help="Recipe: mlp, cnn, ds_cnn, mobilenet_v1, resnet8 or autoencoder.")
+]
 DataOption = Annotated[
-    str | None, typer.Option(help="digits, iris, wine, breast_cancer, or a .csv/.npz file or image folder.")
+    str | None,
+    typer.Option(help="digits, iris, wine, breast_cancer, machine, or a .csv/.npz file or image/.wav folder."),
 ]
 
 
@@ -122,7 +125,12 @@ def _print_result(result) -> None:
         )
     console = Console()
     console.print(table)
-    console.print(f"diagnosis: {result.diagnosis.summary_line()}")
+    if result.diagnosis is None:  # anomaly detection: no bias/variance verdict (see its diagnosis.md)
+        from recipes.anomaly import summary_line
+
+        console.print(f"anomaly detection: {summary_line(result.metrics)}")
+    else:
+        console.print(f"diagnosis: {result.diagnosis.summary_line()}")
     console.print(f"run directory: {result.run_dir}")
     console.print(f"next: python cli.py export {result.run_dir}")
 
@@ -157,8 +165,8 @@ def recipes(
         return
     for row in rows:
         typer.echo(
-            f"{row['name']:<6} {row['parameters']:>9,} parameters  input {tuple(row['input_shape'])}  "
-            f"{row['description']}"
+            f"{row['name']:<12} {row['parameters']:>9,} parameters {row['macs']:>12,} MACs  "
+            f"input {tuple(row['input_shape'])}  {row['description']}"
         )
 
 
@@ -205,6 +213,221 @@ def gradcheck(
     )
     if not result.passed:
         raise typer.Exit(1)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
+    quantization: Annotated[str, typer.Option(
+        help="Variants: a comma list of float32, float16, dynamic, int8, or 'all'.")] = "float32,int8",
+    calibration_samples: Annotated[int, typer.Option(
+        help="Training examples in int8's representative data set.")] = 300,
+    float_io: Annotated[bool, typer.Option("--float-io", help="int8 model with float32 input and output.")] = False,
+    prune: Annotated[float | None, typer.Option(
+        help="Fine-tune with magnitude pruning to this sparsity in [0, 1), e.g. 0.5; exported as int8_pruned "
+             "beside int8.")] = None,
+    prune_epochs: Annotated[int | None, typer.Option(help="Pruning fine-tuning epochs (default 20).")] = None,
+    prune_block: Annotated[int | None, typer.Option(
+        help="Prune Dense kernels in blocks of this many consecutive inputs (default 16; 1: weight by weight).",
+    )] = None,
+    qat: Annotated[bool, typer.Option("--qat", help="Fine-tune with quantization-aware training; exported as "
+                                                    "int8_qat (int8_pruned_qat with --prune).")] = False,
+    qat_epochs: Annotated[int | None, typer.Option(help="QAT fine-tuning epochs (default 3).")] = None,
+    qat_learning_rate: Annotated[float | None, typer.Option(help="QAT learning rate (default 1e-4).")] = None,
+) -> None:
+    """Convert a run's model to .tflite variants and write edge/ (parity report, C array, manifest)."""
+    with user_errors():
+        from edge.compress import CompressionSettings
+        from edge.variants import parse_variants
+
+        variants = parse_variants(quantization)
+        compression = CompressionSettings.from_options(prune, prune_epochs, prune_block, qat, qat_epochs,
+                                                       qat_learning_rate)
+        from edge.export import export_run
+
+        report = export_run(run_dir, variants, calibration_samples, float_io, compression, typer.echo)
+    _print_export(report)
+
+
+def _print_export(report) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f"parity with Keras on {report.test_examples} test examples "
+                        f"(Keras accuracy {report.keras_accuracy:.2%})", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    for column in ("variant", "accuracy", "agree", "max diff", "mean diff", "limit", "ok"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for result in report.variants:
+        parity = result.parity
+        table.add_row(result.name, f"{parity.accuracy:.2%}", f"{parity.agreement:.1%}", f"{parity.max_abs_diff:.1e}",
+                      f"{parity.mean_abs_diff:.1e}", f"{parity.max_abs_diff_limit:g}",
+                      "yes" if parity.within_tolerance else "NO")
+    console = Console()
+    console.print(table)
+    console.print(_size_table(report))
+    for result in report.variants:
+        console.print(f"{result.name} operators: " + ", ".join(f"{name} x{count}" if count > 1 else name
+                                                               for name, count in result.operators.counts.items()),
+                      markup=False)
+    if report.micro is not None:
+        agreement = f"; agrees with LiteRT on {report.micro.agreement:.1%}" if report.micro.measured else ""
+        console.print(f"micro: {report.micro.note}{agreement}", markup=False)
+    if report.compression is not None:
+        console.print(f"compression: {report.compression['variant']} fine-tuned on a tf_keras twin (max diff "
+                      f"{report.compression['twin_max_abs_diff']:.1e} before fine-tuning); history in "
+                      f"edge/{report.compression['history']}", markup=False)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    console.print(f"edge directory: {report.edge_dir}", markup=False)
+    console.print(f"next: python cli.py benchmark {report.run_dir}", markup=False)
+
+
+def _size_table(report):
+    """What each variant costs: bytes (and against float32), gzip -9 bytes (and against plain int8), zero weights."""
+    from rich import box
+    from rich.table import Table
+
+    int8_gzip = next((result.gzip_bytes for result in report.variants if result.name == "int8"), None)
+    table = Table(title="size (gzip -9: what storage or an over-the-air update pays)", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    for column in ("variant", "bytes", "/f32", "gzip", "/int8 gzip", "zero weights"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for result in report.variants:
+        ratio = f"{result.ratio_to_float32:.1%}" if result.ratio_to_float32 is not None else "-"
+        gzip_ratio = f"{result.gzip_bytes / int8_gzip:.1%}" if int8_gzip else "-"
+        table.add_row(result.name, f"{result.bytes:,}", ratio, f"{result.gzip_bytes:,}", gzip_ratio,
+                      f"{result.sparsity:.1%}")
+    return table
+
+
+@app.command()
+def benchmark(
+    path: Annotated[Path, typer.Argument(help="A .tflite file, or a run directory (every exported variant).")],
+    runs: Annotated[int, typer.Option(help="Timed single-sample invokes.")] = 200,
+    warmup: Annotated[int, typer.Option(help="Untimed invokes first.")] = 20,
+    threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads (default: LiteRT's choice).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per batch for the throughput figure.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Measure size, single-sample latency and batch throughput of exported models."""
+    with user_errors():
+        from edge.benchmark import benchmark_path
+
+        report = benchmark_path(path, runs, warmup, threads, batch_size)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"LiteRT benchmark ({runs} invokes after {warmup} warm-up, threads {threads or 'default'})",
+                  box=box.SIMPLE_HEAD)
+    for column in ("model", "bytes", "median µs", "p90 µs", f"batch {batch_size} examples/s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in report.models:
+        table.add_row(row.name, f"{row.bytes:,}", f"{row.single.median_us:,.1f}", f"{row.single.p90_us:,.1f}",
+                      f"{row.throughput_per_s:,.0f}")
+    if report.keras_eager is not None:
+        table.add_row("keras (eager call)", "-", f"{report.keras_eager.median_us:,.1f}",
+                      f"{report.keras_eager.p90_us:,.1f}", "-")
+    console = Console()
+    console.print(table)
+    if report.written is not None:
+        console.print(f"written: {report.written}", markup=False)
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A .tflite file (labels from the manifest.json beside it).")],
+    input_file: Annotated[Path, typer.Option("--input", "-i", help="A .csv, .npy or image file of raw inputs.")],
+    top_k: Annotated[int, typer.Option(help="Classes shown per example.")] = 3,
+    threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow) and print the top classes."""
+    with user_errors():
+        from edge.runtime import predict_file
+
+        _, predictions = predict_file(model, input_file, top_k, threads)
+    if as_json:
+        typer.echo(json.dumps([prediction.to_dict() for prediction in predictions], indent=2))
+        return
+    for prediction in predictions:
+        typer.echo(f"{prediction.index:>4}: " + ", ".join(
+            f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores, strict=True)))
+
+
+@app.command()
+def tune(
+    recipe: RecipeOption = None,
+    data: DataOption = None,
+    label: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
+    tuner: Annotated[str, typer.Option(help="random, hyperband, grid or bayesian.")] = "random",
+    max_trials: Annotated[int, typer.Option(help="Trials per round (random, grid, bayesian).")] = 10,
+    max_epochs: Annotated[int, typer.Option(help="Most epochs per trial; Hyperband's max_epochs.")] = 27,
+    factor: Annotated[int, typer.Option(help="Hyperband's reduction factor.")] = 3,
+    objective: Annotated[str, typer.Option(help="Dev metric to optimize: val_accuracy or val_loss.")] = "val_accuracy",
+    rounds: Annotated[int, typer.Option(help="Coarse-to-fine rounds, each narrowed around the last's best.")] = 1,
+    workers: Annotated[int | None, typer.Option(help="Worker processes beside a keras-tuner chief.")] = None,
+    space: Annotated[Path | None, typer.Option(help="YAML search space replacing the recipe's default.")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Search name (default <data>-<recipe>-<tuner>); the same name resumes.")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="Root folder of runs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split, the weights and the sampling.")] = None,
+    set_: SetOption = None,
+) -> None:
+    """Search a recipe's hyperparameters with keras-tuner; the best configuration becomes a train run."""
+    with user_errors():
+        from tuning.settings import plan_lines, resolve_settings
+
+        settings = resolve_settings(
+            recipe, data, label, tuner, max_trials, max_epochs, factor, objective, rounds, workers, space, name, out,
+            seed, set_,
+        )
+        for line in plan_lines(settings):
+            typer.echo(line)
+        from tuning.search import run_search
+
+        try:
+            result = run_search(settings, report=typer.echo)
+        except KeyboardInterrupt:
+            typer.echo("interrupted: finished trials are kept; run the same command again to resume", err=True)
+            raise typer.Exit(130) from None
+    _print_tune(result)
+
+
+def _print_tune(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from tuning.report import MIN_TRIALS_FOR_IMPORTANCE, format_value
+
+    best = result.ranked(5)
+    table = Table(title=f"best {len(best)} of {len(result.records)} trials")
+    table.add_column("trial", no_wrap=True)
+    for record in best:
+        table.add_column(record.label, justify="right")
+    table.add_row(result.objective, *(f"{record.score:.4f}" for record in best))
+    table.add_row("epochs", *(str(record.epochs) for record in best))
+    table.add_row("seconds", *(f"{record.seconds:.1f}" for record in best), end_section=True)
+    for key in result.best.values:
+        table.add_row(key, *(format_value(record.values.get(key, "")) for record in best))
+    Console().print(table)
+    for line in result.round_lines():
+        typer.echo(line)
+    if result.importance:
+        typer.echo("importance: " + ", ".join(f"{key} {share:.2f}" for key, share in result.importance))
+    else:
+        typer.echo(f"importance: needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials with different results")
+    typer.echo(f"results: {result.tune_dir} (trials.csv, plots/trials.png, best.yaml, summary.json)")
+    dev, test = result.run_metrics["dev"]["accuracy"], result.run_metrics["test"]["accuracy"]
+    typer.echo(f"best configuration retrained: {result.run_dir} (dev accuracy {dev:.4f}, test accuracy {test:.4f})")
+    typer.echo(f"next: python cli.py export {result.run_dir}")
 
 
 def main() -> None:

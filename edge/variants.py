@@ -64,6 +64,22 @@ VARIANTS: dict[str, Variant] = {
     )
 }
 
+# Compressed variants: the int8 conversion of a model fine-tuned by edge.compress (``--prune``, ``--qat``),
+# not chosen by --quantization. A fine-tuned model is a different function from the Keras model, so its
+# outputs have no difference limit (1.0: probabilities differ by at most 1); its accuracy is held to
+# int8's: within 1 point of Keras.
+COMPRESSED_VARIANTS: dict[str, Variant] = {
+    variant.name: variant
+    for variant in (
+        Variant("int8_pruned", "int8 after magnitude pruning (tfmot)", True, None, True,
+                ("calibration_samples", "float_io"), 1.0, 1.0),
+        Variant("int8_qat", "int8 after quantization-aware training (tfmot)", True, None, True,
+                ("calibration_samples", "float_io"), 1.0, 1.0),
+        Variant("int8_pruned_qat", "int8 after pruning, then sparsity-preserving QAT (tfmot)", True, None, True,
+                ("calibration_samples", "float_io"), 1.0, 1.0),
+    )
+}
+
 
 def parse_variants(text: str) -> list[str]:
     """Parse ``--quantization``: a comma list of variant names, or ``all``.

@@ -6,19 +6,30 @@ from typing import Any
 
 from recipes.config import resolve_config
 from recipes.data import load_dataset
+from recipes.macs import count_macs
 from recipes.models import BUILDERS, DataSpec, build_model
+from recipes.reference_models import REFERENCE_SPECS
 
 DESCRIPTIONS = {
     "mlp": "multilayer perceptron: z-score, hidden dense layers (hidden_units, activation), softmax",
     "cnn": "convnet: z-score, conv blocks with max pooling (conv_filters), dense head, softmax",
+    "ds_cnn": "MLPerf Tiny keyword spotting: depthwise-separable CNN on 49x10 MFCCs (64 filters, 4 blocks)",
+    "mobilenet_v1": "MLPerf Tiny visual wake words: MobileNetV1, width 0.25, 13 depthwise-separable blocks",
+    "resnet8": "MLPerf Tiny image classification: ResNet-8, 3 residual stacks of 16/32/64 filters",
+    "autoencoder": "MLPerf Tiny anomaly detection: dense autoencoder 128x4-8-128x4; outputs the anomaly score",
 }
 
 
 def describe_recipes(data: str | None = None, assignments: list[str] | None = None) -> list[dict[str, Any]]:
-    """Each recipe with its parameter count for the default config on ``data`` (default digits).
+    """Each recipe with its parameter and multiply-accumulate counts for the default config.
+
+    Without ``data``, mlp and cnn are built for digits and each reference recipe for the input it was
+    designed for (:data:`recipes.reference_models.REFERENCE_SPECS`); with ``data``, every recipe is
+    built for that data.
 
     Returns:
-        One dict per recipe: name, description, parameters, input_shape, num_classes, data.
+        One dict per recipe: name, description, parameters, macs (per example), input_shape,
+        num_classes, data.
     """
     from recipes.backend import import_keras
 
@@ -26,17 +37,21 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
     rows = []
     for name in BUILDERS:
         config = resolve_config(None, {"recipe": name, "data": data}, assignments)
-        dataset = load_dataset(config.data, config.label, config.image_size)
-        spec = DataSpec(dataset.input_shape, dataset.num_classes)
+        if data is None and name in REFERENCE_SPECS:
+            spec, source = REFERENCE_SPECS[name], "reference input"
+        else:
+            dataset = load_dataset(config.data, config.label, config.image_size)
+            spec, source = DataSpec(dataset.input_shape, dataset.num_classes), config.data
         model = build_model(config, spec)
         rows.append(
             {
                 "name": name,
                 "description": DESCRIPTIONS[name],
                 "parameters": int(model.count_params()),
-                "input_shape": list(dataset.input_shape),
-                "num_classes": dataset.num_classes,
-                "data": config.data,
+                "macs": count_macs(model),
+                "input_shape": list(spec.input_shape),
+                "num_classes": spec.num_classes,
+                "data": source,
             }
         )
     return rows

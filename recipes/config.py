@@ -19,7 +19,11 @@ import yaml
 
 from recipes.errors import UserError, closest, unknown_choice
 
-RECIPES = ("mlp", "cnn")
+RECIPES = ("mlp", "cnn", "ds_cnn", "mobilenet_v1", "resnet8", "autoencoder")
+# What each recipe learns; a recipe not named here is a classifier.
+RECIPE_TASKS = {"autoencoder": "anomaly"}
+# The MLPerf Tiny references' weight decay: Keras l2(1e-4) on their convolution kernels.
+REFERENCE_WEIGHT_DECAY = {"ds_cnn": 1e-4, "mobilenet_v1": 1e-4, "resnet8": 1e-4}
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("constant", "inverse_time", "exponential", "inverse_sqrt", "step")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "linear")
@@ -49,10 +53,14 @@ class TrainConfig:
     """Everything a training run needs. Each field's ``doc`` metadata says what it means."""
 
     # --- what to train on what -------------------------------------------------------------
-    recipe: str = _doc("model architecture: mlp or cnn", "mlp")
+    recipe: str = _doc(
+        "model architecture: mlp, cnn, or an MLPerf Tiny reference: ds_cnn (keyword spotting), "
+        "mobilenet_v1 (visual wake words), resnet8 (small images), autoencoder (anomaly detection)",
+        "mlp",
+    )
     data: str = _doc(
-        "built-in set (digits, iris, wine, breast_cancer) or a path: .csv, .npz, or a folder of "
-        "images with one subfolder per class",
+        "built-in set (digits, iris, wine, breast_cancer, machine) or a path: .csv, .npz, or a folder "
+        "with one subfolder per class of images or of .wav clips (mono PCM, 1 s; MFCCs computed on load)",
         "digits",
     )
     label: str = _doc("CSV column that holds the class label", "label")
@@ -64,6 +72,11 @@ class TrainConfig:
         None,
     )
     seed: int = _doc("seed for Python, numpy, Keras and the split; also makes TF ops deterministic", 0)
+    normal_class: str = _doc(
+        "anomaly task (autoencoder): the class of normal examples, every other class is an anomaly; "
+        "when no class has this name, class 0",
+        "normal",
+    )
 
     # --- architecture ------------------------------------------------------------------------
     hidden_units: list[int] = _doc("dense hidden layers (mlp body, cnn head), units each", [256, 128])
@@ -74,15 +87,48 @@ class TrainConfig:
     pool_size: int = _doc("cnn: max-pooling size after each block", 2)
     initializer: str = _doc(
         "kernel initializer; auto picks he (Var 2/n_in) for the ReLU family and xavier (Var 1/n_in) "
-        "for tanh/sigmoid/linear; any of: " + ", ".join(INITIALIZERS),
+        "for tanh/sigmoid/linear (reference recipes: the reference's, he for mobilenet_v1 and resnet8, "
+        "glorot_uniform for ds_cnn and autoencoder); any of: " + ", ".join(INITIALIZERS),
         "auto",
     )
-    batch_norm: bool = _doc("BatchNorm between each linear layer and its activation", False)
+    batch_norm: bool = _doc(
+        "BatchNorm between each linear layer and its activation (mlp, cnn; the reference recipes always "
+        "have it, as their references)",
+        False,
+    )
+    batch_norm_momentum: float = _doc(
+        "beta of BatchNorm's running mean and variance (an exponentially weighted average of batch "
+        "statistics); 0.99, Keras's and the references' default, settles in a few hundred steps: use "
+        "e.g. 0.9 when training takes fewer",
+        0.99,
+    )
+    width_multiplier: float = _doc(
+        "reference recipes: scales every layer's width; 1 = the reference (ds_cnn 64 filters, "
+        "mobilenet_v1 alpha 0.25 = 8 first filters, resnet8 16 first filters, autoencoder 128 units)",
+        1.0,
+    )
+    blocks: int | None = _doc(
+        "reference recipes: repeated blocks; default the reference's: ds_cnn 4 depthwise-separable "
+        "blocks, mobilenet_v1 13 (at most 13), resnet8 3 residual stacks, autoencoder 4 dense layers "
+        "per side",
+        None,
+    )
+    bottleneck_units: int = _doc("autoencoder: units of the bottleneck layer", 8)
 
     # --- regularization ----------------------------------------------------------------------
     l2: float = _doc("L2 lambda: adds lambda/(2m) * sum ||W||^2 to the cost (m = training examples)", 0.0)
     l1: float = _doc("L1 lambda: adds lambda/(2m) * sum |W| to the cost (m = training examples)", 0.0)
-    dropout: float = _doc("inverted dropout: probability of dropping a hidden unit (1 - keep_prob)", 0.2)
+    dropout: float = _doc(
+        "inverted dropout: probability of dropping a hidden unit (1 - keep_prob); ds_cnn drops this "
+        "after its first conv and twice this before pooling (the reference's 0.2 and 0.4); mobilenet_v1, "
+        "resnet8 and autoencoder have none, as their references",
+        0.2,
+    )
+    weight_decay: float | None = _doc(
+        "c adding c * sum ||W||^2 to every batch's loss (Keras-style, independent of m; on top of l2); "
+        "default the recipe's reference: 1e-4 for ds_cnn, mobilenet_v1, resnet8, else 0",
+        None,
+    )
     noise_stddev: float = _doc(
         "tabular augmentation: Gaussian noise in units of each feature's training std", 0.0
     )
@@ -131,6 +177,18 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def task_of(recipe: str) -> str:
+    """What ``recipe`` learns: ``"classification"`` or ``"anomaly"`` (see :data:`RECIPE_TASKS`)."""
+    return RECIPE_TASKS.get(recipe, "classification")
+
+
+def weight_decay_of(config: TrainConfig) -> float:
+    """The weight decay c of ``config``: its own, else its recipe's reference value, else 0."""
+    if config.weight_decay is not None:
+        return config.weight_decay
+    return REFERENCE_WEIGHT_DECAY.get(config.recipe, 0.0)
 
 
 def describe_fields() -> list[tuple[str, str, str]]:
@@ -287,7 +345,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         0.0 <= config.dropout < 1.0,
         f"dropout is a drop probability in [0, 1), got {config.dropout}; e.g. --set dropout=0.2",
     )
-    for key in ("momentum", "rho", "beta_1", "beta_2"):
+    for key in ("momentum", "rho", "beta_1", "beta_2", "batch_norm_momentum"):
         value = getattr(config, key)
         _check(0.0 <= value < 1.0, f"{key} must be in [0, 1), got {value}; e.g. --set {key}=0.9")
     for key in ("l1", "l2", "noise_stddev", "rotation", "translation", "zoom", "min_delta"):
@@ -314,8 +372,24 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check(
             len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64"
         )
-    for key in ("convs_per_block", "kernel_size", "pool_size"):
+    for key in ("convs_per_block", "kernel_size", "pool_size", "bottleneck_units"):
         _check(getattr(config, key) >= 1, f"{key} must be at least 1, got {getattr(config, key)}")
+    _check(
+        math.isfinite(config.width_multiplier) and config.width_multiplier > 0,
+        f"width_multiplier must be > 0, got {config.width_multiplier}; e.g. --set width_multiplier=0.5",
+    )
+    if config.blocks is not None:
+        _check(config.blocks >= 1, f"blocks must be at least 1, got {config.blocks}; e.g. --set blocks=2")
+    if config.weight_decay is not None:
+        _check(
+            math.isfinite(config.weight_decay) and config.weight_decay >= 0,
+            f"weight_decay must be >= 0, got {config.weight_decay}; e.g. --set weight_decay=1e-4",
+        )
+    if config.recipe == "ds_cnn":
+        _check(
+            config.dropout < 0.5,
+            f"ds_cnn drops 2 x dropout before pooling, so dropout must be < 0.5, got {config.dropout}",
+        )
     if config.image_size is not None:
         _check(
             len(config.image_size) == 2 and all(side >= 1 for side in config.image_size),

@@ -1,10 +1,11 @@
-"""Loading a data set: a built-in scikit-learn set, a CSV or NPZ file, or a folder of images.
+"""Loading a data set: a built-in set, a CSV or NPZ file, or a folder of images or of WAV clips.
 
 :func:`load_dataset` turns any of these into a :class:`Dataset` of raw float32 features and int32
 class indices. Nothing is scaled here: normalization is learned from the training split and lives in
-the model. Every mistake in the user's data raises :class:`~recipes.errors.UserError` with one line
-that names the problem and the fix. This module imports no TensorFlow; scikit-learn and PIL are
-imported only by the loaders that need them.
+the model (except for WAV clips, which become MFCC features: see :mod:`recipes.audio`). Every mistake
+in the user's data raises :class:`~recipes.errors.UserError` with one line that names the problem and
+the fix. This module imports no TensorFlow; scikit-learn, PIL and the audio front end are imported
+only by the loaders that need them.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ import numpy as np
 
 from recipes.errors import UserError, closest
 
-BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+# scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
+BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine")
+WAV_SUFFIX = ".wav"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 GRAYSCALE_MODES = ("L", "1", "I", "F")
 
 _SOURCE_HINT = (
-    f"pass a path to a .csv/.npz file, an image folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
+    f"pass a path to a .csv/.npz file, an image or .wav folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
 )
 _NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
 
@@ -36,9 +39,11 @@ class Dataset:
         x: float32 features: images ``(n, height, width, channels)``, tabular ``(n, features)``.
         y: int32 class indices ``0 .. num_classes - 1``, shape ``(n,)``.
         class_names: label text of each class index.
-        kind: ``"image"`` or ``"tabular"``.
+        kind: ``"image"``, ``"tabular"`` or ``"audio"`` (MFCCs ``(n, frames, coefficients, 1)``).
         name: the built-in set's name, or the file or folder stem.
         feature_names: tabular column names when known. Defaults to None.
+        front_end: how raw signals became ``x``, when they did (the audio front end's parameters,
+            which a device must repeat before calling the model). Defaults to None.
     """
 
     x: np.ndarray
@@ -47,6 +52,7 @@ class Dataset:
     kind: str
     name: str
     feature_names: list[str] | None = None
+    front_end: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -80,7 +86,7 @@ def load_dataset(source: str, label: str = "label", image_size: list[int] | None
     else:
         path = Path(source)
         if path.is_dir():
-            dataset = _load_image_folder(path, _check_image_size(image_size))
+            dataset = _load_folder(path, _check_image_size(image_size))
         elif path.is_file():
             dataset = _load_file(path, label)
         else:
@@ -135,7 +141,11 @@ def _encode_labels(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
 
 
 def _load_builtin(name: str) -> Dataset:
-    """Load one of :data:`BUILTIN_DATASETS` from scikit-learn (no download)."""
+    """Load one of :data:`BUILTIN_DATASETS` from scikit-learn or the synthetic generator (no download)."""
+    if name == "machine":
+        from recipes.synthetic import machine_dataset
+
+        return machine_dataset()
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
@@ -358,7 +368,7 @@ def _npz_labels(y: np.ndarray, path: Path) -> np.ndarray:
     raise UserError(f"NPZ file {path}: array 'y' has dtype {y.dtype}; y must hold integer or string labels")
 
 
-# --- image folder ----------------------------------------------------------------------------
+# --- folders of images or WAV clips ------------------------------------------------------------
 
 
 def _check_image_size(image_size: list[int] | None) -> tuple[int, int] | None:
@@ -370,9 +380,18 @@ def _check_image_size(image_size: list[int] | None) -> tuple[int, int] | None:
     return int(image_size[0]), int(image_size[1])
 
 
-def _load_image_folder(folder: Path, image_size: tuple[int, int] | None) -> Dataset:
-    """Load a folder with one subfolder of images per class (subfolder name = class name)."""
+def _load_folder(folder: Path, image_size: tuple[int, int] | None) -> Dataset:
+    """Load a folder with one subfolder per class (subfolder name = class name): WAV clips or images."""
     class_folders = _class_folders(folder)
+    if any(child.suffix.lower() == WAV_SUFFIX for class_folder in class_folders for child in class_folder.iterdir()):
+        from recipes.audio import load_wav_folder
+
+        return load_wav_folder(folder, class_folders)
+    return _load_image_folder(folder, class_folders, image_size)
+
+
+def _load_image_folder(folder: Path, class_folders: list[Path], image_size: tuple[int, int] | None) -> Dataset:
+    """Load images from each class subfolder."""
     files, labels = [], []
     for class_index, class_folder in enumerate(class_folders):
         images = _image_files(class_folder)
@@ -394,8 +413,8 @@ def _class_folders(folder: Path) -> list[Path]:
         loose = len(_image_files(folder, required=False))
         found = f" and {loose} images directly in it" if loose else ""
         raise UserError(
-            f"image folder {folder} has {len(class_folders)} class subfolder(s){found}; put the images "
-            "of each class in their own subfolder (at least two classes)"
+            f"data folder {folder} has {len(class_folders)} class subfolder(s){found}; put the images "
+            "(or .wav clips) of each class in their own subfolder (at least two classes)"
         )
     return class_folders
 

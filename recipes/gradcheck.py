@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from recipes.config import TrainConfig
+from recipes.config import TrainConfig, task_of
+from recipes.errors import UserError
 
 GOOD_BELOW = 1e-7
 BUG_FROM = 1e-3
@@ -350,9 +351,15 @@ def gradcheck_config(
 
     Raises:
         ValueError: if ``examples`` < 1.
+        UserError: the recipe is not a classifier (e.g. the autoencoder).
     """
     if examples < 1:
         raise ValueError(f"examples must be at least 1, got {examples}")
+    if task_of(config.recipe) != "classification":
+        raise UserError(
+            f"gradcheck checks a classifier's cross-entropy cost; {config.recipe} is an "
+            f"{task_of(config.recipe)} recipe: check a classification recipe, e.g. --recipe mlp"
+        )
     from recipes.data import load_dataset
     from recipes.models import DataSpec, build_model
     from recipes.normalization import normalization_statistics

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 from recipes.config import TrainConfig
 from recipes.errors import unknown_choice
+from recipes.layers import keras_module_or_default
 
 
-def make_optimizer(config: TrainConfig) -> Any:
-    """A Keras 3 optimizer for ``config.optimizer`` starting at ``config.learning_rate``.
+def make_optimizer(config: TrainConfig, keras_module: ModuleType | None = None) -> Any:
+    """A Keras 3 optimizer (or, with ``keras_module=tf_keras``, a tf_keras one for the tfmot twin) for
+    ``config.optimizer`` starting at ``config.learning_rate``.
 
     - ``sgd``: w -= alpha * dw
     - ``momentum``: v = beta * v - alpha * dw; w += v (Keras's form: the seed's
@@ -19,8 +22,7 @@ def make_optimizer(config: TrainConfig) -> Any:
 
     The learning rate is a plain variable so the per-epoch schedule can set it.
     """
-    import keras
-
+    keras = keras_module_or_default(keras_module)
     rate = config.learning_rate
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=rate)

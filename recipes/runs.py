@@ -66,6 +66,12 @@ def load_model(run_dir: str | Path) -> Any:
 def diagnose_run(run_dir: str | Path, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
     """Diagnose a run from its metrics and rewrite its ``diagnosis.md`` (atomically)."""
     run_dir = Path(run_dir)
-    diagnosis = diagnose_metrics(read_metrics(run_dir), bayes_error, tolerance)
+    metrics = read_metrics(run_dir)
+    if isinstance(metrics, dict) and metrics.get("task") == "anomaly":
+        raise UserError(
+            f"{run_dir} is an anomaly-detection run: bias/variance diagnosis is for classifiers; "
+            "read its AUC and confusion in metrics.json and its diagnosis.md"
+        )
+    diagnosis = diagnose_metrics(metrics, bayes_error, tolerance)
     write_atomic(run_dir / "diagnosis.md", diagnosis.to_markdown(f"Diagnosis of {run_dir.name}"))
     return diagnosis

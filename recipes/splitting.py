@@ -138,6 +138,42 @@ def split_indices(labels: np.ndarray, fractions: Sequence[float], seed: int) -> 
     return Split(train=train, dev=dev, test=test, stratified=True)
 
 
+def anomaly_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> Split:
+    """Split for anomaly detection: the training part holds normal examples only.
+
+    The normal examples (label 0) are split by ``fractions`` exactly as :func:`split_indices` would;
+    the anomalies (any other label) go to dev and test only, in the ratio of the dev and test
+    fractions (at least one in each), so the threshold can be chosen on dev and judged on test.
+
+    Args:
+        labels: 0 for normal, anything else for an anomaly, shape ``(n,)``.
+        fractions: ``(train, dev, test)`` fractions adding up to 1.
+        seed: seed of the shuffles.
+
+    Returns:
+        Disjoint parts that together cover ``0 .. n - 1``, each in shuffled order (not stratified).
+
+    Raises:
+        UserError: fewer than two anomalies, or fewer than three normal examples.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    normal, anomalous = np.flatnonzero(labels == 0), np.flatnonzero(labels != 0)
+    if len(anomalous) < 2:
+        raise UserError(
+            f"anomaly detection needs at least two anomalous examples (one for dev to choose the threshold, "
+            f"one for test), got {len(anomalous)}; add examples of a class other than the normal one"
+        )
+    normal_split = split_indices(np.zeros(len(normal)), fractions, seed)
+    generator = np.random.default_rng([seed, 1])
+    anomalous = generator.permutation(anomalous)
+    to_dev = round(len(anomalous) * fractions[1] / (fractions[1] + fractions[2]))
+    to_dev = min(max(to_dev, 1), len(anomalous) - 1)
+    dev = generator.permutation(np.concatenate([normal[normal_split.dev], anomalous[:to_dev]]))
+    test = generator.permutation(np.concatenate([normal[normal_split.test], anomalous[to_dev:]]))
+    return Split(train=normal[normal_split.train], dev=dev.astype(np.int64), test=test.astype(np.int64),
+                 stratified=False)
+
+
 def stratified_counts(
     class_counts: np.ndarray, sizes: Sequence[int], generator: np.random.Generator
 ) -> np.ndarray:

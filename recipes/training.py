@@ -1,7 +1,11 @@
 """The training run: data → split → z-score → model → fit → evaluate → run directory.
 
 :func:`train` is what ``python cli.py train`` calls. TensorFlow is imported here, so the CLI
-imports this module only inside the commands that train.
+imports this module only inside the commands that train. The recipe's task
+(:func:`recipes.config.task_of`) changes a few steps, each in its own helper: a classifier learns
+from every training example with cross-entropy and is diagnosed for bias and variance; an anomaly
+detector (:mod:`recipes.anomaly`) learns from normal examples only, minimizing its anomaly score,
+and gets a threshold chosen on dev, AUC and the confusion instead.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from recipes import anomaly
 from recipes.backend import import_keras
-from recipes.config import TrainConfig, save_config, validate
+from recipes.config import TrainConfig, save_config, task_of, validate
 from recipes.data import Dataset, load_dataset
 from recipes.diagnosis import Diagnosis, diagnose_metrics
 from recipes.errors import UserError
@@ -27,7 +32,7 @@ from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
 from recipes.rundir import staged_run, write_atomic, write_json
 from recipes.schedules import learning_rate_at
-from recipes.splitting import Split, save_split, split_fractions, split_indices
+from recipes.splitting import Split, anomaly_split, save_split, split_fractions, split_indices
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate")
 EVALUATION_BATCH = 1024
@@ -40,25 +45,47 @@ class PreparedData:
     dataset: Dataset
     split: Split
     spec: DataSpec
+    task: str = "classification"
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of split part ``name`` ("train", "dev" or "test")."""
         indices = getattr(self.split, name)
         return self.dataset.x[indices], self.dataset.y[indices]
 
+    def validation(self) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) that training watches each epoch: the dev split; for anomaly detection its normal
+        examples only, whose mean score is the same loss as the training loss."""
+        x, y = self.part("dev")
+        if self.task == "anomaly":
+            return x[y == anomaly.NORMAL], y[y == anomaly.NORMAL]
+        return x, y
+
 
 def prepare_data(config: TrainConfig) -> PreparedData:
     """Load ``config.data``, split it (seeded, stratified) and compute training-split statistics."""
     dataset = load_dataset(config.data, config.label, config.image_size)
     fractions = tuple(config.split) if config.split else split_fractions(len(dataset.y))
-    split = split_indices(dataset.y, fractions, config.seed)
+    task = task_of(config.recipe)
+    if task == "anomaly":
+        dataset = anomaly.binary_labels(dataset, config.normal_class)
+        split = anomaly_split(dataset.y, fractions, config.seed)
+    else:
+        split = split_indices(dataset.y, fractions, config.seed)
     mean, variance = normalization_statistics(dataset.x[split.train])
     spec = DataSpec(dataset.input_shape, dataset.num_classes, mean, variance, len(split.train))
-    return PreparedData(dataset, split, spec)
+    return PreparedData(dataset, split, spec, task)
 
 
 def compile_model(model: Any, config: TrainConfig) -> Any:
-    """Compile with the config's optimizer, cross-entropy on class indices and accuracy."""
+    """Compile with the config's optimizer and the task's loss.
+
+    A classifier: cross-entropy on class indices, and accuracy. An anomaly detector outputs its
+    score (the mean squared reconstruction error) and trains on normal examples, whose label is 0:
+    the mean absolute error against the label is then the mean score, the reconstruction loss.
+    """
+    if task_of(config.recipe) == "anomaly":
+        model.compile(optimizer=make_optimizer(config), loss="mean_absolute_error")
+        return model
     model.compile(
         optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
@@ -178,10 +205,9 @@ def fit(
     Returns:
         Per-epoch history with keys of :data:`HISTORY_COLUMNS` (dev instead of Keras's val).
     """
-    x_dev, y_dev = data.part("dev")
     history = model.fit(
         training_dataset(config, data),
-        validation_data=(x_dev, y_dev),
+        validation_data=data.validation(),
         validation_batch_size=EVALUATION_BATCH,
         epochs=config.epochs,
         shuffle=False,  # the pipeline reshuffles every epoch itself
@@ -208,7 +234,12 @@ def fit(
 
 
 def evaluate(model: Any, data: PreparedData) -> dict[str, Any]:
-    """Loss (with the regularization term) and accuracy on each split, and the split sizes."""
+    """Loss (with the regularization term) and accuracy on each split, and the split sizes.
+
+    For anomaly detection see :func:`evaluate_anomaly`.
+    """
+    if data.task == "anomaly":
+        return evaluate_anomaly(model, data)
     metrics: dict[str, Any] = {}
     for part in ("train", "dev", "test"):
         x, y = data.part(part)
@@ -218,12 +249,36 @@ def evaluate(model: Any, data: PreparedData) -> dict[str, Any]:
     return metrics
 
 
+def evaluate_anomaly(model: Any, data: PreparedData) -> dict[str, Any]:
+    """Anomaly scores of each split, the threshold chosen on dev, and each split's metrics.
+
+    Returns:
+        ``task``, ``threshold``, ``threshold_rule``, ``split`` (sizes) and per split: ``loss`` (the
+        training objective on its normal examples, regularization included) and the metrics of
+        :func:`recipes.anomaly.split_metrics` (accuracy, AUC, confusion, mean scores).
+    """
+    scores = {
+        part: np.asarray(model.predict(data.part(part)[0], batch_size=EVALUATION_BATCH, verbose=0)).reshape(-1)
+        for part in ("train", "dev", "test")
+    }
+    threshold = anomaly.choose_threshold(scores["dev"], data.part("dev")[1])
+    metrics: dict[str, Any] = {"task": "anomaly", "threshold": threshold, "threshold_rule": anomaly.THRESHOLD_RULE}
+    for part in ("train", "dev", "test"):
+        x, y = data.part(part)
+        normal = y == anomaly.NORMAL
+        loss = model.evaluate(x[normal], y[normal], batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)["loss"]
+        metrics[part] = {"loss": float(loss), **anomaly.split_metrics(scores[part], y, threshold)}
+    metrics["split"] = data.split.sizes()
+    return metrics
+
+
 def history_csv(history: dict[str, list[float]]) -> str:
-    """The history as CSV text, one row per epoch, columns :data:`HISTORY_COLUMNS`."""
+    """The history as CSV text, one row per epoch, the columns of :data:`HISTORY_COLUMNS` it has."""
+    columns = [column for column in HISTORY_COLUMNS if history.get(column)]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(HISTORY_COLUMNS)
-    for row in zip(*(history.get(column, []) for column in HISTORY_COLUMNS), strict=False):
+    writer.writerow(columns)
+    for row in zip(*(history[column] for column in columns), strict=False):
         writer.writerow([repr(value) if isinstance(value, float) else value for value in row])
     return buffer.getvalue()
 
@@ -234,7 +289,7 @@ class TrainResult:
 
     run_dir: Path
     metrics: dict[str, Any]
-    diagnosis: Diagnosis
+    diagnosis: Diagnosis | None  # None for anomaly detection (see recipes.anomaly.diagnosis_markdown)
     epochs_run: int
     parameters: int
     seconds: float
@@ -251,6 +306,16 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def _diagnosis(metrics: dict[str, Any], config: TrainConfig, task: str) -> tuple[Diagnosis | None, str]:
+    """The bias/variance diagnosis of a classifier and its ``diagnosis.md``; for anomaly detection
+    no diagnosis and a note saying why, with what to read instead."""
+    title = f"Diagnosis of {config.run_name()}"
+    if task == "anomaly":
+        return None, anomaly.diagnosis_markdown(metrics, title)
+    diagnosis = diagnose_metrics(metrics, config.bayes_error)
+    return diagnosis, diagnosis.to_markdown(title)
 
 
 def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> TrainResult:
@@ -290,23 +355,25 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     with staged_run(config.out, "train", config.run_name()) as run:
         history = fit(model, config, data, run.path / "tensorboard", report)
         metrics = evaluate(model, data)
-        diagnosis = diagnose_metrics(metrics, config.bayes_error)
+        diagnosis, diagnosis_text = _diagnosis(metrics, config, data.task)
         model.save(run.path / "model.keras")
         write_atomic(run.path / "config.yaml", save_config(config))
         write_atomic(run.path / "history.csv", history_csv(history))
         write_json(run.path / "metrics.json", metrics)
-        write_atomic(run.path / "diagnosis.md", diagnosis.to_markdown(f"Diagnosis of {config.run_name()}"))
+        write_atomic(run.path / "diagnosis.md", diagnosis_text)
         write_json(
             run.path / "data.json",
             {
                 "name": data.dataset.name,
                 "source": config.data,
                 "kind": data.dataset.kind,
+                "task": data.task,
                 "input_shape": list(data.dataset.input_shape),
                 "class_names": data.dataset.class_names,
                 "feature_names": data.dataset.feature_names,
                 "examples": len(data.dataset.y),
                 "stratified": data.split.stratified,
+                "front_end": data.dataset.front_end,
             },
         )
         save_split(run.path / "split.npz", data.split)

@@ -1,0 +1,425 @@
+"""Compression with tensorflow-model-optimization: magnitude pruning, quantization-aware training, or both.
+
+tfmot 0.8.1 works on tf_keras models only, so a run's Keras 3 model is first rebuilt as its tf_keras twin
+(:mod:`edge.twin`) and rewritten into the form tfmot quantizes faithfully (:mod:`edge.fusion`); both steps
+are checked to leave the outputs unchanged. Then, on the run's training split with the run's batch size
+and augmentation, dev split for validation:
+
+- **pruning** wraps every Dense/Conv2D/DepthwiseConv2D in ``prune_low_magnitude`` with a polynomial-decay
+  schedule that reaches the target sparsity at the start of the last of ``prune_epochs`` epochs (which
+  recovers at the final mask), fine-tuning with the run's optimizer and learning rate, then
+  ``strip_pruning``. Dense kernels are pruned in blocks of ``prune_block`` consecutive inputs of one unit,
+  contiguous bytes in the ``.tflite`` file, so the zeros come in runs gzip can shorten (an unstructured
+  50% mask costs gzip about a bit per weight);
+- **QAT** annotates every layer (the z-score layer gets an output-only config: tfmot has none for
+  ``Normalization``), applies tfmot's default 8-bit scheme (its prune-preserving variant after pruning, so
+  the zeros stay zeros) and fine-tunes ``qat_epochs`` epochs at ``qat_learning_rate``.
+
+tfmot is imported only inside this module's functions: importing it sets ``TF_USE_LEGACY_KERAS=1`` in the
+process environment, which :func:`import_tfmot` puts back as it was, so no other command (and no child
+process) sees it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from edge.fusion import LINEAR_LAYERS, fuse_for_quantization
+from edge.twin import ZSCORE_LAYER, build_twin, check_same_outputs
+from recipes.config import TrainConfig
+from recipes.errors import UserError
+from recipes.training import PreparedData
+
+LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
+DEFAULT_PRUNE_EPOCHS = 20
+DEFAULT_PRUNE_BLOCK = 16
+DEFAULT_QAT_EPOCHS = 3
+DEFAULT_QAT_LEARNING_RATE = 1e-4
+PRUNING_UPDATES = 10  # mask updates over the pruning ramp
+HISTORY_COLUMNS = ("stage", "epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate", "sparsity",
+                   "seconds")
+_RENAMED_LOGS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "dev_loss", "val_accuracy": "dev_accuracy"}
+
+
+@dataclass(frozen=True)
+class CompressionSettings:
+    """What to compress and how long to fine-tune.
+
+    Args:
+        prune: target sparsity in [0, 1) (share of kernel weights set to zero), or None for no pruning.
+        prune_epochs: fine-tuning epochs of pruning; the target is reached at the start of the last one.
+        prune_block: Dense kernels are pruned in blocks of this many consecutive inputs of one unit
+            (1: weight by weight).
+        qat: whether to fine-tune with quantization-aware training.
+        qat_epochs: fine-tuning epochs of QAT.
+        qat_learning_rate: learning rate of QAT.
+    """
+
+    prune: float | None = None
+    prune_epochs: int = DEFAULT_PRUNE_EPOCHS
+    prune_block: int = DEFAULT_PRUNE_BLOCK
+    qat: bool = False
+    qat_epochs: int = DEFAULT_QAT_EPOCHS
+    qat_learning_rate: float = DEFAULT_QAT_LEARNING_RATE
+
+    @classmethod
+    def from_options(cls, prune: float | None = None, prune_epochs: int | None = None, prune_block: int | None = None,
+                     qat: bool = False, qat_epochs: int | None = None,
+                     qat_learning_rate: float | None = None) -> CompressionSettings:
+        """Settings from command-line options (None: not given), checked.
+
+        Raises:
+            UserError: a value out of range, or a pruning/QAT option without ``--prune``/``--qat``.
+        """
+        for value, option, flag in ((prune_epochs, "--prune-epochs", "--prune 0.5"),
+                                    (prune_block, "--prune-block", "--prune 0.5"),
+                                    (qat_epochs, "--qat-epochs", "--qat"),
+                                    (qat_learning_rate, "--qat-learning-rate", "--qat")):
+            enabled = prune is not None if flag.startswith("--prune") else qat
+            if value is not None and not enabled:
+                raise UserError(f"{option} applies only with {flag.split()[0]}; add e.g. {flag} or drop {option}")
+        given = {"prune_epochs": prune_epochs, "prune_block": prune_block, "qat_epochs": qat_epochs,
+                 "qat_learning_rate": qat_learning_rate}
+        settings = cls(prune=prune, qat=qat, **{key: value for key, value in given.items() if value is not None})
+        settings.check()
+        return settings
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is to be compressed."""
+        return self.prune is not None or self.qat
+
+    @property
+    def variant_name(self) -> str:
+        """The exported variant: ``int8_pruned``, ``int8_qat`` or ``int8_pruned_qat``."""
+        return "int8" + ("_pruned" if self.prune is not None else "") + ("_qat" if self.qat else "")
+
+    def check(self) -> None:
+        """Refuse impossible settings.
+
+        Raises:
+            UserError: sparsity outside [0, 1), epochs or block below 1, a learning rate that is not > 0.
+        """
+        if self.prune is not None and not 0.0 <= self.prune < 1.0:
+            raise UserError(f"--prune {self.prune:g} is not a sparsity in [0, 1); give the share of weights to set "
+                            "to zero, e.g. --prune 0.5")
+        for value, option in ((self.prune_epochs, "--prune-epochs"), (self.prune_block, "--prune-block"),
+                              (self.qat_epochs, "--qat-epochs")):
+            if value < 1:
+                raise UserError(f"{option} must be at least 1, got {value}; e.g. {option} 3")
+        if not (math.isfinite(self.qat_learning_rate) and self.qat_learning_rate > 0):
+            raise UserError(f"--qat-learning-rate must be > 0, got {self.qat_learning_rate:g}; "
+                            f"e.g. --qat-learning-rate {DEFAULT_QAT_LEARNING_RATE:g}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``report.json``."""
+        return asdict(self)
+
+
+@dataclass
+class CompressedModel:
+    """A fine-tuned tf_keras model ready for :func:`edge.convert.convert_model`, and how it was made.
+
+    Args:
+        model: the stripped pruned model, or the QAT model.
+        history: one row per fine-tuning epoch with the keys of :data:`HISTORY_COLUMNS`.
+        twin_difference: largest output difference of the tf_keras twin from the Keras 3 model.
+        fusion_difference: largest output difference of the fused twin from the twin.
+        folded_batch_norms: BatchNorm layers folded into their kernel.
+        fused_relus: ReLU layers moved into their linear layer.
+        pruned_layers: layers whose kernels were pruned.
+    """
+
+    model: Any
+    history: list[dict[str, Any]] = field(default_factory=list)
+    twin_difference: float = 0.0
+    fusion_difference: float = 0.0
+    folded_batch_norms: list[str] = field(default_factory=list)
+    fused_relus: list[str] = field(default_factory=list)
+    pruned_layers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``report.json`` (without the model and the history)."""
+        return {"twin_max_abs_diff": self.twin_difference, "fusion_max_abs_diff": self.fusion_difference,
+                "folded_batch_norms": self.folded_batch_norms, "fused_relus": self.fused_relus,
+                "pruned_layers": self.pruned_layers}
+
+
+def import_tfmot() -> ModuleType:
+    """Import tensorflow-model-optimization without leaving ``TF_USE_LEGACY_KERAS`` changed.
+
+    tfmot's ``keras/compat.py`` sets the variable to ``1`` on import (so that ``tf.keras`` means tf_keras).
+    The project never uses ``tf.keras`` and tfmot keeps the tf_keras module it picked, so the variable is
+    restored (or removed) at once: other commands and child processes see the environment as it was.
+    """
+    saved = os.environ.get(LEGACY_KERAS_VARIABLE)
+    try:
+        import tensorflow_model_optimization as tfmot
+    finally:
+        if saved is None:
+            os.environ.pop(LEGACY_KERAS_VARIABLE, None)
+        else:
+            os.environ[LEGACY_KERAS_VARIABLE] = saved
+    return tfmot
+
+
+def pruning_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
+    """When the pruning schedule reaches its target and how often it updates the masks.
+
+    The target is reached at the start of the last epoch (in the middle of a single epoch), so the last
+    epoch fine-tunes with the final mask; masks are updated :data:`PRUNING_UPDATES` times on the way.
+
+    Returns:
+        ``(end_step, frequency)``: ``end_step`` is a multiple of ``frequency`` (tfmot prunes at steps
+        ``frequency, 2·frequency, ... ≤ end_step``), both at least 1.
+    """
+    ramp = max(1, (epochs - 1) * steps_per_epoch if epochs > 1 else steps_per_epoch // 2)
+    frequency = max(1, ramp // PRUNING_UPDATES)
+    return frequency * (ramp // frequency), frequency
+
+
+def block_height(inputs: int, block: int) -> int:
+    """Rows of a pruning block for a Dense kernel with ``inputs`` rows: ``block``, fewer for a short kernel.
+
+    tfmot pools the kernel into blocks and needs at least two block rows, so the height stays below ``inputs``.
+    """
+    return max(1, min(block, inputs - 1))
+
+
+def history_csv(rows: list[dict[str, Any]]) -> str:
+    """Fine-tuning history as CSV text, one row per epoch, the columns of :data:`HISTORY_COLUMNS`."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in HISTORY_COLUMNS})
+    return buffer.getvalue()
+
+
+def kernel_sparsity(layers: list[Any]) -> float:
+    """Share of exactly-zero values in the kernels of ``layers`` (0 when there are none)."""
+    kernels = [np.asarray(layer.weights[0]) for layer in layers if layer.weights]
+    total = sum(kernel.size for kernel in kernels)
+    return float(sum(np.count_nonzero(kernel == 0) for kernel in kernels) / total) if total else 0.0
+
+
+def unquantizable_layers(model: Any, tfmot: ModuleType) -> list[str]:
+    """Layers tfmot's default 8-bit QAT cannot quantize, each as ``'name' (Class detail)``.
+
+    The input and the z-score layer are handled here (the latter with an output-only config); every other
+    layer must be one tfmot's registry supports, and an ``Activation`` one whose function it can quantize.
+    """
+    registry = tfmot.quantization.keras.default_8bit.Default8BitQuantizeRegistry()
+    problems = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "InputLayer" or layer.name == ZSCORE_LAYER or _quantizable(layer, registry):
+            continue
+        detail = f" {layer.get_config().get('activation')}" if kind == "Activation" else ""
+        problems.append(f"'{layer.name}' ({kind}{detail})")
+    return problems
+
+
+def _quantizable(layer: Any, registry: Any) -> bool:
+    """Whether tfmot's 8-bit registry has a quantize config for ``layer`` that accepts it."""
+    if not registry.supports(layer):
+        return False
+    try:
+        registry.get_quantize_config(layer).get_output_quantizers(layer)
+    except ValueError:  # an Activation whose function tfmot cannot quantize, e.g. elu
+        return False
+    return True
+
+
+def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings,
+                   report: Callable[[str], None] | None = None) -> CompressedModel:
+    """Prune and/or quantization-aware train a run's model on its tf_keras twin.
+
+    Every check (settings, task, twin and fusion equality, QAT support) runs before any fine-tuning and
+    before anything is reported, so a refused model costs seconds and prints one line.
+
+    Args:
+        model: the run's Keras 3 model.
+        config: the run's resolved config (optimizer, learning rate, batch size, seed, augmentation).
+        data: the run's data and split; ``data.spec`` holds the z-score statistics of the model.
+        settings: what to do (see :class:`CompressionSettings`).
+        report: called with one line before fine-tuning and one per fine-tuning epoch; None for silence.
+
+    Returns:
+        The compressed tf_keras model with its history and the checks' figures.
+
+    Raises:
+        UserError: impossible settings, a run that is not a classifier, or a layer QAT cannot quantize.
+    """
+    settings.check()
+    if data.task != "classification":
+        raise UserError(f"--prune and --qat fine-tune classifiers; this run is {data.task} detection "
+                        f"({config.recipe}): export it without --prune and --qat")
+    from recipes.backend import import_keras
+
+    import_keras(config.seed)
+    tfmot = import_tfmot()
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(config.seed)
+    x_check = data.validation()[0]
+    twin, twin_difference = build_twin(model, config, data.spec, x_check)
+    fused = fuse_for_quantization(twin)
+    result = CompressedModel(fused.model, [], twin_difference,
+                             check_same_outputs(twin, fused.model, x_check, "the fused tf_keras twin"),
+                             fused.folded_batch_norms, fused.fused_relus)
+    if settings.qat:
+        problems = unquantizable_layers(result.model, tfmot)
+        if problems:
+            more = f" (nor of {len(problems) - 1} more layers)" if len(problems) > 1 else ""
+            retrain = ", or train with --set activation=relu" if "(Activation " in problems[0] else ""
+            raise UserError(f"QAT cannot quantize layer {problems[0]}: tfmot's 8-bit scheme has no quantized form "
+                            f"of it{more}; export without --qat{retrain}")
+    say = report or (lambda line: None)
+    say(_plan_line(result, settings))
+    if settings.prune is not None:
+        result.model, result.pruned_layers = _prune(result.model, config, data, settings, tfmot, result.history, say)
+    if settings.qat:
+        result.model = _quantization_aware(result.model, config, data, settings, tfmot, result.history, say)
+    return result
+
+
+def _plan_line(result: CompressedModel, settings: CompressionSettings) -> str:
+    """One line: the twin checks and the fine-tuning to come."""
+    steps = []
+    if settings.prune is not None:
+        steps.append(f"pruning to {settings.prune:.0%} sparsity over {settings.prune_epochs} epochs "
+                     f"(Dense blocks of {settings.prune_block})")
+    if settings.qat:
+        steps.append(f"QAT {settings.qat_epochs} epochs at learning rate {settings.qat_learning_rate:g}")
+    return (f"tf_keras twin equals the Keras model (max diff {result.twin_difference:.1e}); folded "
+            f"{len(result.folded_batch_norms)} BatchNorm, fused {len(result.fused_relus)} ReLU; "
+            + ", then ".join(steps))
+
+
+def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage: str, learning_rate: float,
+         callbacks: list[Any], rows: list[dict[str, Any]], say: Callable[[str], None],
+         sparsity: Callable[[], float] | None = None) -> None:
+    """Compile and fine-tune a tf_keras model on the run's data, one progress line and history row per epoch."""
+    import dataclasses
+
+    import tf_keras
+
+    from recipes.optimizers import make_optimizer
+    from recipes.training import EVALUATION_BATCH, training_dataset
+
+    class Progress(tf_keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            row = {"stage": stage, "epoch": epoch + 1, "learning_rate": learning_rate,
+                   "sparsity": sparsity() if sparsity else None,
+                   "seconds": round(time.perf_counter() - self.started, 3),
+                   **{new: float(logs[old]) for old, new in _RENAMED_LOGS.items() if old in (logs or {})}}
+            rows.append(row)
+            values = "  ".join(f"{label} {row[key]:.4f}" for label, key in (
+                ("loss", "loss"), ("acc", "accuracy"), ("dev loss", "dev_loss"), ("dev acc", "dev_accuracy"))
+                if key in row)
+            shown = f"  sparsity {row['sparsity']:.1%}" if row["sparsity"] is not None else ""
+            say(f"{stage} {epoch + 1:>{len(str(epochs))}}/{epochs}  {values}{shown}  {row['seconds']:.2f}s")
+
+    optimizer = make_optimizer(dataclasses.replace(config, learning_rate=learning_rate), keras_module=tf_keras)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(training_dataset(config, data), validation_data=data.validation(), validation_batch_size=EVALUATION_BATCH,
+              epochs=epochs, shuffle=False, callbacks=[*callbacks, Progress()], verbose=0)
+
+
+def _prune(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings, tfmot: ModuleType,
+           rows: list[dict[str, Any]], say: Callable[[str], None]) -> tuple[Any, list[str]]:
+    """Magnitude-prune every linear layer to ``settings.prune`` while fine-tuning; return the stripped model."""
+    import tf_keras
+
+    from recipes.training import batch_size_for
+
+    sparsity = tfmot.sparsity.keras
+    train_examples = len(data.split.train)
+    steps_per_epoch = math.ceil(train_examples / batch_size_for(config, train_examples))
+    end_step, frequency = pruning_steps(steps_per_epoch, settings.prune_epochs)
+
+    wrappers: list[Any] = []
+
+    def wrap(layer: Any) -> Any:
+        if type(layer).__name__ not in LINEAR_LAYERS:
+            return layer
+        schedule = sparsity.PolynomialDecay(0.0, settings.prune, 0, end_step, frequency=frequency)
+        height = block_height(layer.kernel.shape[0], settings.prune_block) if type(layer).__name__ == "Dense" else 1
+        wrappers.append(sparsity.prune_low_magnitude(layer, pruning_schedule=schedule, block_size=(height, 1)))
+        return wrappers[-1]
+
+    pruned = tf_keras.models.clone_model(model, clone_function=wrap)  # wraps the model's own layers and weights
+    _fit(pruned, config, data, settings.prune_epochs, "prune", config.learning_rate, [sparsity.UpdatePruningStep()],
+         rows, say, lambda: kernel_sparsity([wrapper.layer for wrapper in wrappers]))
+    return sparsity.strip_pruning(pruned), [wrapper.layer.name for wrapper in wrappers]
+
+
+def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings,
+                        tfmot: ModuleType, rows: list[dict[str, Any]], say: Callable[[str], None]) -> Any:
+    """Quantization-aware fine-tuning (sparsity-preserving after pruning); return the QAT model."""
+    import tf_keras
+
+    quantization = tfmot.quantization.keras
+    output_config = _output_quantize_config(tfmot)
+
+    def annotate(layer: Any) -> Any:
+        if type(layer).__name__ == "InputLayer":
+            return layer
+        if layer.name == ZSCORE_LAYER:
+            return quantization.quantize_annotate_layer(layer, output_config())
+        return quantization.quantize_annotate_layer(layer)
+
+    annotated = tf_keras.models.clone_model(model, clone_function=annotate)  # wraps the model's own layers
+    scheme = (quantization.collab_opts.Default8BitPrunePreserveQuantizeScheme() if settings.prune is not None
+              else quantization.default_8bit.Default8BitQuantizeScheme())
+    try:
+        with quantization.quantize_scope({output_config.__name__: output_config}):
+            quantized = quantization.quantize_apply(annotated, scheme)
+    except (ValueError, RuntimeError) as error:  # a layer setting unquantizable_layers cannot see
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"QAT cannot quantize this model ({first_line}); export without --qat") from None
+    _fit(quantized, config, data, settings.qat_epochs, "qat", settings.qat_learning_rate, [], rows, say)
+    return quantized
+
+
+def _output_quantize_config(tfmot: ModuleType) -> type:
+    """A QuantizeConfig that fake-quantizes a layer's output only (for the z-score layer, which has no weights)."""
+    quantization = tfmot.quantization.keras
+
+    class ZscoreOutputQuantizeConfig(quantization.QuantizeConfig):
+        """Quantize the output to 8 bits with a moving-average range; no weights, no activations."""
+
+        def get_weights_and_quantizers(self, layer: Any) -> list:
+            return []
+
+        def get_activations_and_quantizers(self, layer: Any) -> list:
+            return []
+
+        def set_quantize_weights(self, layer: Any, quantize_weights: list) -> None:
+            return None
+
+        def set_quantize_activations(self, layer: Any, quantize_activations: list) -> None:
+            return None
+
+        def get_output_quantizers(self, layer: Any) -> list:
+            return [quantization.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
+                                                                    narrow_range=False)]
+
+        def get_config(self) -> dict[str, Any]:
+            return {}
+
+    return ZscoreOutputQuantizeConfig

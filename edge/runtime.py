@@ -1,0 +1,388 @@
+"""The device runtime: run an exported ``.tflite`` model with LiteRT and numpy only.
+
+This module imports no TensorFlow, Keras or tfmot (directly or through another module), so it runs
+on a Raspberry Pi-class device with ``pip install ai-edge-litert numpy``. It quantizes raw inputs for
+int8 models, dequantizes their outputs, and reads the class labels from the ``manifest.json`` that
+``python cli.py export`` writes beside the model (checking that the manifest describes this file).
+Images are read with Pillow, imported only when an image is given.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from edge.native_output import captured_native_output
+from recipes.errors import UserError
+
+MANIFEST_NAME = "manifest.json"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+INPUT_SUFFIXES = (".csv", ".npy", *IMAGE_SUFFIXES)
+CHUNK = 256  # examples per invoke when the model's batch dimension is dynamic
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output tensor of a model.
+
+    Args:
+        name: the tensor's name in the flatbuffer.
+        shape: its shape, batch dimension first.
+        dtype: numpy dtype name, e.g. ``"int8"`` or ``"float32"``.
+        scale: quantization scale (0.0 when the tensor is not quantized).
+        zero_point: quantization zero point.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        """Whether values are stored as integers with a scale and zero point."""
+        return self.scale != 0.0 and np.dtype(self.dtype).kind in "iu"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``manifest.json``."""
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "quantization": {"scale": self.scale, "zero_point": self.zero_point} if self.quantized else None}
+
+
+def _tensor_info(details: dict[str, Any]) -> TensorInfo:
+    scale, zero_point = details["quantization"]
+    return TensorInfo(str(details["name"]), tuple(int(side) for side in details["shape"]),
+                      np.dtype(details["dtype"]).name, float(scale), int(zero_point))
+
+
+class EdgeModel:
+    """A ``.tflite`` model ready to predict on raw numpy inputs.
+
+    Args:
+        content: the flatbuffer bytes.
+        class_names: label of each output class; default ``class 0``, ``class 1``, ...
+        num_threads: LiteRT CPU threads; default LiteRT's own choice.
+        source: how to name the model in error messages (its path).
+
+    Raises:
+        UserError: the bytes are empty, not a flatbuffer, or not a model LiteRT can run.
+    """
+
+    def __init__(self, content: bytes, class_names: list[str] | None = None, num_threads: int | None = None,
+                 source: str = "the model") -> None:
+        self.source = source
+        self.content = bytes(content)
+        self.interpreter = _open_interpreter(self.content, num_threads, source)
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise UserError(f"{source} has {len(inputs)} inputs and {len(outputs)} outputs; the runtime runs "
+                            "models with one input and one output, as 'python cli.py export' writes them")
+        self.input = _tensor_info(inputs[0])
+        self.output = _tensor_info(outputs[0])
+        self._input_index = int(inputs[0]["index"])
+        self._output_index = int(outputs[0]["index"])
+        signature = inputs[0].get("shape_signature", inputs[0]["shape"])
+        self.dynamic_batch = len(signature) > 0 and int(signature[0]) == -1
+        self._batch = self.input.shape[0]
+        names = list(class_names) if class_names else []
+        self.class_names = names if len(names) == self.num_classes else [f"class {i}" for i in range(self.num_classes)]
+
+    @classmethod
+    def load(cls, path: str | Path, num_threads: int | None = None) -> EdgeModel:
+        """Load a ``.tflite`` file and, when a ``manifest.json`` beside it lists the file, its labels.
+
+        Args:
+            path: the ``.tflite`` file.
+            num_threads: LiteRT CPU threads; default LiteRT's own choice.
+
+        Raises:
+            UserError: the file is missing, a folder, damaged, or differs from what the manifest lists.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise UserError(f"{path} is a folder; pass a .tflite file, e.g. {path / 'edge' / 'model_int8.tflite'}")
+        if not path.is_file():
+            raise UserError(f"model file {path} does not exist; export one with 'python cli.py export RUN_DIR'")
+        content = path.read_bytes()
+        entry = _manifest_entry(path)
+        if entry is not None and entry["sha256"] != hashlib.sha256(content).hexdigest():
+            raise UserError(f"{path} is not the file {MANIFEST_NAME} beside it describes (sha256 differs); "
+                            "copy the model and manifest of the same export together, or export again")
+        class_names = entry["class_names"] if entry is not None else None
+        return cls(content, class_names, num_threads, str(path))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example (the model's input without the batch dimension)."""
+        return self.input.shape[1:]
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output values per example."""
+        return int(np.prod(self.output.shape[1:], dtype=np.int64))
+
+    def as_batch(self, x: Any) -> np.ndarray:
+        """Check raw inputs and shape them ``(n, *input_shape)`` as float32.
+
+        Accepted: one example, a batch, a batch of flattened examples, or (one channel) a batch
+        without the channel axis.
+
+        Raises:
+            UserError: not numbers, not finite, or a shape that holds no whole number of examples.
+        """
+        x = np.asarray(x)
+        if x.dtype.kind not in "iuf":
+            raise UserError(f"input has dtype {x.dtype}; {self.source} takes numbers (raw feature or pixel "
+                            "values), e.g. a float32 array")
+        example = self.input_shape
+        size = int(np.prod(example, dtype=np.int64))
+        if x.shape == example or (x.ndim == 1 and x.size == size):
+            x = x.reshape((1, *example))
+        elif x.shape[1:] == example:
+            pass
+        elif x.ndim == 2 and x.shape[1] == size:
+            x = x.reshape((len(x), *example))
+        elif len(example) > 1 and example[-1] == 1 and x.shape[1:] == example[:-1]:
+            x = x[..., np.newaxis]
+        else:
+            raise UserError(f"input has shape {x.shape}; {self.source} takes examples of shape {example} "
+                            f"({size} values): give (n, {', '.join(map(str, example))}), (n, {size}) or one example")
+        if len(x) == 0:
+            raise UserError("input holds no examples; give at least one")
+        with np.errstate(over="ignore", invalid="ignore"):
+            x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise UserError("input has NaN or infinite values; fill in or drop those examples")
+        return x
+
+    def quantize(self, x: np.ndarray) -> np.ndarray:
+        """Raw float inputs → the input tensor's dtype (round(x / scale) + zero point, saturated)."""
+        if not self.input.quantized:
+            return x.astype(self.input.dtype)
+        limits = np.iinfo(self.input.dtype)
+        scaled = np.round(x / self.input.scale) + self.input.zero_point
+        return np.clip(scaled, limits.min, limits.max).astype(self.input.dtype)
+
+    def dequantize(self, y: np.ndarray) -> np.ndarray:
+        """Output tensor values → float32 ((q - zero point) * scale for quantized outputs)."""
+        if not self.output.quantized:
+            return y.astype(np.float32)
+        return ((y.astype(np.float32) - self.output.zero_point) * self.output.scale).astype(np.float32)
+
+    def invoke(self, batch: np.ndarray) -> np.ndarray:
+        """Run one prepared batch (already in the input dtype) and return the raw output tensor.
+
+        The interpreter is resized when the batch size changes and the model allows it.
+        """
+        if len(batch) != self._batch:
+            self.interpreter.resize_tensor_input(self._input_index, [len(batch), *self.input_shape])
+            self.interpreter.allocate_tensors()
+            self._batch = len(batch)
+        self.interpreter.set_tensor(self._input_index, batch)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._output_index)
+
+    def run(self, x: Any) -> np.ndarray:
+        """Raw inputs → raw output tensor values (int8 for an int8-output model), one row per example."""
+        prepared = self.quantize(self.as_batch(x))
+        chunk = CHUNK if self.dynamic_batch else self.input.shape[0]
+        rows = []
+        for start in range(0, len(prepared), chunk):
+            part = prepared[start:start + chunk]
+            missing = chunk - len(part) if not self.dynamic_batch else 0
+            if missing:
+                part = np.concatenate([part, np.zeros((missing, *self.input_shape), part.dtype)])
+            rows.append(self.invoke(part)[:len(part) - missing])
+        return np.concatenate(rows).reshape(len(prepared), -1)
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Raw inputs → float32 output values (class probabilities), shape ``(n, num_classes)``."""
+        return self.dequantize(self.run(x))
+
+
+def _open_interpreter(content: bytes, num_threads: int | None, source: str) -> Interpreter:
+    """A LiteRT interpreter with its tensors allocated, or a UserError naming what is wrong."""
+    fix = "export it again with 'python cli.py export RUN_DIR'"
+    if not content:
+        raise UserError(f"{source} is empty (0 bytes), not a .tflite model; {fix}")
+    try:
+        with captured_native_output():  # LiteRT announces its CPU delegate on stderr
+            interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            interpreter.allocate_tensors()
+    except ValueError as error:
+        raise UserError(f"{source} is not a valid .tflite model ({_first_line(error)}); {fix}") from None
+    except RuntimeError as error:
+        raise UserError(f"{source} cannot be run by LiteRT ({_first_line(error)}); {fix}") from None
+    return interpreter
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _manifest_entry(path: Path) -> dict[str, Any] | None:
+    """The manifest's sha256 of ``path`` and its class labels, or None when no manifest lists the file."""
+    manifest_path = path.parent / MANIFEST_NAME
+    if not manifest_path.is_file():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+        class_names = manifest.get("class_names")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+        raise UserError(f"{manifest_path} is damaged; export again or remove it to run without labels") from None
+    if not isinstance(files, dict) or path.name not in files:
+        return None
+    return {"sha256": files[path.name].get("sha256"), "class_names": class_names}
+
+
+def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
+    """Read raw inputs for ``model`` from a ``.csv``, ``.npy`` or image file.
+
+    A CSV holds one example per row, its values in the order of the flattened input, with an
+    optional header row; an ``.npy`` file one example or a batch; an image one example, converted to
+    the model's channels and resized to its height and width.
+
+    Returns:
+        float32 array ``(n, *model.input_shape)``.
+
+    Raises:
+        UserError: a missing or unreadable file, an unknown suffix, or values that do not fit the model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"input file {path} does not exist; pass a {', '.join(INPUT_SUFFIXES)} file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return model.as_batch(_read_csv(path))
+    if suffix == ".npy":
+        return model.as_batch(_read_npy(path))
+    if suffix in IMAGE_SUFFIXES:
+        return model.as_batch(_read_image(path, model.input_shape))
+    raise UserError(f"input file {path} has suffix '{path.suffix}'; use one of {', '.join(INPUT_SUFFIXES)}")
+
+
+def _read_csv(path: Path) -> np.ndarray:
+    """Numeric rows of a CSV; a first row that is not all numbers is taken as the header."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1) if any(c.strip() for c in row)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"CSV file {path} cannot be read ({_first_line(error)}); save it as UTF-8 CSV") from None
+    if rows and not all(_is_number(cell) for cell in rows[0][1]):
+        rows = rows[1:]
+    if not rows:
+        raise UserError(f"CSV file {path} has no data rows; write one example per row")
+    width = len(rows[0][1])
+    values = []
+    for number, row in rows:
+        if len(row) != width:
+            raise UserError(f"CSV file {path} line {number} has {len(row)} values but line {rows[0][0]} has {width}; "
+                            "give every example the same number of values")
+        try:
+            values.append([float(cell) for cell in row])
+        except ValueError:
+            bad = next(cell for cell in row if not _is_number(cell))
+            raise UserError(f"CSV file {path} line {number} holds '{bad}', which is not a number; "
+                            "give raw numeric values only") from None
+    return np.asarray(values, dtype=np.float64)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """An array from an ``.npy`` file, never unpickling."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise UserError(f"{path} is not a readable .npy file of numbers ({_first_line(error)}); "
+                        "save it with np.save(path, array)") from None
+
+
+def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
+    """One image as raw pixel values shaped like the model's input (channels and size)."""
+    if len(input_shape) != 3:
+        raise UserError(f"{path} is an image but the model takes examples of shape {input_shape}; "
+                        "give a .csv or .npy file")
+    try:
+        from PIL import Image
+    except ImportError:
+        raise UserError("reading images needs Pillow; pip install pillow, or give a .csv or .npy file") from None
+    height, width, channels = input_shape
+    try:
+        with Image.open(path) as image:
+            image = image.convert("F" if channels == 1 else "RGB")
+            if (image.height, image.width) != (height, width):
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32)
+    except (OSError, ValueError, SyntaxError) as error:
+        raise UserError(f"image {path} cannot be read ({_first_line(error)}); replace the file") from None
+    if channels == 1:
+        pixels = pixels[..., np.newaxis]
+    elif channels != 3:
+        raise UserError(f"the model takes {channels}-channel images; give a .npy file instead of {path.name}")
+    return pixels[np.newaxis]
+
+
+@dataclass
+class Prediction:
+    """The top classes of one example."""
+
+    index: int
+    labels: list[str]
+    scores: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"index": self.index, "top": [{"label": label, "score": score}
+                                             for label, score in zip(self.labels, self.scores, strict=True)]}
+
+
+def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Prediction]:
+    """The ``k`` highest-scoring classes of each row, best first.
+
+    Raises:
+        UserError: ``k`` < 1.
+    """
+    if k < 1:
+        raise UserError(f"--top-k is {k}; give 1 or more")
+    k = min(k, probabilities.shape[1])
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [Prediction(row, [class_names[i] for i in order[row]],
+                       [float(probabilities[row, i]) for i in order[row]]) for row in range(len(probabilities))]
+
+
+def predict_file(model_path: str | Path, input_path: str | Path, k: int = 3,
+                 num_threads: int | None = None) -> tuple[EdgeModel, list[Prediction]]:
+    """Load a model, read an input file and return the top-``k`` classes of every example.
+
+    Args:
+        model_path: a ``.tflite`` file (labels come from the ``manifest.json`` beside it).
+        input_path: a ``.csv``, ``.npy`` or image file of raw inputs.
+        k: classes to return per example.
+        num_threads: LiteRT CPU threads.
+
+    Returns:
+        The loaded model and one :class:`Prediction` per example.
+    """
+    if num_threads is not None and num_threads < 1:
+        raise UserError(f"--threads is {num_threads}; give 1 or more")
+    model = EdgeModel.load(model_path, num_threads)
+    probabilities = model.predict(read_inputs(input_path, model))
+    return model, top_k(probabilities, model.class_names, k)
+

@@ -1,0 +1,192 @@
+"""Audio front end: WAV clips → the MLPerf Tiny keyword-spotting MFCCs (49 frames × 10 coefficients).
+
+A data folder with one subfolder of ``.wav`` clips per class becomes a data set of kind ``"audio"``
+with ``x`` of shape ``(n, 49, 10, 1)``, the input of the ``ds_cnn`` recipe. The features follow the
+reference's front end (``keyword_spotting/get_dataset.py`` in github.com/mlcommons/tiny, all in
+``tf.signal``), with the parameters of :data:`FRONT_END`:
+
+1. read the clip: PCM WAV, 8/16/24/32-bit integer samples scaled to [-1, 1], mono only (a stereo clip
+   is an error that says to downmix: mixing channels silently could cancel a signal);
+2. resample to 16 kHz when the clip has another rate (``scipy.signal.resample_poly``, polyphase with an
+   anti-aliasing filter);
+3. keep the first second, padding a shorter clip with silence at the end;
+4. divide by the peak magnitude (the reference normalizes every clip to its maximum; a silent clip
+   stays zero);
+5. short-time Fourier transform with a 480-sample (30 ms) Hann window every 320 samples (20 ms),
+   512-point FFT → 49 frames of 257 magnitudes;
+6. 40 mel bands between 20 Hz and 4 kHz, log(mel + 1e-6), DCT-II → the first 10 coefficients.
+
+The features are data preparation, not part of the model: a device must compute the same MFCCs
+before calling the model (the parameters are recorded in the run's ``data.json`` as ``front_end``).
+TensorFlow is imported only to compute the features; scipy only to resample.
+"""
+
+from __future__ import annotations
+
+import math
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from recipes.data import Dataset
+from recipes.errors import UserError
+
+FRONT_END = {
+    "sample_rate": 16000,
+    "clip_samples": 16000,
+    "window_samples": 480,
+    "stride_samples": 320,
+    "fft_length": 512,
+    "window": "hann",
+    "mel_bins": 40,
+    "lower_hz": 20.0,
+    "upper_hz": 4000.0,
+    "log_offset": 1e-6,
+    "mfcc_coefficients": 10,
+    "peak_normalized": True,
+}
+# Integer PCM sample widths in bytes and the value of full scale.
+_FULL_SCALE = {1: 128.0, 2: 32768.0, 3: 8388608.0, 4: 2147483648.0}
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a mono integer-PCM WAV file.
+
+    Args:
+        path: the ``.wav`` file.
+
+    Returns:
+        The samples as float32 in [-1, 1] and the sample rate in Hz.
+
+    Raises:
+        UserError: the file is not a readable PCM WAV, is not mono, or holds no samples.
+    """
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as clip:
+            channels, width, rate, frames = (
+                clip.getnchannels(),
+                clip.getsampwidth(),
+                clip.getframerate(),
+                clip.getnframes(),
+            )
+            data = clip.readframes(frames)
+    except (wave.Error, EOFError, OSError) as error:
+        raise UserError(
+            f"WAV file {path} cannot be read ({error or type(error).__name__}); save it as integer PCM "
+            "(e.g. 16-bit) WAV"
+        ) from None
+    if channels != 1:
+        raise UserError(
+            f"WAV file {path} has {channels} channels; the front end takes mono clips: downmix it first, "
+            "e.g. sox in.wav -c 1 out.wav"
+        )
+    if frames == 0 or not data:
+        raise UserError(f"WAV file {path} is empty (no samples); record it again or remove it")
+    if width not in _FULL_SCALE:
+        raise UserError(f"WAV file {path} has {8 * width}-bit samples; save it as 8, 16, 24 or 32-bit PCM")
+    return _decode(data, width) / np.float32(_FULL_SCALE[width]), rate
+
+
+def _decode(data: bytes, width: int) -> np.ndarray:
+    """Little-endian PCM bytes → float32 sample values (8-bit WAV is unsigned, the rest signed)."""
+    if width == 1:
+        return np.frombuffer(data, np.uint8).astype(np.float32) - 128.0
+    if width == 3:
+        triples = np.frombuffer(data[: len(data) // 3 * 3], np.uint8).reshape(-1, 3).astype(np.int32)
+        values = triples[:, 0] | (triples[:, 1] << 8) | (triples[:, 2] << 16)
+        return np.where(values >= 1 << 23, values - (1 << 24), values).astype(np.float32)
+    return np.frombuffer(data, np.dtype(f"<i{width}")).astype(np.float32)
+
+
+def prepare_clip(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Resample to 16 kHz, keep the first second (pad with silence), divide by the peak magnitude.
+
+    Args:
+        samples: mono samples in [-1, 1].
+        rate: their sample rate in Hz.
+
+    Returns:
+        float32 array of :data:`FRONT_END` ``clip_samples`` samples.
+    """
+    target = FRONT_END["sample_rate"]
+    if rate != target:
+        from scipy.signal import resample_poly
+
+        divisor = math.gcd(rate, target)
+        samples = resample_poly(samples, target // divisor, rate // divisor)
+    clip = np.zeros(FRONT_END["clip_samples"], np.float32)
+    kept = samples[: len(clip)]
+    clip[: len(kept)] = kept
+    peak = np.abs(clip).max()
+    return clip / peak if peak > 0 else clip
+
+
+def mfcc_features(clips: np.ndarray) -> np.ndarray:
+    """The reference MFCCs of 1-second 16 kHz clips.
+
+    Args:
+        clips: float32 array ``(n, 16000)`` from :func:`prepare_clip`.
+
+    Returns:
+        float32 array ``(n, 49, 10, 1)``: frames × coefficients × one channel.
+    """
+    from recipes.backend import import_keras
+
+    import_keras()
+    import tensorflow as tf
+
+    stft = tf.signal.stft(
+        tf.constant(clips, tf.float32),
+        frame_length=FRONT_END["window_samples"],
+        frame_step=FRONT_END["stride_samples"],
+        fft_length=FRONT_END["fft_length"],
+        window_fn=tf.signal.hann_window,
+    )
+    magnitudes = tf.abs(stft)
+    mel_matrix = tf.signal.linear_to_mel_weight_matrix(
+        FRONT_END["mel_bins"],
+        magnitudes.shape[-1],
+        FRONT_END["sample_rate"],
+        FRONT_END["lower_hz"],
+        FRONT_END["upper_hz"],
+    )
+    log_mel = tf.math.log(tf.tensordot(magnitudes, mel_matrix, 1) + FRONT_END["log_offset"])
+    mfccs = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : FRONT_END["mfcc_coefficients"]]
+    return mfccs.numpy().astype(np.float32)[..., np.newaxis]
+
+
+def load_wav_folder(folder: Path, class_folders: list[Path]) -> Dataset:
+    """Load every ``.wav`` clip of each class subfolder and compute its MFCCs.
+
+    Args:
+        folder: the data folder (its name becomes the data set's name).
+        class_folders: its class subfolders, sorted (subfolder name = class name).
+
+    Returns:
+        A data set of kind ``"audio"``, ``x`` of shape ``(n, 49, 10, 1)``, ``front_end`` = :data:`FRONT_END`.
+
+    Raises:
+        UserError: a class folder without clips, or a clip that cannot be used (see :func:`read_wav`).
+    """
+    clips, labels = [], []
+    for class_index, class_folder in enumerate(class_folders):
+        files = sorted(
+            child
+            for child in class_folder.iterdir()
+            if child.is_file() and child.suffix.lower() == ".wav" and not child.name.startswith(".")
+        )
+        if not files:
+            raise UserError(f"class folder {class_folder} has no .wav clips; add the class's clips or remove it")
+        for file in files:
+            clips.append(prepare_clip(*read_wav(file)))
+            labels.append(class_index)
+    return Dataset(
+        x=mfcc_features(np.stack(clips)),
+        y=np.asarray(labels, np.int32),
+        class_names=[class_folder.name for class_folder in class_folders],
+        kind="audio",
+        name=folder.resolve().name,
+        front_end=dict(FRONT_END),
+    )

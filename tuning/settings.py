@@ -1,0 +1,264 @@
+"""What a search is: tuner, budget, objective, rounds, workers, space and the fixed config.
+
+:func:`resolve_settings` checks every option before anything is written or TensorFlow is imported,
+so a mistake ends with one line and leaves no tune directory behind. :func:`hyperband_budget`
+is keras-tuner's Hyperband schedule in plain Python, printed before a search starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config
+from recipes.errors import UserError, unknown_choice
+from recipes.rundir import safe_name
+from tuning.spaces import (
+    Space,
+    check_space,
+    default_space,
+    fields_set_by,
+    load_space,
+    require_grid,
+    space_from_data,
+    space_to_data,
+)
+
+TUNERS = ("random", "hyperband", "grid", "bayesian")
+# Objective -> direction. Both are measured on the dev split after every epoch.
+OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
+# Settings a resumed search must share with the one on disk (the rest may grow: trials, rounds, workers).
+RESUME_KEYS = {
+    "tuner": "--tuner",
+    "objective": "--objective",
+    "max_epochs": "--max-epochs",
+    "factor": "--factor",
+    "space": "space",
+    "base": "fixed config",
+}
+
+
+@dataclass
+class TuneSettings:
+    """A resolved search.
+
+    Attributes:
+        base: the fixed training config (recipe, data, seed, ``--set`` values); ``epochs`` is
+            ``max_epochs`` and ``name`` the search's name (the best run is ``runs/train/<name>-<n>``).
+        space: the first round's space.
+        tuner: one of :data:`TUNERS`.
+        name: the search's name: its directory is ``<out>/tune/<name>/``.
+        max_trials: trials per round (random, grid, bayesian; Hyperband sets its own).
+        max_epochs: most epochs one trial trains (Hyperband's ``max_epochs``).
+        factor: Hyperband's reduction factor.
+        objective: the dev metric to optimize, a key of :data:`OBJECTIVES`.
+        rounds: coarse-to-fine rounds; each narrows the space around the previous round's best.
+        workers: worker processes beside a chief; None searches in this process.
+    """
+
+    base: TrainConfig
+    space: Space
+    tuner: str
+    name: str
+    max_trials: int = 10
+    max_epochs: int = 27
+    factor: int = 3
+    objective: str = "val_accuracy"
+    rounds: int = 1
+    workers: int | None = None
+
+    @property
+    def tune_dir(self) -> Path:
+        """``<out>/tune/<name>``."""
+        return Path(self.base.out) / "tune" / self.name
+
+    @property
+    def project_root(self) -> Path:
+        """The folder holding one keras-tuner project per round."""
+        return self.tune_dir / "keras_tuner"
+
+    def project_dir(self, round_number: int) -> Path:
+        """keras-tuner's project folder of a round (its ``oracle.json`` and ``trial_*/``)."""
+        return self.project_root / f"round-{round_number}"
+
+    def space_file(self, round_number: int) -> Path:
+        """The space searched in a round, as YAML."""
+        return self.tune_dir / f"space-round-{round_number}.yaml"
+
+    @property
+    def direction(self) -> str:
+        """``"max"`` or ``"min"``."""
+        return OBJECTIVES[self.objective]
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data for ``search.json`` (read back by :meth:`from_data` and by worker processes)."""
+        data = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        data["base"] = self.base.to_dict()
+        data["space"] = space_to_data(self.space)
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> TuneSettings:
+        """Rebuild settings written by :meth:`to_data`."""
+        values = dict(data)
+        values["base"] = apply_overrides(TrainConfig(), values["base"])
+        values["space"] = space_from_data(values["space"])
+        return cls(**values)
+
+
+def resolve_settings(
+    recipe: str | None = None,
+    data: str | None = None,
+    label: str | None = None,
+    tuner: str = "random",
+    max_trials: int = 10,
+    max_epochs: int = 27,
+    factor: int = 3,
+    objective: str = "val_accuracy",
+    rounds: int = 1,
+    workers: int | None = None,
+    space_file: str | Path | None = None,
+    name: str | None = None,
+    out: str | None = None,
+    seed: int | None = None,
+    assignments: list[str] | None = None,
+) -> TuneSettings:
+    """Check the options of ``python cli.py tune`` and build the search's settings.
+
+    Args:
+        recipe, data, label, out, seed: as for ``train`` (None: the config default).
+        tuner: one of :data:`TUNERS`.
+        max_trials: trials per round, at least 1.
+        max_epochs: epochs per trial at most, at least 1.
+        factor: Hyperband's reduction factor, at least 2.
+        objective: a key of :data:`OBJECTIVES`.
+        rounds: coarse-to-fine rounds, at least 1.
+        workers: worker processes, at least 1; None searches in this process.
+        space_file: YAML space replacing the recipe's default space.
+        name: the search's name. Defaults to ``<data>-<recipe>-<tuner>``.
+        assignments: ``key=value`` strings fixing config fields for every trial.
+
+    Returns:
+        The settings.
+
+    Raises:
+        UserError: naming the first bad option and its fix.
+    """
+    if tuner not in TUNERS:
+        raise unknown_choice("tuner", tuner, TUNERS)
+    if objective not in OBJECTIVES:
+        raise unknown_choice("objective", objective, OBJECTIVES)
+    for option, value, least in (
+        ("--max-trials", max_trials, 1),
+        ("--max-epochs", max_epochs, 1),
+        ("--factor", factor, 2),
+        ("--rounds", rounds, 1),
+    ):
+        if value < least:
+            raise UserError(f"{option} must be at least {least}, got {value}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}; leave it out to search in this process")
+    if workers is None and os.environ.get("KERASTUNER_ORACLE_IP"):
+        raise UserError(
+            "KERASTUNER_ORACLE_IP is set, which makes keras-tuner act as a distributed process; "
+            "unset it, or pass --workers N"
+        )
+    fixed = {key.strip().replace("-", "_") for key in parse_assignments(assignments or [])}
+    if "epochs" in fixed:
+        raise UserError("each trial's epoch cap is --max-epochs; drop --set epochs=...")
+    base = resolve_config(None, {"recipe": recipe, "data": data, "label": label, "seed": seed, "out": out}, assignments)
+    name = safe_name(name or f"{Path(base.data).stem or 'data'}-{base.recipe}-{tuner}")
+    base = dataclasses.replace(base, epochs=max_epochs, name=name)
+    if space_file:
+        space = load_space(space_file, base.recipe, base)
+    else:
+        space = default_space(base.recipe)
+        check_space(space, base.recipe, base)
+    searched = fields_set_by(space)
+    for key in sorted(fixed & set(searched)):
+        raise UserError(f"{key} is both fixed with --set and searched (space key '{searched[key]}'); drop one of them")
+    if tuner == "grid":
+        require_grid(space)
+    return TuneSettings(base, space, tuner, name, max_trials, max_epochs, factor, objective, rounds, workers)
+
+
+@dataclass(frozen=True)
+class HyperbandBudget:
+    """One Hyperband iteration: brackets, trials and epochs trained in all (continuations counted once)."""
+
+    brackets: int
+    trials: int
+    epochs: int
+
+
+def hyperband_budget(max_epochs: int, factor: int) -> HyperbandBudget:
+    """The trials and epochs of one keras-tuner Hyperband iteration.
+
+    Bracket ``b`` (``num_brackets - 1`` down to 0) runs rounds ``r = 0..b``; round ``r`` trains
+    ``ceil(ceil(1 + log_factor(max_epochs)) / (b + 1) * factor**(b - r))`` models up to
+    ``ceil(max_epochs / factor**(b - r))`` epochs, each continuing from its round ``r - 1`` checkpoint,
+    so it trains only the difference. These are keras-tuner 1.4's ``HyperbandOracle`` formulas.
+
+    Args:
+        max_epochs: most epochs one model trains.
+        factor: reduction factor between rounds.
+
+    Returns:
+        Brackets, trials and total epochs (e.g. 375 epochs for max_epochs 27, factor 3).
+    """
+    brackets, epochs = 0, float(max_epochs)
+    while epochs >= 1:
+        epochs /= factor
+        brackets += 1
+    last_round_size = math.ceil(1 + math.log(max_epochs, factor))
+    trials = total_epochs = 0
+    for bracket in range(brackets):
+        trained = 0
+        for round_number in range(bracket + 1):
+            size = math.ceil(last_round_size / (bracket + 1) * factor ** (bracket - round_number))
+            round_epochs = math.ceil(max_epochs / factor ** (bracket - round_number))
+            trials += size
+            total_epochs += size * (round_epochs - trained)
+            trained = round_epochs
+    return HyperbandBudget(brackets, trials, total_epochs)
+
+
+def plan_lines(settings: TuneSettings) -> list[str]:
+    """What a search will do, printed before it starts (Hyperband's epoch budget included)."""
+    base = settings.base
+    stopping = (
+        f"early stopping after {base.patience} epochs without dev-loss gain"
+        if base.early_stopping
+        else "no early stopping"
+    )
+    lines = [
+        f"search {settings.tune_dir}: {settings.tuner} search of {base.recipe} on {base.data}, "
+        f"objective {settings.objective} ({settings.direction})"
+    ]
+    if settings.tuner == "hyperband":
+        budget = hyperband_budget(settings.max_epochs, settings.factor)
+        lines.append(
+            f"epoch budget per round: Hyperband max_epochs {settings.max_epochs}, factor {settings.factor}: "
+            f"{budget.brackets} brackets, {budget.trials} trials, {budget.epochs} epochs in all ({stopping}; "
+            "--max-trials does not apply)"
+        )
+    else:
+        lines.append(
+            f"epoch budget per round: {settings.max_trials} trials x up to {settings.max_epochs} epochs = "
+            f"{settings.max_trials * settings.max_epochs} epochs at most ({stopping})"
+        )
+        if settings.tuner == "grid":
+            lines.append(f"grid search stops after the whole grid or {settings.max_trials} trials (--max-trials)")
+    if settings.rounds > 1:
+        lines.append(
+            f"{settings.rounds} rounds, coarse to fine: each narrows the space around the last round's best trials"
+        )
+    if settings.workers:
+        lines.append(f"distributed: a keras-tuner chief and {settings.workers} worker processes on this machine")
+    lines.append(f"space ({len(settings.space)} hyperparameters):")
+    lines.extend(f"  {key:<16} {dimension.describe()}" for key, dimension in settings.space.items())
+    return lines
