@@ -230,6 +230,8 @@ def export(
     prune_block: Annotated[int | None, typer.Option(
         help="Prune Dense kernels in blocks of this many consecutive inputs (default 16; 1: weight by weight).",
     )] = None,
+    prune_learning_rate: Annotated[float | None, typer.Option(
+        help="First learning rate of pruning, decaying along a half cosine (default 3x the run's).")] = None,
     qat: Annotated[bool, typer.Option("--qat", help="Fine-tune with quantization-aware training; exported as "
                                                     "int8_qat (int8_pruned_qat with --prune).")] = False,
     qat_epochs: Annotated[int | None, typer.Option(help="QAT fine-tuning epochs (default 3).")] = None,
@@ -241,8 +243,8 @@ def export(
         from edge.variants import parse_variants
 
         variants = parse_variants(quantization)
-        compression = CompressionSettings.from_options(prune, prune_epochs, prune_block, qat, qat_epochs,
-                                                       qat_learning_rate)
+        compression = CompressionSettings.from_options(prune, prune_epochs, prune_block, prune_learning_rate, qat,
+                                                       qat_epochs, qat_learning_rate)
         from edge.export import export_run
 
         report = export_run(run_dir, variants, calibration_samples, float_io, compression, typer.echo)
@@ -370,7 +372,9 @@ def tune(
     max_trials: Annotated[int, typer.Option(help="Trials per round (random, grid, bayesian).")] = 10,
     max_epochs: Annotated[int, typer.Option(help="Most epochs per trial; Hyperband's max_epochs.")] = 27,
     factor: Annotated[int, typer.Option(help="Hyperband's reduction factor.")] = 3,
-    objective: Annotated[str, typer.Option(help="Dev metric to optimize: val_accuracy or val_loss.")] = "val_accuracy",
+    objective: Annotated[
+        str | None, typer.Option(help="Dev metric to optimize: val_accuracy (default) or val_loss (anomaly default).")
+    ] = None,
     rounds: Annotated[int, typer.Option(help="Coarse-to-fine rounds, each narrowed around the last's best.")] = 1,
     workers: Annotated[int | None, typer.Option(help="Worker processes beside a keras-tuner chief.")] = None,
     space: Annotated[Path | None, typer.Option(help="YAML search space replacing the recipe's default.")] = None,
@@ -425,8 +429,9 @@ def _print_tune(result) -> None:
     else:
         typer.echo(f"importance: needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials with different results")
     typer.echo(f"results: {result.tune_dir} (trials.csv, plots/trials.png, best.yaml, summary.json)")
-    dev, test = result.run_metrics["dev"]["accuracy"], result.run_metrics["test"]["accuracy"]
-    typer.echo(f"best configuration retrained: {result.run_dir} (dev accuracy {dev:.4f}, test accuracy {test:.4f})")
+    dev, test = result.run_metrics["dev"].get("accuracy"), result.run_metrics["test"].get("accuracy")
+    scores = f" (dev accuracy {dev:.4f}, test accuracy {test:.4f})" if dev is not None and test is not None else ""
+    typer.echo(f"best configuration retrained: {result.run_dir}{scores}")
     typer.echo(f"next: python cli.py export {result.run_dir}")
 
 

@@ -133,8 +133,22 @@ def fuse_for_quantization(model: Any) -> FusedModel:
         the names of the absorbed layers. Layers that cannot be absorbed stay as they are.
     """
     config = copy.deepcopy(model.get_config())
-    weights: dict[str, list[np.ndarray]] = {}
     result = FusedModel(model)
+    weights = _fold_batch_norms(model, config, result.folded_batch_norms)
+    _fuse_relus(config, result.fused_relus)
+    if not result.folded_batch_norms and not result.fused_relus:
+        return result
+    result.model = model.__class__.from_config(config)
+    for layer in result.model.layers:
+        if layer.weights:
+            layer.set_weights(weights.get(layer.name) or model.get_layer(layer.name).get_weights())
+    return result
+
+
+def _fold_batch_norms(model: Any, config: dict[str, Any], folded: list[str]) -> dict[str, list[np.ndarray]]:
+    """Remove every foldable BatchNorm from ``config`` (appending its name to ``folded``); return the folded
+    weights of the linear layers that absorbed one."""
+    weights: dict[str, list[np.ndarray]] = {}
     for entry in list(config["layers"]):
         if entry["class_name"] != "BatchNormalization":
             continue
@@ -150,21 +164,17 @@ def fuse_for_quantization(model: Any) -> FusedModel:
             norm.moving_variance.numpy(), norm.epsilon, type(linear).__name__ == "DepthwiseConv2D"))
         _entry(config, producer)["config"]["use_bias"] = True
         _remove(config, entry["name"], producer)
-        result.folded_batch_norms.append(entry["name"])
+        folded.append(entry["name"])
+    return weights
+
+
+def _fuse_relus(config: dict[str, Any], fused: list[str]) -> None:
+    """Move every ``Activation("relu")`` that follows a linear layer into it (appending its name to ``fused``)."""
     for entry in list(config["layers"]):
         if entry["class_name"] != "Activation" or entry["config"].get("activation") != "relu":
             continue
         producer = _absorbable(config, entry)
-        if producer is None:
-            continue
-        _entry(config, producer)["config"]["activation"] = "relu"
-        _remove(config, entry["name"], producer)
-        result.fused_relus.append(entry["name"])
-    if not result.folded_batch_norms and not result.fused_relus:
-        return result
-    fused = model.__class__.from_config(config)
-    for layer in fused.layers:
-        if layer.weights:
-            layer.set_weights(weights.get(layer.name) or model.get_layer(layer.name).get_weights())
-    result.model = fused
-    return result
+        if producer is not None:
+            _entry(config, producer)["config"]["activation"] = "relu"
+            _remove(config, entry["name"], producer)
+            fused.append(entry["name"])

@@ -14,7 +14,7 @@ import csv
 import io
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,9 +86,7 @@ def compile_model(model: Any, config: TrainConfig) -> Any:
     if task_of(config.recipe) == "anomaly":
         model.compile(optimizer=make_optimizer(config), loss="mean_absolute_error")
         return model
-    model.compile(
-        optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-    )
+    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -109,9 +107,7 @@ def _augmenter(config: TrainConfig, data: PreparedData) -> Callable[[Any], Any] 
         if config.rotation > 0:
             layers.append(keras.layers.RandomRotation(config.rotation, seed=config.seed))
         if config.translation > 0:
-            layers.append(
-                keras.layers.RandomTranslation(config.translation, config.translation, seed=config.seed)
-            )
+            layers.append(keras.layers.RandomTranslation(config.translation, config.translation, seed=config.seed))
         if config.zoom > 0:
             layers.append(keras.layers.RandomZoom(config.zoom, seed=config.seed))
         if not layers:
@@ -140,14 +136,18 @@ def training_dataset(config: TrainConfig, data: PreparedData) -> Any:
     return pipeline.prefetch(tf.data.AUTOTUNE)
 
 
-def _callbacks(config: TrainConfig, log_dir: Path | None, report: Callable[[str], None] | None) -> list[Any]:
+def _callbacks(
+    config: TrainConfig, validating: bool, log_dir: Path | None, report: Callable[[str], None] | None
+) -> list[Any]:
+    """The recipe's callbacks: per-epoch learning-rate schedule, stop on NaN, early stopping on dev
+    loss (when dev data are evaluated), TensorBoard and the progress line (when asked for)."""
     import keras
 
     callbacks = [
         keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(config, epoch)),
         keras.callbacks.TerminateOnNaN(),
     ]
-    if config.early_stopping:
+    if config.early_stopping and validating:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -157,9 +157,7 @@ def _callbacks(config: TrainConfig, log_dir: Path | None, report: Callable[[str]
             )
         )
     if log_dir is not None:
-        callbacks.append(
-            keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0)
-        )
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0))
     if report is not None:
         callbacks.append(_epoch_report(config.epochs, report))
     return callbacks
@@ -193,6 +191,50 @@ def _epoch_report(epochs: int, report: Callable[[str], None]) -> Any:
     return EpochReport()
 
 
+def fit_keras(
+    model: Any,
+    config: TrainConfig,
+    data: PreparedData,
+    *,
+    epochs: int | None = None,
+    initial_epoch: int = 0,
+    callbacks: Sequence[Any] = (),
+    log_dir: Path | None = None,
+    report: Callable[[str], None] | None = None,
+) -> dict[str, list[float]]:
+    """The project's one ``model.fit`` call: a compiled recipe model on ``data``'s training split.
+
+    Used by :func:`fit` (train), tuner trials and the scikit-learn estimator alike: the recipe's
+    ``tf.data`` pipeline (batch size, per-epoch shuffle, augmentation), its learning-rate schedule,
+    stop on NaN, and early stopping on dev loss with the best weights restored.
+
+    Args:
+        model: a compiled model from ``build_model`` + :func:`compile_model`.
+        config: the config it was built from.
+        data: the prepared data; its dev split (if not empty; see ``PreparedData.validation``) is
+            evaluated every epoch.
+        epochs: the epoch to stop after. Defaults to ``config.epochs``.
+        initial_epoch: the epoch to start from (Hyperband continues a model). Defaults to 0.
+        callbacks: callbacks run after the recipe's own (e.g. keras-tuner's).
+        log_dir: TensorBoard folder, or None.
+        report: called with one progress line per epoch, or None.
+
+    Returns:
+        Keras's history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``).
+    """
+    validating = len(data.split.dev) > 0
+    return model.fit(
+        training_dataset(config, data),
+        validation_data=data.validation() if validating else None,
+        validation_batch_size=EVALUATION_BATCH,
+        epochs=epochs or config.epochs,
+        initial_epoch=initial_epoch,
+        shuffle=False,  # the pipeline reshuffles every epoch itself
+        callbacks=[*_callbacks(config, validating, log_dir, report), *callbacks],
+        verbose=0,
+    ).history
+
+
 def fit(
     model: Any,
     config: TrainConfig,
@@ -200,20 +242,12 @@ def fit(
     log_dir: Path | None = None,
     report: Callable[[str], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Train a compiled model; early stopping on dev loss restores the best weights.
+    """Train a compiled model with :func:`fit_keras`; a diverged loss is a user error.
 
     Returns:
         Per-epoch history with keys of :data:`HISTORY_COLUMNS` (dev instead of Keras's val).
     """
-    history = model.fit(
-        training_dataset(config, data),
-        validation_data=data.validation(),
-        validation_batch_size=EVALUATION_BATCH,
-        epochs=config.epochs,
-        shuffle=False,  # the pipeline reshuffles every epoch itself
-        callbacks=_callbacks(config, log_dir, report),
-        verbose=0,
-    ).history
+    history = fit_keras(model, config, data, log_dir=log_dir, report=report)
     losses = history.get("loss", [])
     if losses and not np.isfinite(losses[-1]):
         raise UserError(

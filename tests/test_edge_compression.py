@@ -149,6 +149,8 @@ def test_pruning_schedule_reaches_the_target_before_the_last_epoch():
     ({"qat": True, "qat_learning_rate": 0.0}, "--qat-learning-rate must be > 0"),
     ({"prune_epochs": 5}, "--prune-epochs applies only with --prune"),
     ({"qat_epochs": 2}, "--qat-epochs applies only with --qat"),
+    ({"prune_learning_rate": 0.01}, "--prune-learning-rate applies only with --prune"),
+    ({"prune": 0.5, "prune_learning_rate": -1.0}, "--prune-learning-rate must be > 0"),
 ])
 def test_settings_refuse_impossible_values(options, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
@@ -211,6 +213,9 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
     with open(edge / "int8_pruned_qat_history.csv") as file:
         rows = list(csv.DictReader(file))
     assert [row["stage"] for row in rows] == ["prune"] * 20 + ["qat"] * 3
+    rates = [float(row["learning_rate"]) for row in rows]
+    assert rates[0] == pytest.approx(3e-3) and rates[:20] == sorted(rates[:20], reverse=True)  # 3x the run's, cosine
+    assert rates[20:] == [1e-4] * 3
     assert float(rows[19]["sparsity"]) == pytest.approx(0.5, abs=0.02) and rows[-1]["sparsity"] == ""
     manifest = json.loads((edge / "manifest.json").read_text())
     assert {"model_int8_pruned_qat.tflite", "int8_pruned_qat_history.csv"} <= set(manifest["files"])

@@ -67,6 +67,8 @@ def test_bad_parameters_fail_in_fit_not_in_init(digits):
         estimator.fit(x, y)
     with pytest.raises(ValueError, match="input_shape"):
         RecipeClassifier(input_shape=(4, 4, 1)).fit(x, y)
+    with pytest.raises(ValueError, match="not a classifier"):
+        RecipeClassifier(recipe="autoencoder").fit(x, y)
 
 
 def test_grid_search_cv(digits):

@@ -162,6 +162,13 @@ def test_bad_options(options, message):
         resolve_settings(**options)
 
 
+def test_anomaly_detector_optimizes_dev_loss():
+    assert resolve_settings(recipe="autoencoder").objective == "val_loss"
+    assert resolve_settings().objective == "val_accuracy"
+    with pytest.raises(UserError, match="anomaly detector.*use --objective val_loss"):
+        resolve_settings(recipe="autoencoder", objective="val_accuracy")
+
+
 def test_distributed_variables_need_workers(monkeypatch):
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     with pytest.raises(UserError, match="unset it, or pass --workers N"):

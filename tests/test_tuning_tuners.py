@@ -81,3 +81,17 @@ def test_a_completed_trial_listed_as_ongoing_is_not_run_again(tmp_path):
 
     assert stale_search(keras_tuner.oracles.RandomSearchOracle) == "0001"  # keras-tuner would run it again
     assert stale_search(ResumableRandomSearchOracle) == "0002"
+
+
+def test_trial_metrics_take_the_best_epoch_by_the_objective():
+    from recipes.config import TrainConfig
+    from tuning.hypermodel import trial_metrics
+
+    history = {"loss": [1.0, 0.5, 0.4], "val_loss": [0.9, 0.3, 0.6], "val_accuracy": [0.5, 0.8, 0.9]}
+    by_loss = trial_metrics(history, "val_loss", "min", 2.0, TrainConfig())
+    assert (by_loss["val_loss"], by_loss["val_accuracy"], by_loss["epochs_run"], by_loss["seconds"]) == (0.3, 0.8, 3, 2)
+    assert trial_metrics(history, "val_accuracy", "max", 2.0, TrainConfig())["val_accuracy"] == 0.9
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match="diverged"):
+        trial_metrics({**history, "loss": [1.0, 0.5, float("nan")]}, "val_accuracy", "max", 1.0, TrainConfig())
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match="reports no val_accuracy"):
+        trial_metrics({"loss": [1.0], "val_loss": [0.9]}, "val_accuracy", "max", 1.0, TrainConfig(recipe="autoencoder"))

@@ -18,8 +18,8 @@ from recipes.backend import import_keras
 from recipes.config import TrainConfig
 from recipes.errors import UserError
 from recipes.models import build_model
-from recipes.training import PreparedData, compile_model
-from tuning.fitting import fit_model, quiet_retracing
+from recipes.training import PreparedData, compile_model, fit_keras
+from tuning.fitting import quiet_retracing
 from tuning.report import EPOCHS_METRIC, SECONDS_METRIC
 from tuning.spaces import Dimension, Space, config_for
 
@@ -99,7 +99,9 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         """
         config = self.config(hp)
         started = time.perf_counter()
-        history = fit_model(model, config, self.data, epochs, initial_epoch, callbacks or ())
+        history = fit_keras(
+            model, config, self.data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks or ()
+        )
         return trial_metrics(history, self.objective, self.direction, time.perf_counter() - started, config)
 
 

@@ -244,10 +244,9 @@ def retrain(
 
     report(f"retraining the best configuration (trial {best.label}) for up to {config.epochs} epochs")
     result = train(config, report=None)
-    report(
-        f"retrained: dev accuracy {result.metrics['dev']['accuracy']:.4f}, "
-        f"test accuracy {result.metrics['test']['accuracy']:.4f} -> {result.run_dir}"
-    )
+    dev, test = result.metrics["dev"].get("accuracy"), result.metrics["test"].get("accuracy")
+    scores = f": dev accuracy {dev:.4f}, test accuracy {test:.4f}" if dev is not None and test is not None else ""
+    report(f"retrained{scores} -> {result.run_dir}")
     return result.run_dir, result.metrics
 
 

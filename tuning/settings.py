@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config
+from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config, task_of
 from recipes.errors import UserError, unknown_choice
 from recipes.rundir import safe_name
 from tuning.spaces import (
@@ -118,7 +118,7 @@ def resolve_settings(
     max_trials: int = 10,
     max_epochs: int = 27,
     factor: int = 3,
-    objective: str = "val_accuracy",
+    objective: str | None = None,
     rounds: int = 1,
     workers: int | None = None,
     space_file: str | Path | None = None,
@@ -135,7 +135,8 @@ def resolve_settings(
         max_trials: trials per round, at least 1.
         max_epochs: epochs per trial at most, at least 1.
         factor: Hyperband's reduction factor, at least 2.
-        objective: a key of :data:`OBJECTIVES`.
+        objective: a key of :data:`OBJECTIVES`. Defaults to ``val_accuracy``, or ``val_loss`` for an
+            anomaly detector (which reports no accuracy while it trains).
         rounds: coarse-to-fine rounds, at least 1.
         workers: worker processes, at least 1; None searches in this process.
         space_file: YAML space replacing the recipe's default space.
@@ -150,7 +151,7 @@ def resolve_settings(
     """
     if tuner not in TUNERS:
         raise unknown_choice("tuner", tuner, TUNERS)
-    if objective not in OBJECTIVES:
+    if objective is not None and objective not in OBJECTIVES:
         raise unknown_choice("objective", objective, OBJECTIVES)
     for option, value, least in (
         ("--max-trials", max_trials, 1),
@@ -173,6 +174,13 @@ def resolve_settings(
     base = resolve_config(None, {"recipe": recipe, "data": data, "label": label, "seed": seed, "out": out}, assignments)
     name = safe_name(name or f"{Path(base.data).stem or 'data'}-{base.recipe}-{tuner}")
     base = dataclasses.replace(base, epochs=max_epochs, name=name)
+    anomaly = task_of(base.recipe) == "anomaly"
+    if anomaly and objective == "val_accuracy":
+        raise UserError(
+            f"the {base.recipe} recipe is an anomaly detector: it reports no val_accuracy while it trains; "
+            "use --objective val_loss"
+        )
+    objective = objective or ("val_loss" if anomaly else "val_accuracy")
     if space_file:
         space = load_space(space_file, base.recipe, base)
     else:

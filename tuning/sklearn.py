@@ -6,7 +6,7 @@ learned attributes end in ``_``, ``fit`` returns ``self``. ``fit`` trains the re
 (``build_model`` + ``compile_model``) with the recipe's pipeline, schedule and early stopping
 (:mod:`tuning.fitting`); the z-score statistics come from the rows ``fit`` trains on, as in ``train``.
 
-The recipes are classifiers (softmax over classes), so there is no regressor.
+No recipe regresses (they classify, or detect anomalies), so there is no regressor.
 
 Example::
 
@@ -26,13 +26,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from recipes.config import TrainConfig, apply_overrides, validate
+from recipes.config import TrainConfig, apply_overrides, task_of, validate
 from recipes.data import Dataset
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.splitting import Split
-from recipes.training import PreparedData, compile_model
-from tuning.fitting import fit_model, quiet_retracing
+from recipes.training import PreparedData, compile_model, fit_keras
+from tuning.fitting import quiet_retracing
 
 PREDICT_BATCH = 1024
 
@@ -107,7 +107,8 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         """The recipe config of the current parameters (validated).
 
         Raises:
-            ValueError: a parameter the recipe rejects (a :class:`~recipes.errors.UserError`).
+            ValueError: a parameter the recipe rejects (a :class:`~recipes.errors.UserError`), or a
+                recipe that is not a classifier.
         """
         values = {
             "recipe": self.recipe,
@@ -127,7 +128,10 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             "seed": self.random_state,
         }
         values.update(self.config or {})
-        return validate(apply_overrides(TrainConfig(), values))
+        config = validate(apply_overrides(TrainConfig(), values))
+        if task_of(config.recipe) != "classification":
+            raise ValueError(f"the {config.recipe} recipe is not a classifier; RecipeClassifier needs one, e.g. mlp")
+        return config
 
     def _shaped(self, x: np.ndarray) -> np.ndarray:
         """Rows reshaped to ``input_shape`` (when given)."""
@@ -194,7 +198,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         import_keras(config.seed)
         quiet_retracing()
         model = compile_model(build_model(config, spec), config)
-        self.history_ = fit_model(model, config, data)
+        self.history_ = fit_keras(model, config, data)
         self.model_ = model
         return self
 

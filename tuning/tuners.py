@@ -22,19 +22,37 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import json
+import os
 from collections.abc import Callable
 from typing import Any
 
 import keras_tuner
 from keras_tuner.src import config as keras_tuner_config
+from keras_tuner.src import utils as keras_tuner_utils
 from keras_tuner.src.tuners.gridsearch import LinkedList
 
+from recipes.rundir import write_atomic
 from tuning.report import TrialRecord, trial_line
 from tuning.settings import TuneSettings
 
 # keras-tuner prints the traceback of every failed trial to stderr; the progress line names the error
 # and the whole traceback stays in the trial's trial.json.
 keras_tuner_config.DEBUG = False
+
+
+def _save_json_atomically(path: str, obj: Any) -> str:
+    """keras-tuner's ``save_json``, but through a temp file and a rename.
+
+    keras-tuner 1.4.8 rewrites ``oracle.json`` and ``trial.json`` in place; a search killed during
+    such a write left an empty or truncated file and the resumed search died on a JSONDecodeError.
+    """
+    text = json.dumps(obj)
+    write_atomic(path, text)
+    return text
+
+
+keras_tuner_utils.save_json = _save_json_atomically
 
 
 class _ResumeMixin:
@@ -162,6 +180,7 @@ def make_tuner(
         }[settings.tuner]
         oracle = oracle_class(objective=objective, max_trials=settings.max_trials, seed=seed)
         tuner_class = RecipeTuner
+    started = (settings.project_dir(round_number) / "oracle.json").is_file()
     with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner from ..." line
         tuner = tuner_class(
             oracle=oracle,
@@ -170,6 +189,11 @@ def make_tuner(
             project_name=f"round-{round_number}",
             overwrite=False,
         )
+    if started and not os.path.exists(tuner._get_tuner_fname()) and not tuner._is_worker():
+        # keras-tuner reloads a project only if the tuner's own state file exists, and writes that
+        # after the first trial has ended: a search killed in between would start over and run its
+        # completed trials again. The oracle's files are there, so reload them.
+        tuner.oracle.reload()
     tuner.report = report
     tuner.round_number = round_number
     return tuner
