@@ -6,14 +6,14 @@ are checked to leave the outputs unchanged. Then, on the run's training split wi
 and augmentation, dev split for validation:
 
 - **pruning** wraps every Dense/Conv2D/DepthwiseConv2D in ``prune_low_magnitude`` with a polynomial-decay
-  schedule that reaches the target sparsity at the start of the last of ``prune_epochs`` epochs (which
-  recovers at the final mask), fine-tuning with the run's optimizer from ``prune_learning_rate`` (default
-  :data:`PRUNE_LEARNING_RATE_FACTOR` times the run's) down a half cosine, then ``strip_pruning``. The
-  network has to move far to make up for half its weights: on the converged digits MLP, the run's own
-  constant rate left the 50% pruned int8 model 0.8-1.1 points below Keras, a third of it 1.7-2.0, three
-  times it with the cosine 0-0.3. Dense kernels are pruned in blocks of ``prune_block`` consecutive inputs of one unit,
-  contiguous bytes in the ``.tflite`` file, so the zeros come in runs gzip can shorten (an unstructured
-  50% mask costs gzip about a bit per weight);
+  schedule that reaches the target sparsity at the start of the last of ``prune_epochs`` epochs (the last
+  epoch recovers at the final mask), then ``strip_pruning``. Dense kernels are pruned in blocks of
+  ``prune_block`` consecutive inputs of one unit, contiguous bytes in the ``.tflite`` file, so the zeros
+  come in runs gzip can shorten (a weight-by-weight mask costs gzip about a bit per zero). Fine-tuning
+  uses the run's optimizer from ``prune_learning_rate`` (default :data:`PRUNE_LEARNING_RATE_FACTOR` times
+  the run's) down a half cosine: the network has to move far to make up for half its weights. On the
+  converged digits MLP the run's own constant rate left the 50% pruned int8 model 0.3-1.1 points below
+  Keras over three seeds, a third of it 1.7-2.0, three times it with the cosine 0-0.3;
 - **QAT** annotates every layer (the z-score layer gets an output-only config: tfmot has none for
   ``Normalization``), applies tfmot's default 8-bit scheme (its prune-preserving variant after pruning, so
   the zeros stay zeros) and fine-tunes ``qat_epochs`` epochs at ``qat_learning_rate``.
@@ -31,7 +31,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from types import ModuleType
 from typing import Any
 
@@ -326,8 +326,6 @@ def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage
          sparsity: Callable[[], float] | None = None) -> None:
     """Compile and fine-tune a tf_keras model on the run's data at ``rate(epoch)`` (0-based), one progress
     line and history row per epoch."""
-    import dataclasses
-
     import tf_keras
 
     from recipes.optimizers import make_optimizer
@@ -349,7 +347,7 @@ def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage
             shown = f"  sparsity {row['sparsity']:.1%}" if row["sparsity"] is not None else ""
             say(f"{stage} {epoch + 1:>{len(str(epochs))}}/{epochs}  {values}{shown}  {row['seconds']:.2f}s")
 
-    optimizer = make_optimizer(dataclasses.replace(config, learning_rate=rate(0)), keras_module=tf_keras)
+    optimizer = make_optimizer(replace(config, learning_rate=rate(0)), keras_module=tf_keras)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(training_dataset(config, data), validation_data=data.validation(), validation_batch_size=EVALUATION_BATCH,
               epochs=epochs, shuffle=False, verbose=0,
