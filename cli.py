@@ -55,8 +55,10 @@ DataOption = Annotated[
 def _print_config_help() -> None:
     from recipes.config import describe_fields
 
-    for name, default, meaning in describe_fields():
-        typer.echo(f"{name:<18} {default:<14} {meaning}")
+    fields = describe_fields()
+    width = max(len(name) for name, _, _ in fields)
+    for name, default, meaning in fields:
+        typer.echo(f"{name:<{width}}  {default:<14} {meaning}")
 
 
 @app.command()
@@ -384,6 +386,15 @@ def tune(
     out: Annotated[str | None, typer.Option(help="Root folder of runs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, the weights and the sampling.")] = None,
     set_: SetOption = None,
+    max_int8_kb: Annotated[float | None, typer.Option(
+        help="Largest int8 .tflite in KB (1,024 bytes); each trial is converted, a larger one is infeasible.")] = None,
+    max_arena_kb: Annotated[float | None, typer.Option(
+        help="Largest TFLite Micro tensor arena in KB (needs the micro extra).")] = None,
+    max_latency_ms: Annotated[float | None, typer.Option(
+        help="Largest estimated latency in ms on --target (MACs x cycles/MAC / clock: an estimate).")] = None,
+    target: Annotated[str | None, typer.Option(
+        help="Device for the latency estimate: cortex-m0plus-48mhz, cortex-m33-64mhz, cortex-m4-120mhz, "
+             "cortex-m7-480mhz or esp32-s3-240mhz.")] = None,
 ) -> None:
     """Search a recipe's hyperparameters with keras-tuner; the best configuration becomes a train run."""
     with user_errors():
@@ -391,7 +402,8 @@ def tune(
 
         settings = resolve_settings(
             recipe, data, label, tuner, max_trials, max_epochs, factor, objective, rounds, workers, space, name, out,
-            seed, set_,
+            seed, set_, max_int8_kb=max_int8_kb, max_arena_kb=max_arena_kb, max_latency_ms=max_latency_ms,
+            target=target,
         )
         for line in plan_lines(settings):
             typer.echo(line)
@@ -409,6 +421,7 @@ def _print_tune(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from tuning.hardware import HARDWARE_METRICS, format_metric
     from tuning.report import MIN_TRIALS_FOR_IMPORTANCE, format_value
 
     best = result.ranked(5)
@@ -419,20 +432,45 @@ def _print_tune(result) -> None:
     table.add_row(result.objective, *(f"{record.score:.4f}" for record in best))
     table.add_row("epochs", *(str(record.epochs) for record in best))
     table.add_row("seconds", *(f"{record.seconds:.1f}" for record in best), end_section=True)
+    for metric in (metric for metric in HARDWARE_METRICS if metric in result.best.metrics):
+        table.add_row(metric, *(format_metric(metric, record.metrics.get(metric)) for record in best))
     for key in result.best.values:
         table.add_row(key, *(format_value(record.values.get(key, "")) for record in best))
     Console().print(table)
+    if result.budget is not None:
+        _print_pareto(result)
     for line in result.round_lines():
         typer.echo(line)
     if result.importance:
         typer.echo("importance: " + ", ".join(f"{key} {share:.2f}" for key, share in result.importance))
     else:
         typer.echo(f"importance: needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials with different results")
-    typer.echo(f"results: {result.tune_dir} (trials.csv, plots/trials.png, best.yaml, summary.json)")
+    pareto = ", pareto.csv, plots/pareto.png" if result.budget is not None else ""
+    typer.echo(f"results: {result.tune_dir} (trials.csv, plots/trials.png{pareto}, best.yaml, summary.json)")
     dev, test = result.run_metrics["dev"].get("accuracy"), result.run_metrics["test"].get("accuracy")
     scores = f" (dev accuracy {dev:.4f}, test accuracy {test:.4f})" if dev is not None and test is not None else ""
     typer.echo(f"best configuration retrained: {result.run_dir}{scores}")
     typer.echo(f"next: python cli.py export {result.run_dir}")
+
+
+def _print_pareto(result) -> None:
+    """The Pareto front of a hardware-aware search, and whether the arena was measured."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tuning.hardware import ARENA_KB_METRIC, ARENA_NOT_MEASURED, HARDWARE_METRICS, format_metric
+
+    infeasible = sum(record.feasible is False for record in result.records)
+    table = Table(title=f"Pareto front ({len(result.records)} trials, {infeasible} over budget)")
+    for column in ("trial", result.objective, *HARDWARE_METRICS, "feasible"):
+        table.add_column(column, justify="left" if column == "trial" else "right")
+    for record in result.pareto:
+        table.add_row(record.label, f"{record.trained_score(result.objective):.4f}",
+                      *(format_metric(metric, record.metrics.get(metric)) for metric in HARDWARE_METRICS),
+                      "yes" if record.feasible else "no")
+    Console().print(table)
+    if not any(ARENA_KB_METRIC in record.metrics for record in result.records):
+        typer.echo(ARENA_NOT_MEASURED)
 
 
 def main() -> None:

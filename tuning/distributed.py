@@ -163,7 +163,7 @@ class Supervisor:
 
     def report_trials(self) -> None:
         """Print each trial that finished since the last call."""
-        records = read_trials(self.settings.project_dir(self.round_number), self.round_number)
+        records = read_trials(self.settings.project_dir(self.round_number), self.round_number, self.settings.budget)
         finished = [record for record in records if record.status in ("COMPLETED", "FAILED", "INVALID")]
         for record in finished:
             if record.trial_id in self.reported:
@@ -296,7 +296,7 @@ def run_process(tune_dir: Path, round_number: int, threads: int) -> None:
     from tuning.hypermodel import RecipeHyperModel
     from tuning.tuners import make_tuner
 
-    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction)
+    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction, settings.budget)
     tuner = make_tuner(settings, hypermodel, round_number, report=lambda line: print(line, flush=True))
     if os.environ.get("KERASTUNER_TUNER_ID") == "chief":
         tuner.save()

@@ -3,7 +3,9 @@
 ``build(hp)`` maps the sampled values onto the same :class:`~recipes.config.TrainConfig` and the
 same ``build_model`` + ``compile_model`` that ``python cli.py train`` uses; ``fit`` trains with the
 recipe's data pipeline, schedule and early stopping (:mod:`tuning.fitting`) on data loaded and
-split once for the whole search. Importing this module imports keras-tuner (and TensorFlow).
+split once for the whole search. With a hardware budget, ``fit`` then converts the trained model
+to int8 and measures it (:mod:`tuning.hardware`); a trial over budget fails with
+:class:`InfeasibleTrialError`. Importing this module imports keras-tuner (and TensorFlow).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from typing import Any
 
 import keras_tuner
+import numpy as np
 
 from recipes.backend import import_keras
 from recipes.config import TrainConfig
@@ -20,10 +23,27 @@ from recipes.errors import UserError
 from recipes.models import build_model
 from recipes.training import PreparedData, compile_model, fit_keras
 from tuning.fitting import quiet_retracing
+from tuning.hardware import FEASIBLE_METRIC, Budget, measure_candidate, representative_inputs, violations
 from tuning.report import EPOCHS_METRIC, SECONDS_METRIC
 from tuning.spaces import Dimension, Space, config_for
 
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class InfeasibleTrialError(keras_tuner.errors.FailedTrialError):
+    """A trial that trained but whose int8 model breaks the hardware budget.
+
+    keras-tuner records no metrics of a failed trial; the tuners in :mod:`tuning.tuners` record
+    ``metrics`` before the trial fails, so trials.csv and the Pareto plot show what it scored and cost.
+
+    Args:
+        reason: the limits it breaks, e.g. ``int8 model 24.93 KB > 20 KB (--max-int8-kb)``.
+        metrics: the trial's metrics, measurements included, with ``feasible`` 0.
+    """
+
+    def __init__(self, reason: str, metrics: dict[str, float]) -> None:
+        super().__init__(reason)
+        self.metrics = metrics
 
 
 def declare(hp: keras_tuner.HyperParameters, dimension: Dimension) -> Any:
@@ -45,9 +65,18 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         data: the data, loaded and split once (z-score statistics from its training split).
         objective: the dev metric a trial is scored by, e.g. ``"val_accuracy"``.
         direction: ``"max"`` or ``"min"``.
+        budget: the hardware budget each trained model is measured against; None measures nothing.
     """
 
-    def __init__(self, base: TrainConfig, space: Space, data: PreparedData, objective: str, direction: str) -> None:
+    def __init__(
+        self,
+        base: TrainConfig,
+        space: Space,
+        data: PreparedData,
+        objective: str,
+        direction: str,
+        budget: Budget | None = None,
+    ) -> None:
         super().__init__(name=f"{base.recipe}-recipe")
         quiet_retracing()
         self.base = base
@@ -55,6 +84,8 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         self.data = data
         self.objective = objective
         self.direction = direction
+        self.budget = budget
+        self.calibration = representative_inputs(data.part("train")[0], base.seed) if budget else None
 
     def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
         """Register every dimension, so the oracle knows the whole space before the first trial."""
@@ -92,17 +123,22 @@ class RecipeHyperModel(keras_tuner.HyperModel):
 
         Returns:
             The metrics of the best epoch by the objective, plus ``epochs_run`` (epochs trained in
-            this trial) and ``seconds``.
+            this trial) and ``seconds``; with a budget, also the int8 measurements and ``feasible``.
 
         Raises:
-            keras_tuner.errors.FailedTrialError: training diverged before any usable epoch.
+            keras_tuner.errors.FailedTrialError: training diverged before any usable epoch, or the
+                converter rejected the model.
+            InfeasibleTrialError: the int8 model breaks the budget.
         """
         config = self.config(hp)
         started = time.perf_counter()
         history = fit_keras(
             model, config, self.data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks or ()
         )
-        return trial_metrics(history, self.objective, self.direction, time.perf_counter() - started, config)
+        metrics = trial_metrics(history, self.objective, self.direction, time.perf_counter() - started, config)
+        if self.budget is None:
+            return metrics
+        return measured_metrics(model, self.calibration, self.budget, metrics)
 
 
 def trial_metrics(
@@ -132,3 +168,23 @@ def trial_metrics(
     metrics[EPOCHS_METRIC] = float(len(scores))
     metrics[SECONDS_METRIC] = float(seconds)
     return metrics
+
+
+def measured_metrics(
+    model: Any, calibration: np.ndarray, budget: Budget, metrics: dict[str, float]
+) -> dict[str, float]:
+    """``metrics`` plus the int8 model's measurements and ``feasible`` 1.
+
+    Raises:
+        keras_tuner.errors.FailedTrialError: the converter rejected the model.
+        InfeasibleTrialError: the model breaks the budget (its metrics ride along, ``feasible`` 0).
+    """
+    try:
+        measurement = measure_candidate(model, calibration, budget)
+    except UserError as error:
+        raise keras_tuner.errors.FailedTrialError(str(error)) from None
+    measured = {**metrics, **measurement.metrics()}
+    reasons = violations(measurement, budget)
+    if reasons:
+        raise InfeasibleTrialError("; ".join(reasons), {**measured, FEASIBLE_METRIC: 0.0})
+    return {**measured, FEASIBLE_METRIC: 1.0}

@@ -6,7 +6,9 @@ scikit-learn random forest fitted to predict the objective from the sampled valu
 values of log-scaled ranges, one column per option of a text choice); each hyperparameter's
 importance is the impurity decrease of its columns, normalised to sum to 1. With few trials it is
 a rough guide, and it is left out below :data:`MIN_TRIALS_FOR_IMPORTANCE` completed trials.
-No TensorFlow here; matplotlib and scikit-learn are imported inside the functions that use them.
+A hardware-aware search adds its measurements, feasibility and reasons to ``trials.csv`` (its Pareto
+front is :mod:`tuning.pareto`). No TensorFlow here; matplotlib and scikit-learn are imported inside the
+functions that use them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,16 @@ from typing import Any
 import numpy as np
 
 from recipes.rundir import write_atomic
+from tuning.hardware import (
+    ARENA_KB_METRIC,
+    FEASIBLE_METRIC,
+    HARDWARE_METRICS,
+    INT8_KB_METRIC,
+    LATENCY_METRIC,
+    Budget,
+    Measurement,
+    violations,
+)
 from tuning.spaces import Space
 
 MIN_TRIALS_FOR_IMPORTANCE = 5
@@ -38,6 +51,8 @@ HYPERBAND_COLUMNS = {
 }
 BUDGET_FEATURE = "budget_epochs"
 DPI = 110
+# The exception's name that starts the last line of a traceback, e.g. "keras_tuner.errors.FailedTrialError: ".
+_EXCEPTION_PREFIX = re.compile(r"^[A-Za-z_][\w.]*: ")
 
 
 @dataclass
@@ -54,6 +69,7 @@ class TrialRecord:
         epochs: epochs trained in this trial; None unless completed.
         seconds: training time of this trial; None unless completed.
         message: the error of a failed trial.
+        metrics: the last value of every metric the trial reported (an infeasible trial's too).
     """
 
     round: int
@@ -65,6 +81,7 @@ class TrialRecord:
     epochs: int | None = None
     seconds: float | None = None
     message: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -75,6 +92,26 @@ class TrialRecord:
     def scored(self) -> bool:
         """Completed with a finite objective."""
         return self.status == "COMPLETED" and self.score is not None and math.isfinite(self.score)
+
+    @property
+    def feasible(self) -> bool | None:
+        """Whether the trial met the hardware budget; None when it was not measured."""
+        value = self.metrics.get(FEASIBLE_METRIC)
+        return None if value is None else value == 1.0
+
+    @property
+    def reason(self) -> str | None:
+        """Why the trial did not complete (the last line of its error, without the exception's name)."""
+        if self.scored or not self.message:
+            return None
+        lines = self.message.strip().splitlines()
+        return _EXCEPTION_PREFIX.sub("", lines[-1]) if lines else None
+
+    def trained_score(self, objective: str) -> float | None:
+        """The objective it reached: the score, or what an infeasible trial reached before it was refused."""
+        if self.scored:
+            return self.score
+        return self.metrics.get(objective) if self.feasible is False else None
 
     @classmethod
     def from_state(cls, state: dict[str, Any], round_number: int) -> TrialRecord:
@@ -88,6 +125,7 @@ class TrialRecord:
             return float(observations[-1]["value"][0]) if observations else None
 
         epochs = last(EPOCHS_METRIC)
+        reported = {name: value for name in metrics if (value := last(name)) is not None}
         return cls(
             round=round_number,
             trial_id=str(state["trial_id"]),
@@ -98,13 +136,16 @@ class TrialRecord:
             epochs=None if epochs is None else int(epochs),
             seconds=last(SECONDS_METRIC),
             message=state.get("message"),
+            metrics=reported,
         )
 
 
-def read_trials(project_dir: Path, round_number: int) -> list[TrialRecord]:
+def read_trials(project_dir: Path, round_number: int, budget: Budget | None = None) -> list[TrialRecord]:
     """The trials of one round's keras-tuner project, in trial order.
 
-    A ``trial.json`` that cannot be parsed (being written at this moment) is skipped.
+    A ``trial.json`` that cannot be parsed (being written at this moment) is skipped. keras-tuner's
+    distributed mode does not pass a failed trial's message from a worker to the chief, so with a
+    ``budget`` the reason of an infeasible trial without one is rebuilt from its measurements.
     """
     records = []
     for path in Path(project_dir).glob("trial_*/trial.json"):
@@ -112,6 +153,10 @@ def read_trials(project_dir: Path, round_number: int) -> list[TrialRecord]:
             records.append(TrialRecord.from_state(json.loads(path.read_text()), round_number))
         except (OSError, ValueError, KeyError):
             continue
+    if budget is not None:
+        for record in records:
+            if record.feasible is False and not record.message:
+                record.message = "; ".join(violations(Measurement.from_metrics(record.metrics), budget))
     return sorted(records, key=lambda record: int(record.trial_id))
 
 
@@ -129,37 +174,67 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def hardware_text(record: TrialRecord) -> str:
+    """The measurements of a trial, e.g. ``int8 8.80 KB, arena 3.73 KB, est. 0.079 ms`` ("" if not measured)."""
+    parts = []
+    for metric, text in (
+        (INT8_KB_METRIC, "int8 {:,.2f} KB"),
+        (ARENA_KB_METRIC, "arena {:,.2f} KB"),
+        (LATENCY_METRIC, "est. {:.3g} ms"),
+    ):
+        if metric in record.metrics:
+            parts.append(text.format(record.metrics[metric]))
+    return ", ".join(parts)
+
+
 def trial_line(record: TrialRecord, objective: str, best: float | None = None) -> str:
     """One line of progress for a finished trial."""
     values = ", ".join(f"{key} {format_value(value)}" for key, value in record.values.items())
     budget = record.hyperband.get("tuner/epochs")
     budget_text = f" (budget {budget})" if budget is not None else ""
+    if record.feasible is False:
+        reached = record.trained_score(objective)
+        scored = f"; {objective} {reached:.4f}" if reached is not None else ""
+        return f"trial {record.label} infeasible{budget_text}: {record.reason}{scored}  | {values}"
     if not record.scored:
         error = (record.message or "").strip().splitlines()[-1:] or [""]
         return f"trial {record.label} {record.status.lower()}{budget_text}: {error[0]}  | {values}"
     best_text = f" (best {best:.4f})" if best is not None else ""
+    hardware = hardware_text(record)
+    hardware = f", {hardware}" if hardware else ""
     return (
         f"trial {record.label}: {objective} {record.score:.4f}{best_text}, {record.epochs} epochs{budget_text}, "
-        f"{record.seconds:.1f}s  | {values}"
+        f"{record.seconds:.1f}s{hardware}  | {values}"
     )
 
 
 def trials_csv(records: Sequence[TrialRecord], space_keys: Sequence[str], objective: str) -> str:
-    """``trials.csv``: one row per trial with its values, objective, epochs and seconds."""
+    """``trials.csv``: one row per trial with its values, objective, epochs and seconds.
+
+    When the trials were measured (a hardware budget), also ``int8_kb``, ``arena_kb``, ``macs``,
+    ``est_latency_ms``, ``feasible`` (yes/no) and ``reason`` (why a trial did not complete); an
+    infeasible trial's objective is the one it reached before it was refused.
+    """
     hyperband = [key for key in HYPERBAND_COLUMNS if any(key in record.hyperband for record in records)]
+    measured = any(record.feasible is not None for record in records)
+    hardware = [*HARDWARE_METRICS, "feasible", "reason"] if measured else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
         ["round", "trial", "status", *space_keys, *(HYPERBAND_COLUMNS[key] for key in hyperband), objective]
-        + ["epochs", "seconds"]
+        + ["epochs", "seconds", *hardware]
     )
     for record in records:
-        writer.writerow(
+        row = (
             [record.round, record.trial_id, record.status]
             + [_cell(record.values.get(key)) for key in space_keys]
             + [_cell(record.hyperband.get(key)) for key in hyperband]
-            + [_cell(record.score if record.scored else None), _cell(record.epochs), _cell(record.seconds)]
+            + [_cell(record.trained_score(objective)), _cell(record.epochs), _cell(record.seconds)]
         )
+        if measured:
+            feasible = {True: "yes", False: "no", None: ""}[record.feasible]
+            row += [_cell(record.metrics.get(metric)) for metric in HARDWARE_METRICS] + [feasible, record.reason or ""]
+        writer.writerow(row)
     return buffer.getvalue()
 
 

@@ -7,6 +7,8 @@
     keras_tuner/round-<n>/   keras-tuner's own project: oracle.json, trial_*/trial.json, checkpoints
     trials.csv               one row per trial of every round: values, objective, epochs, seconds
     importance.csv           random-forest importance of each hyperparameter
+    pareto.csv               with a hardware budget: the Pareto front (objective, int8 size, latency)
+    plots/pareto.png         with a hardware budget: the objective against int8 KB and estimated latency
     plots/trials.png         objective per trial and against the learning rate
     plots/importance.png     the importance as bars
     best.yaml                the best configuration, a config file ``train --config`` accepts
@@ -16,6 +18,11 @@ Re-running the same command resumes: keras-tuner reloads each round's project, k
 trials and runs an interrupted one again; a round's narrowed space is read back, not recomputed.
 The best configuration is retrained through ``recipes.training.train`` into ``runs/train/<name>-<n>/``
 (skipped on a re-run whose best trial and run directory are unchanged).
+
+With a hardware budget (:mod:`tuning.hardware`) every trial is measured and one over budget is
+infeasible: the best trial is the best feasible one. A round without any feasible trial stops the
+search with a :class:`UserError` naming the smallest model reached; its trials stay in
+``keras_tuner/round-<n>/`` (a re-run reports the same), and no result file of that round is written.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import contextlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,9 @@ from recipes.config import TrainConfig, save_config
 from recipes.errors import UserError
 from recipes.rundir import write_atomic, write_json
 from recipes.training import PreparedData, prepare_data
-from tuning.report import TrialRecord, best_records, read_trials, write_results
+from tuning.hardware import ARENA_KB_METRIC, ARENA_NOT_MEASURED, HARDWARE_METRICS, Budget, no_feasible_error
+from tuning.pareto import write_pareto
+from tuning.report import TrialRecord, best_records, hardware_text, read_trials, write_results
 from tuning.settings import RESUME_KEYS, TuneSettings, hyperband_budget
 from tuning.spaces import Space, config_for, narrow_space, space_from_data, space_yaml
 
@@ -57,6 +66,8 @@ class TuneResult:
         config: the best trial's training config.
         run_dir: the retrained best configuration's run directory.
         run_metrics: that run's ``metrics.json``.
+        budget: the hardware budget; None when nothing was measured.
+        pareto: the Pareto front of the measured trials, smallest int8 model first.
     """
 
     tune_dir: Path
@@ -68,6 +79,8 @@ class TuneResult:
     config: TrainConfig
     run_dir: Path
     run_metrics: dict[str, Any]
+    budget: Budget | None = None
+    pareto: list[TrialRecord] = field(default_factory=list)
 
     def ranked(self, count: int | None = None) -> list[TrialRecord]:
         """The completed trials, best first."""
@@ -80,7 +93,9 @@ class TuneResult:
             in_round = [record for record in self.records if record.round == round_number]
             best = best_records(in_round, self.direction, 1)
             found = f"best {self.objective} {best[0].score:.4f} (trial {best[0].label})" if best else "none completed"
-            lines.append(f"round {round_number}: {len(in_round)} trials, {found}")
+            infeasible = sum(record.feasible is False for record in in_round)
+            over = f", {infeasible} infeasible (over budget)" if infeasible else ""
+            lines.append(f"round {round_number}: {len(in_round)} trials, {found}{over}")
         return lines
 
 
@@ -95,13 +110,14 @@ def run_search(settings: TuneSettings, report: Report = print) -> TuneResult:
         The trials, the best one, the importance and the retrained run.
 
     Raises:
-        UserError: the data cannot be loaded, ``<out>/tune/<name>`` holds a different search, or
-            every trial failed.
+        UserError: the data cannot be loaded, ``<out>/tune/<name>`` holds a different search, every
+            trial failed, or no trial met the hardware budget.
     """
     data = prepare_data(settings.base)
     start(settings)
     records: list[TrialRecord] = []
     ranking: list[tuple[str, float]] = []
+    front: list[TrialRecord] = []
     for round_number in range(1, settings.rounds + 1):
         space = round_space(settings, round_number, records)
         if round_number > 1:
@@ -114,17 +130,35 @@ def run_search(settings: TuneSettings, report: Report = print) -> TuneResult:
             run_distributed_round(settings, round_number, report)
         else:
             run_round(settings, data, round_number, space, report)
-        round_records = read_trials(settings.project_dir(round_number), round_number)
+        round_records = read_trials(settings.project_dir(round_number), round_number, settings.budget)
         if not any(record.scored for record in round_records):
+            infeasible = [record.metrics for record in round_records if record.feasible is False]
+            if settings.budget and infeasible:
+                raise no_feasible_error(settings.budget, infeasible)
             raise UserError(f"no trial of round {round_number} completed; see {settings.project_dir(round_number)}")
         records.extend(round_records)
         ranking = write_results(settings.tune_dir, records, settings.space, settings.objective, settings.direction)
+        if settings.budget:
+            space_keys = list(settings.space)
+            front = write_pareto(
+                settings.tune_dir, records, space_keys, settings.objective, settings.direction, settings.budget
+            )
     best = best_records(records, settings.direction, 1)[0]
     config = config_for(settings.base, best.values)
     run_dir, metrics = retrain(settings, best, config, report)
-    write_best(settings, records, best, config, ranking, run_dir, metrics)
+    write_best(settings, records, best, config, ranking, run_dir, metrics, front)
     return TuneResult(
-        settings.tune_dir, settings.objective, settings.direction, records, best, ranking, config, run_dir, metrics
+        settings.tune_dir,
+        settings.objective,
+        settings.direction,
+        records,
+        best,
+        ranking,
+        config,
+        run_dir,
+        metrics,
+        settings.budget,
+        front,
     )
 
 
@@ -201,7 +235,7 @@ def run_round(settings: TuneSettings, data: PreparedData, round_number: int, spa
     from tuning.hypermodel import RecipeHyperModel
     from tuning.tuners import make_tuner
 
-    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction)
+    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction, settings.budget)
     resuming = (settings.project_dir(round_number) / "oracle.json").is_file()
     tuner = make_tuner(settings, hypermodel, round_number, report)
     if resuming:
@@ -277,11 +311,14 @@ def write_best(
     ranking: list[tuple[str, float]],
     run_dir: Path,
     metrics: dict[str, Any],
+    front: list[TrialRecord],
 ) -> None:
     """Write ``best.yaml`` (a config file, with where it came from in comments) and ``summary.json``."""
+    hardware = f"# int8 model of the trial: {hardware_text(best)}\n" if best.feasible is not None else ""
     header = (
         f"# best configuration of the {settings.tuner} search {settings.tune_dir}: trial {best.label}, "
         f"{settings.objective} {best.score:.4f}\n"
+        f"{hardware}"
         f"# retrained as {run_dir}\n"
         f"# train it again: python cli.py train --config {settings.tune_dir / 'best.yaml'}\n"
     )
@@ -302,6 +339,13 @@ def write_best(
         "run_dir": str(run_dir),
         "run_metrics": {part: metrics[part] for part in ("train", "dev", "test") if part in metrics},
     }
+    if settings.budget:
+        summary["hardware_budget"] = settings.budget.to_data()
+        summary["best"]["hardware"] = {name: best.metrics[name] for name in HARDWARE_METRICS if name in best.metrics}
+        summary["infeasible_trials"] = [record.label for record in records if record.feasible is False]
+        summary["pareto_front"] = [record.label for record in front]
+        if not any(ARENA_KB_METRIC in record.metrics for record in records):
+            summary["arena"] = ARENA_NOT_MEASURED
     if settings.tuner == "hyperband":
         budget = hyperband_budget(settings.max_epochs, settings.factor)
         summary["hyperband_budget"] = {"brackets": budget.brackets, "trials": budget.trials, "epochs": budget.epochs}

@@ -1,4 +1,4 @@
-"""What a search is: tuner, budget, objective, rounds, workers, space and the fixed config.
+"""What a search is: tuner, epoch budget, objective, rounds, workers, space, fixed config and hardware budget.
 
 :func:`resolve_settings` checks every option before anything is written or TensorFlow is imported,
 so a mistake ends with one line and leaves no tune directory behind. :func:`hyperband_budget`
@@ -17,6 +17,7 @@ from typing import Any
 from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config, task_of
 from recipes.errors import UserError, unknown_choice
 from recipes.rundir import safe_name
+from tuning.hardware import Budget
 from tuning.spaces import (
     Space,
     check_space,
@@ -39,6 +40,7 @@ RESUME_KEYS = {
     "factor": "--factor",
     "space": "space",
     "base": "fixed config",
+    "budget": "hardware budget (--max-int8-kb, --max-arena-kb, --max-latency-ms, --target)",
 }
 
 
@@ -58,6 +60,7 @@ class TuneSettings:
         objective: the dev metric to optimize, a key of :data:`OBJECTIVES`.
         rounds: coarse-to-fine rounds; each narrows the space around the previous round's best.
         workers: worker processes beside a chief; None searches in this process.
+        budget: the hardware budget each trial's int8 model must meet; None measures nothing.
     """
 
     base: TrainConfig
@@ -70,6 +73,7 @@ class TuneSettings:
     objective: str = "val_accuracy"
     rounds: int = 1
     workers: int | None = None
+    budget: Budget | None = None
 
     @property
     def tune_dir(self) -> Path:
@@ -99,6 +103,7 @@ class TuneSettings:
         data = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         data["base"] = self.base.to_dict()
         data["space"] = space_to_data(self.space)
+        data["budget"] = self.budget.to_data() if self.budget else None
         return data
 
     @classmethod
@@ -107,6 +112,7 @@ class TuneSettings:
         values = dict(data)
         values["base"] = apply_overrides(TrainConfig(), values["base"])
         values["space"] = space_from_data(values["space"])
+        values["budget"] = Budget.from_data(values["budget"]) if values.get("budget") else None
         return cls(**values)
 
 
@@ -126,6 +132,10 @@ def resolve_settings(
     out: str | None = None,
     seed: int | None = None,
     assignments: list[str] | None = None,
+    max_int8_kb: float | None = None,
+    max_arena_kb: float | None = None,
+    max_latency_ms: float | None = None,
+    target: str | None = None,
 ) -> TuneSettings:
     """Check the options of ``python cli.py tune`` and build the search's settings.
 
@@ -142,6 +152,8 @@ def resolve_settings(
         space_file: YAML space replacing the recipe's default space.
         name: the search's name. Defaults to ``<data>-<recipe>-<tuner>``.
         assignments: ``key=value`` strings fixing config fields for every trial.
+        max_int8_kb, max_arena_kb, max_latency_ms, target: the hardware budget
+            (:meth:`tuning.hardware.Budget.from_options`); all None for a search that measures nothing.
 
     Returns:
         The settings.
@@ -168,6 +180,7 @@ def resolve_settings(
             "KERASTUNER_ORACLE_IP is set, which makes keras-tuner act as a distributed process; "
             "unset it, or pass --workers N"
         )
+    budget = Budget.from_options(max_int8_kb, max_arena_kb, max_latency_ms, target)
     fixed = {key.strip().replace("-", "_") for key in parse_assignments(assignments or [])}
     if "epochs" in fixed:
         raise UserError("each trial's epoch cap is --max-epochs; drop --set epochs=...")
@@ -191,7 +204,7 @@ def resolve_settings(
         raise UserError(f"{key} is both fixed with --set and searched (space key '{searched[key]}'); drop one of them")
     if tuner == "grid":
         require_grid(space)
-    return TuneSettings(base, space, tuner, name, max_trials, max_epochs, factor, objective, rounds, workers)
+    return TuneSettings(base, space, tuner, name, max_trials, max_epochs, factor, objective, rounds, workers, budget)
 
 
 @dataclass(frozen=True)
@@ -267,6 +280,8 @@ def plan_lines(settings: TuneSettings) -> list[str]:
         )
     if settings.workers:
         lines.append(f"distributed: a keras-tuner chief and {settings.workers} worker processes on this machine")
+    if settings.budget:
+        lines.extend(settings.budget.plan_lines())
     lines.append(f"space ({len(settings.space)} hyperparameters):")
     lines.extend(f"  {key:<16} {dimension.describe()}" for key, dimension in settings.space.items())
     return lines

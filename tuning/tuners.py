@@ -15,6 +15,13 @@ drops the trial from the ongoing ones, and a distributed chief writes nothing af
 file on disk can list a finished trial as ongoing; on reload keras-tuner queues every ongoing trial
 to run again. Each oracle here drops completed trials (``trial.json`` is written first and says
 COMPLETED) from that queue when it reloads.
+
+Infeasible trials (hardware budget): a trial whose int8 model breaks the budget fails with
+:class:`~tuning.hypermodel.InfeasibleTrialError`, so keras-tuner keeps it out of the best trials, the
+Bayesian model and Hyperband's promotions. The tuners record its metrics first (keras-tuner records none
+for a failed trial), and the oracles leave it out of keras-tuner's stop after
+``max_consecutive_failed_trials`` (3) consecutive failures: it trained, only its size or latency was
+wrong, and a tight budget must not end the search. Diverged trials still count.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from keras_tuner.src import utils as keras_tuner_utils
 from keras_tuner.src.tuners.gridsearch import LinkedList
 
 from recipes.rundir import write_atomic
+from tuning.hardware import FEASIBLE_METRIC
+from tuning.hypermodel import InfeasibleTrialError
 from tuning.report import TrialRecord, trial_line
 from tuning.settings import TuneSettings
 
@@ -68,19 +77,41 @@ class _ResumeMixin:
         ]
 
 
-class ResumableRandomSearchOracle(_ResumeMixin, keras_tuner.oracles.RandomSearchOracle):
+def is_infeasible(trial: keras_tuner.engine.trial.Trial) -> bool:
+    """Whether ``trial`` trained but broke the hardware budget (it reported ``feasible`` 0)."""
+    return trial.metrics.exists(FEASIBLE_METRIC) and trial.metrics.get_last_value(FEASIBLE_METRIC) == 0.0
+
+
+class _InfeasibleIsNotFailureMixin:
+    """keras-tuner 1.4.8's check for consecutive failed trials, with infeasible trials not counted."""
+
+    def _check_consecutive_failures(self) -> None:
+        consecutive = 0
+        for trial_id in self.end_order:  # type: ignore[attr-defined]
+            trial = self.trials[trial_id]  # type: ignore[attr-defined]
+            failed = trial.status == keras_tuner.engine.trial.TrialStatus.FAILED and not is_infeasible(trial)
+            consecutive = consecutive + 1 if failed else 0
+            if consecutive == self.max_consecutive_failed_trials:  # type: ignore[attr-defined]
+                raise RuntimeError(
+                    f"Number of consecutive failures exceeded the limit of {consecutive}.\n" + (trial.message or "")
+                )
+
+
+class ResumableRandomSearchOracle(_ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.RandomSearchOracle):
     """keras-tuner's random search oracle that never reruns a completed trial."""
 
 
-class ResumableBayesianOracle(_ResumeMixin, keras_tuner.oracles.BayesianOptimizationOracle):
+class ResumableBayesianOracle(
+    _ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.BayesianOptimizationOracle
+):
     """keras-tuner's Bayesian optimization oracle (Gaussian process) that never reruns a completed trial."""
 
 
-class ResumableHyperbandOracle(_ResumeMixin, keras_tuner.oracles.HyperbandOracle):
+class ResumableHyperbandOracle(_ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.HyperbandOracle):
     """keras-tuner's Hyperband oracle that never reruns a completed trial."""
 
 
-class ResumableGridSearchOracle(_ResumeMixin, keras_tuner.oracles.GridSearchOracle):
+class ResumableGridSearchOracle(_ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.GridSearchOracle):
     """keras-tuner's grid oracle whose walk order survives a restart (see the module docstring)."""
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -102,10 +133,17 @@ class ResumableGridSearchOracle(_ResumeMixin, keras_tuner.oracles.GridSearchOrac
 
 
 class _ProgressMixin:
-    """Reports one line per finished trial through ``self.report``."""
+    """Reports one line per finished trial through ``self.report``; records an infeasible trial's metrics."""
 
     report: Callable[[str], None] | None = None
     round_number: int = 1
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().run_trial(trial, *args, **kwargs)  # type: ignore[misc]
+        except InfeasibleTrialError as error:  # keras-tuner keeps no metrics of a failed trial
+            self.oracle.update_trial(trial.trial_id, error.metrics)  # type: ignore[attr-defined]
+            raise
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)  # type: ignore[misc]

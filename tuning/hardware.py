@@ -1,0 +1,348 @@
+"""Hardware-aware tuning: device targets, the budget a trial must meet, and measuring a candidate.
+
+A search given ``--max-int8-kb``, ``--max-arena-kb``, ``--max-latency-ms`` or ``--target`` converts
+each trained trial to full-integer int8 (:func:`edge.convert.convert_model`, the export's converter)
+and measures it (:func:`measure_candidate`): the ``.tflite`` size, the TFLite Micro tensor arena
+(:mod:`edge.arena`, when the optional ``tflite-micro`` package is installed), the multiply-accumulates
+per example (:func:`recipes.macs.count_macs`) and, for a named target, an estimated latency.
+
+The latency is an estimate, not a measurement: MACs × the target's int8 cycles per MAC ÷ its clock
+(:func:`estimate_latency_ms`). The cycles-per-MAC figures in :data:`TARGETS` are derived from each
+core's instruction throughput in CMSIS-NN-style convolution and dense kernels; a real model also spends
+cycles in other operators, requantization, memory wait states and the interpreter, so a device is
+usually slower than the estimate. Measure on the device before relying on it.
+
+This module imports no TensorFlow (the settings check a budget before anything heavy is imported);
+:func:`measure_candidate` imports ``edge`` when it is called. 1 KB is 1,024 bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recipes.errors import UserError, unknown_choice
+
+KB = 1024
+# Examples in the representative data set of a trial's int8 conversion. The size, arena and MACs do
+# not depend on the calibrated ranges, so a small seeded draw from the training split is enough.
+CALIBRATION_SAMPLES = 32
+# The metrics a measured trial reports (columns of trials.csv).
+INT8_KB_METRIC = "int8_kb"
+ARENA_KB_METRIC = "arena_kb"
+MACS_METRIC = "macs"
+LATENCY_METRIC = "est_latency_ms"
+FEASIBLE_METRIC = "feasible"  # 1.0 within the budget, 0.0 over it
+HARDWARE_METRICS = (INT8_KB_METRIC, ARENA_KB_METRIC, MACS_METRIC, LATENCY_METRIC)
+# How each measurement is printed in a table cell.
+METRIC_FORMATS = {
+    INT8_KB_METRIC: "{:,.2f}",
+    ARENA_KB_METRIC: "{:,.2f}",
+    MACS_METRIC: "{:,.0f}",
+    LATENCY_METRIC: "{:.3g}",
+}
+ARENA_NOT_MEASURED = "arena not measured (install the micro extra: pip install 'edge-recipes[micro]')"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A device the latency is estimated for.
+
+    Attributes:
+        name: the ``--target`` name, e.g. ``cortex-m4-120mhz``.
+        clock_hz: the core clock.
+        cycles_per_mac: estimated cycles per int8 multiply-accumulate (see :data:`TARGETS`).
+        basis: where the figure comes from, in one line.
+    """
+
+    name: str
+    clock_hz: float
+    cycles_per_mac: float
+    basis: str
+
+
+# Estimated int8 cycles per MAC of CMSIS-NN-style conv/dense inner loops, from instruction throughput.
+# These are assumptions, not measurements (see the module docstring).
+TARGETS: dict[str, Target] = {
+    target.name: target
+    for target in (
+        # Armv7E-M DSP extension: SMLAD does two 16-bit MACs in a cycle after SXTB16 widens int8 pairs;
+        # with the loads and widening, CMSIS-NN's kernels take about 1-2 cycles per MAC. Upper end taken.
+        Target("cortex-m4-120mhz", 120e6, 2.0, "DSP extension, SMLAD does two MACs a cycle: about 1-2 cycles/MAC"),
+        # The M4's DSP instructions on a dual-issue pipeline with 64-bit loads: about half the M4's cycles.
+        Target("cortex-m7-480mhz", 480e6, 1.0, "dual-issue M4 DSP instructions, 64-bit loads: about 1 cycle/MAC"),
+        # Armv8-M Mainline with the (optional) DSP extension, as most M33 parts have: the M4's SMLAD path.
+        Target("cortex-m33-64mhz", 64e6, 2.0, "DSP extension assumed present: as the M4, about 2 cycles/MAC"),
+        # Xtensa LX7 with 128-bit SIMD (used by ESP-NN): several MACs per instruction, but loads and data
+        # shuffles dominate the small layers of tiny models; 1 cycle per MAC assumed.
+        Target("esp32-s3-240mhz", 240e6, 1.0, "128-bit SIMD with ESP-NN kernels: about 1 cycle/MAC assumed"),
+        # Armv6-M: no DSP extension and no multiply-accumulate instruction; per MAC two LDRSB (2 cycles
+        # each), MULS (1, single-cycle multiplier option), ADDS and loop overhead: about 10 cycles.
+        Target("cortex-m0plus-48mhz", 48e6, 10.0, "no SIMD or MLA: LDRSB x2, MULS, ADDS, loop: about 10 cycles/MAC"),
+    )
+}
+
+
+def target_named(name: str) -> Target:
+    """The target called ``name``.
+
+    Raises:
+        UserError: an unknown name (the closest known one is suggested: the one target of that core
+            when the clock is left out, e.g. ``cortex-m4``, else the most similar spelling).
+    """
+    if name in TARGETS:
+        return TARGETS[name]
+    of_core = [known for known in TARGETS if known.startswith(f"{name.lower()}-")]
+    if len(of_core) == 1:
+        choices = ", ".join(sorted(TARGETS))
+        raise UserError(f"unknown target '{name}'; did you mean '{of_core[0]}'? (choose from: {choices})")
+    raise unknown_choice("target", name, TARGETS)
+
+
+def estimate_latency_ms(macs: int, target: Target) -> float:
+    """Estimated milliseconds of one inference: ``macs × cycles_per_mac ÷ clock_hz × 1000``.
+
+    An estimate of the multiply-accumulate work only (see the module docstring), not a measurement.
+    """
+    return macs * target.cycles_per_mac / target.clock_hz * 1000.0
+
+
+def format_metric(name: str, value: float | None) -> str:
+    """A measurement for a table cell, e.g. ``16.45`` KB or ``8,832`` MACs; ``-`` when not measured."""
+    return "-" if value is None else METRIC_FORMATS[name].format(value)
+
+
+def micro_installed() -> bool:
+    """Whether the optional ``tflite-micro`` package (which measures the arena) is installed."""
+    return importlib.util.find_spec("tflite_micro") is not None
+
+
+def _kb(value: float) -> str:
+    return f"{value:,.2f} KB"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What a trial's int8 model must fit: each limit None when not set.
+
+    Attributes:
+        max_int8_kb: largest ``.tflite`` size in KB.
+        max_arena_kb: largest TFLite Micro tensor arena in KB.
+        max_latency_ms: largest estimated latency on ``target`` in milliseconds.
+        target: a key of :data:`TARGETS`, the device the latency is estimated for.
+    """
+
+    max_int8_kb: float | None = None
+    max_arena_kb: float | None = None
+    max_latency_ms: float | None = None
+    target: str | None = None
+
+    @classmethod
+    def from_options(
+        cls,
+        max_int8_kb: float | None = None,
+        max_arena_kb: float | None = None,
+        max_latency_ms: float | None = None,
+        target: str | None = None,
+    ) -> Budget | None:
+        """Check the budget options of ``python cli.py tune``.
+
+        Returns:
+            The budget, or None when no option is given (a search that measures nothing).
+
+        Raises:
+            UserError: a limit that is not a positive number, an unknown target, a latency limit
+                without a target, or an arena limit without ``tflite-micro`` to measure it.
+        """
+        limits = {"--max-int8-kb": max_int8_kb, "--max-arena-kb": max_arena_kb, "--max-latency-ms": max_latency_ms}
+        for option, value in limits.items():
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UserError(f"{option} must be a positive number, got {value:g}; e.g. {option} 64")
+        if target is not None:
+            target_named(target)
+        if max_latency_ms is not None and target is None:
+            raise UserError(
+                "--max-latency-ms needs --target to estimate the latency from MACs; add e.g. --target cortex-m4-120mhz"
+            )
+        if max_arena_kb is not None and not micro_installed():
+            raise UserError(
+                "--max-arena-kb needs the tflite-micro package to measure the arena; "
+                "pip install 'edge-recipes[micro]', or drop --max-arena-kb"
+            )
+        if all(value is None for value in (*limits.values(), target)):
+            return None
+        return cls(max_int8_kb, max_arena_kb, max_latency_ms, target)
+
+    @property
+    def device(self) -> Target | None:
+        """The target, or None when no ``--target`` was given."""
+        return TARGETS[self.target] if self.target else None
+
+    def describe(self) -> str:
+        """The limits in one phrase, e.g. ``int8 ≤ 64 KB, estimated latency ≤ 5 ms on cortex-m4-120mhz``."""
+        parts = []
+        if self.max_int8_kb is not None:
+            parts.append(f"int8 ≤ {self.max_int8_kb:g} KB")
+        if self.max_arena_kb is not None:
+            parts.append(f"arena ≤ {self.max_arena_kb:g} KB")
+        if self.max_latency_ms is not None:
+            parts.append(f"estimated latency ≤ {self.max_latency_ms:g} ms on {self.target}")
+        return ", ".join(parts) or f"no limits (latency estimated for {self.target})"
+
+    def plan_lines(self) -> list[str]:
+        """What the search measures, printed before it starts."""
+        lines = [
+            f"hardware budget: {self.describe()}; each trial is converted to int8 and measured, "
+            "and a trial over budget is recorded as infeasible"
+        ]
+        device = self.device
+        if device is not None:
+            lines.append(
+                f"latency on {device.name} is an estimate, not a measurement: MACs x {device.cycles_per_mac:g} "
+                f"cycles/MAC / {device.clock_hz / 1e6:g} MHz; {device.basis}"
+            )
+        if not micro_installed():
+            lines.append(ARENA_NOT_MEASURED)
+        return lines
+
+    def to_data(self) -> dict[str, Any]:
+        """Plain data for ``search.json``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Budget:
+        """Rebuild a budget written by :meth:`to_data`."""
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What one trial's int8 model costs.
+
+    Attributes:
+        int8_bytes: size of the int8 ``.tflite`` flatbuffer.
+        arena_bytes: smallest TFLite Micro tensor arena it runs in; None when not measured.
+        arena_note: how the arena was measured, or why it was not.
+        macs: multiply-accumulates per example.
+        latency_ms: estimated latency on the budget's target; None without a target.
+    """
+
+    int8_bytes: int
+    arena_bytes: int | None
+    arena_note: str
+    macs: int
+    latency_ms: float | None
+
+    @classmethod
+    def from_metrics(cls, metrics: Mapping[str, float]) -> Measurement:
+        """Rebuild a measurement from a trial's metrics (:meth:`metrics`; the arena note is not kept)."""
+        arena_kb = metrics.get(ARENA_KB_METRIC)
+        return cls(
+            round(metrics[INT8_KB_METRIC] * KB),
+            None if arena_kb is None else round(arena_kb * KB),
+            "arena not measured",
+            int(metrics[MACS_METRIC]),
+            metrics.get(LATENCY_METRIC),
+        )
+
+    def metrics(self) -> dict[str, float]:
+        """The trial metrics: int8 KB, arena KB and latency when known, MACs."""
+        metrics = {INT8_KB_METRIC: self.int8_bytes / KB, MACS_METRIC: float(self.macs)}
+        if self.arena_bytes is not None:
+            metrics[ARENA_KB_METRIC] = self.arena_bytes / KB
+        if self.latency_ms is not None:
+            metrics[LATENCY_METRIC] = self.latency_ms
+        return metrics
+
+
+def representative_inputs(x_train: np.ndarray, seed: int) -> np.ndarray:
+    """The int8 conversion's representative data: :data:`CALIBRATION_SAMPLES` seeded training examples."""
+    from edge.convert import calibration_samples
+
+    return calibration_samples(x_train, CALIBRATION_SAMPLES, seed)
+
+
+def measure_candidate(model: Any, calibration_x: np.ndarray, budget: Budget) -> Measurement:
+    """Convert ``model`` to int8 and measure its size, arena, MACs and estimated latency.
+
+    Args:
+        model: a built Keras 3 model taking raw inputs (a trained trial).
+        calibration_x: raw representative inputs (:func:`representative_inputs`).
+        budget: the budget (its target decides the latency estimate).
+
+    Returns:
+        The measurement; the arena only when ``tflite-micro`` is installed and could run the model.
+
+    Raises:
+        UserError: the converter rejects the model.
+    """
+    from edge.convert import convert_model
+    from edge.micro import micro_check
+    from edge.runtime import EdgeModel
+    from edge.variants import VARIANTS
+    from recipes.macs import count_macs
+
+    content = convert_model(model, VARIANTS["int8"], calibration_x)
+    if micro_installed():
+        check = micro_check(EdgeModel(content, source="the trial's int8 model"), calibration_x[:1])
+        arena_bytes, arena_note = check.arena_bytes, check.note
+    else:
+        arena_bytes, arena_note = None, ARENA_NOT_MEASURED
+    macs = count_macs(model)
+    device = budget.device
+    latency = estimate_latency_ms(macs, device) if device is not None else None
+    return Measurement(len(content), arena_bytes, arena_note, macs, latency)
+
+
+def violations(measurement: Measurement, budget: Budget) -> list[str]:
+    """The limits ``measurement`` breaks, one reason each (empty when it fits the budget)."""
+    reasons = []
+    int8_kb = measurement.int8_bytes / KB
+    if budget.max_int8_kb is not None and int8_kb > budget.max_int8_kb:
+        reasons.append(f"int8 model {_kb(int8_kb)} > {budget.max_int8_kb:g} KB (--max-int8-kb)")
+    if budget.max_arena_kb is not None:
+        if measurement.arena_bytes is None:
+            reasons.append(f"{measurement.arena_note}, so --max-arena-kb cannot be checked")
+        elif measurement.arena_bytes / KB > budget.max_arena_kb:
+            reasons.append(f"arena {_kb(measurement.arena_bytes / KB)} > {budget.max_arena_kb:g} KB (--max-arena-kb)")
+    latency = measurement.latency_ms
+    if budget.max_latency_ms is not None and latency is not None and latency > budget.max_latency_ms:
+        reasons.append(
+            f"estimated latency {latency:.3g} ms > {budget.max_latency_ms:g} ms on {budget.target} (--max-latency-ms)"
+        )
+    return reasons
+
+
+def no_feasible_error(budget: Budget, measured: Sequence[Mapping[str, float]]) -> UserError:
+    """The error of a search none of whose trials met ``budget``.
+
+    Args:
+        budget: the budget.
+        measured: the metrics of each measured trial (``int8_kb``, ``arena_kb``, ``est_latency_ms``).
+
+    Returns:
+        A one-line error naming the smallest values reached and the options to relax.
+    """
+    closest, relax = [], []
+    for option, limit, metric, what, number in (
+        ("--max-int8-kb", budget.max_int8_kb, INT8_KB_METRIC, "the smallest int8 model", "{:,.2f} KB"),
+        ("--max-arena-kb", budget.max_arena_kb, ARENA_KB_METRIC, "the smallest arena", "{:,.2f} KB"),
+        ("--max-latency-ms", budget.max_latency_ms, LATENCY_METRIC, "the lowest estimated latency", "{:.3g} ms"),
+    ):
+        values = [metrics[metric] for metrics in measured if metric in metrics]
+        if limit is None or not values:
+            continue
+        closest.append(f"{what} was {number.format(min(values))}")
+        if min(values) > limit:
+            relax.append(option)
+    reached = f": {', '.join(closest)}" if closest else ""
+    fix = f"relax {' or '.join(relax)}" if relax else "no trial met every limit at once: relax a limit"
+    return UserError(
+        f"no trial met the budget ({budget.describe()}){reached}; {fix} (under a new --name) or shrink the space"
+    )
