@@ -254,23 +254,11 @@ def export(
 
 
 def _print_export(report) -> None:
-    from rich import box
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title=f"parity with Keras on {report.test_examples} test examples "
-                        f"(Keras accuracy {report.keras_accuracy:.2%})", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
-    for column in ("variant", "accuracy", "agree", "max diff", "mean diff", "limit", "ok"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for result in report.variants:
-        parity = result.parity
-        table.add_row(result.name, f"{parity.accuracy:.2%}", f"{parity.agreement:.1%}", f"{parity.max_abs_diff:.1e}",
-                      f"{parity.mean_abs_diff:.1e}", f"{parity.max_abs_diff_limit:g}",
-                      "yes" if parity.within_tolerance else "NO")
     console = Console()
-    console.print(table)
+    console.print(_anomaly_parity_table(report) if report.task == "anomaly" else _parity_table(report))
     console.print(_size_table(report))
     for result in report.variants:
         console.print(f"{result.name} operators: " + ", ".join(f"{name} x{count}" if count > 1 else name
@@ -287,6 +275,42 @@ def _print_export(report) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     console.print(f"edge directory: {report.edge_dir}", markup=False)
     console.print(f"next: python cli.py benchmark {report.run_dir}", markup=False)
+
+
+def _parity_table(report):
+    """A classifier's variants against Keras: accuracy, argmax agreement, probability differences."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"parity with Keras on {report.test_examples} test examples "
+                        f"(Keras accuracy {report.keras_accuracy:.2%})", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    for column in ("variant", "accuracy", "agree", "max diff", "mean diff", "limit", "ok"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for result in report.variants:
+        parity = result.parity
+        table.add_row(result.name, f"{parity.accuracy:.2%}", f"{parity.agreement:.1%}", f"{parity.max_abs_diff:.1e}",
+                      f"{parity.mean_abs_diff:.1e}", f"{parity.max_abs_diff_limit:g}",
+                      "yes" if parity.within_tolerance else "NO")
+    return table
+
+
+def _anomaly_parity_table(report):
+    """An anomaly detector's variants against Keras: AUC, decisions at the threshold, score differences."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title=f"parity with Keras on {report.test_examples} test examples (Keras AUC "
+                        f"{report.keras_auc:.4f}, threshold {report.threshold:.4g})", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    for column in ("variant", "AUC", "decisions agree", "max score diff", "mean score diff", "score max", "ok"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for result in report.variants:
+        parity = result.parity
+        table.add_row(result.name, f"{parity.auc:.4f}", f"{parity.agreement:.1%}", f"{parity.max_abs_diff:.2g}",
+                      f"{parity.mean_abs_diff:.2g}", f"{parity.score_range[1]:.4g}",
+                      "yes" if parity.within_tolerance else "NO")
+    return table
 
 
 def _size_table(report):
@@ -346,13 +370,16 @@ def benchmark(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="A .tflite file (labels from the manifest.json beside it).")],
-    input_file: Annotated[Path, typer.Option("--input", "-i", help="A .csv, .npy or image file of raw inputs.")],
-    top_k: Annotated[int, typer.Option(help="Classes shown per example.")] = 3,
+    model: Annotated[Path, typer.Argument(
+        help="A .tflite file (labels or anomaly threshold, and audio front end, from the manifest.json beside it).")],
+    input_file: Annotated[Path, typer.Option(
+        "--input", "-i", help="A .csv, .npy, image or .wav file of raw inputs.")],
+    top_k: Annotated[int, typer.Option(help="Classes shown per example (classifiers).")] = 3,
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow) and print the top classes."""
+    """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow): the top classes, or the
+    anomaly score against the threshold."""
     with user_errors():
         from edge.runtime import predict_file
 
@@ -361,8 +388,7 @@ def predict(
         typer.echo(json.dumps([prediction.to_dict() for prediction in predictions], indent=2))
         return
     for prediction in predictions:
-        typer.echo(f"{prediction.index:>4}: " + ", ".join(
-            f"{label} ({score:.3f})" for label, score in zip(prediction.labels, prediction.scores, strict=True)))
+        typer.echo(prediction.to_line())
 
 
 @app.command()

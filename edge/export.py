@@ -4,7 +4,9 @@
 folder inside the run and swapped in as ``edge/`` only at the end (an older ``edge/`` is replaced
 whole), so a failure leaves the previous export or none, never half of one. With compression settings
 (``--prune``, ``--qat``) the run's model is first fine-tuned by :mod:`edge.compress` and its int8 variant is
-exported beside the plain int8 one, with its fine-tuning history.
+exported beside the plain int8 one, with its fine-tuning history. An anomaly-detection run is judged by AUC
+and by its decisions at the threshold, and its int8 calibration adds the dev examples scoring near the
+threshold (:mod:`edge.anomaly`).
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from edge.anomaly import SCORE_SPAN, borderline_examples, quantized_threshold, threshold_warning
 from edge.compress import CompressedModel, CompressionSettings, compress_model, history_csv
 from edge.convert import calibration_samples as draw_calibration
 from edge.convert import convert_model
 from edge.manifest import build_manifest
 from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_check
 from edge.operators import OperatorReport, operator_report
-from edge.parity import Parity, measure_parity
-from edge.runtime import MANIFEST_NAME, EdgeModel
+from edge.parity import AnomalyParity, Parity, measure_anomaly_parity, measure_parity
+from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
 from edge.variants import (
     COMPRESSED_VARIANTS,
     DEFAULT_CALIBRATION_SAMPLES,
@@ -57,7 +60,7 @@ class VariantResult:
     file: str
     bytes: int
     ratio_to_float32: float | None
-    parity: Parity
+    parity: Parity | AnomalyParity
     operators: OperatorReport
     gzip_bytes: int
     sparsity: float
@@ -72,12 +75,18 @@ class VariantResult:
 
 @dataclass
 class ExportReport:
-    """What an export wrote and measured."""
+    """What an export wrote and measured.
+
+    ``keras_accuracy`` is a classifier's; an anomaly detector's Keras figure is ``keras_auc`` at ``threshold``.
+    """
 
     run_dir: Path
     edge_dir: Path
     variants: list[VariantResult]
-    keras_accuracy: float
+    task: str
+    keras_accuracy: float | None
+    keras_auc: float | None
+    threshold: float | None
     test_examples: int
     calibration: dict[str, Any]
     micro: MicroCheck | None
@@ -87,11 +96,14 @@ class ExportReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json`` (paths relative to the run)."""
+        keras = ({"keras_auc": self.keras_auc, "threshold": self.threshold} if self.task == "anomaly"
+                 else {"keras_accuracy": self.keras_accuracy})
         return {
             "run": str(self.run_dir),
+            "task": self.task,
             "split": "test",
             "test_examples": self.test_examples,
-            "keras_accuracy": self.keras_accuracy,
+            **keras,
             "variants": [variant.to_dict() for variant in self.variants],
             "calibration": self.calibration,
             "micro": self.micro.to_dict() if self.micro else None,
@@ -103,21 +115,31 @@ class ExportReport:
 
 @dataclass
 class _RunInputs:
-    """What an export reads from a run."""
+    """What an export reads from a run (``y`` are 0/1 normal/anomaly labels for an anomaly run)."""
 
     model: Any
     config: Any
     data: dict[str, Any]
     x_train: np.ndarray
+    x_dev: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     run_info: dict[str, Any]
     dataset: Any
     split: Any
+    task: str
+    anomaly: dict[str, Any] | None  # threshold and threshold_rule of an anomaly run
+
+    @property
+    def threshold(self) -> float | None:
+        """An anomaly run's threshold; None for a classifier."""
+        return None if self.anomaly is None else self.anomaly["threshold"]
 
 
 def _read_run(run_dir: Path) -> _RunInputs:
-    """Load a run's model, config, data description and the raw train and test examples."""
+    """Load a run's model, config, data description, task and the raw train, dev and test examples."""
+    from recipes.anomaly import binary_labels
+    from recipes.config import task_of
     from recipes.data import load_dataset
     from recipes.runs import load_model, read_config, read_json, read_metrics, require_run
     from recipes.splitting import load_split
@@ -134,23 +156,32 @@ def _read_run(run_dir: Path) -> _RunInputs:
     if len(split.test) == 0:
         raise UserError(f"{run_dir} has an empty test split; train again with a test fraction > 0")
     trained = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    metrics = read_metrics(run_dir) if (run_dir / "metrics.json").is_file() else None
     run_info = {"path": str(run_dir.resolve()), "name": run_dir.name, "config": config.to_dict(),
-                "metrics": read_metrics(run_dir) if (run_dir / "metrics.json").is_file() else None,
-                "versions": trained.get("versions")}
-    return _RunInputs(load_model(run_dir), config, data, dataset.x[split.train], dataset.x[split.test],
-                      dataset.y[split.test], run_info, dataset, split)
+                "metrics": metrics, "versions": trained.get("versions")}
+    task = data.get("task") or task_of(config.recipe)
+    anomaly = None
+    if task == "anomaly":
+        if not isinstance(metrics, dict) or not isinstance(metrics.get("threshold"), int | float):
+            raise UserError(f"{run_dir} is an anomaly-detection run without a threshold in metrics.json; "
+                            "train it again with 'python cli.py train'")
+        anomaly = {"threshold": float(metrics["threshold"]), "threshold_rule": metrics.get("threshold_rule")}
+        dataset = binary_labels(dataset, config.normal_class)
+        if len(set(dataset.y[split.test].tolist())) < 2:
+            raise UserError(f"the test split of {run_dir} holds only one kind of example; comparing AUC and "
+                            "decisions needs normal and anomalous ones: train again with a larger test fraction")
+    return _RunInputs(load_model(run_dir), config, data, dataset.x[split.train], dataset.x[split.dev],
+                      dataset.x[split.test], dataset.y[split.test], run_info, dataset, split, task, anomaly)
 
 
 def _compress(inputs: _RunInputs, settings: CompressionSettings,
               report: Callable[[str], None] | None) -> CompressedModel:
     """Fine-tune the run's model as ``settings`` asks, on the run's own split."""
     from edge.twin import data_spec_of
-    from recipes.config import task_of
     from recipes.training import PreparedData
 
     spec = data_spec_of(inputs.model, inputs.dataset.input_shape, inputs.dataset.num_classes, len(inputs.split.train))
-    task = inputs.data.get("task") or task_of(inputs.config.recipe)
-    return compress_model(inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, task),
+    return compress_model(inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, inputs.task),
                           settings, report)
 
 
@@ -163,14 +194,17 @@ def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
     ``edge/`` receives ``model_<variant>.tflite`` for each variant, ``report.json`` (parity with Keras
     on the test split, operators, TFLite Micro check, gzip size and weight sparsity), for int8
     ``model_int8.h``/``model_int8.cc``, and ``manifest.json`` (sha256 and size of each file, tensors,
-    labels, source run, versions). With active ``compression`` also the compressed int8 variant
-    (``model_int8_pruned.tflite``, ``model_int8_qat.tflite`` or ``model_int8_pruned_qat.tflite``, plain int8
-    always beside it) and its fine-tuning history ``<variant>_history.csv``.
+    task with labels or threshold, audio front end, source run, versions). Parity is by accuracy for a
+    classifier, by AUC and decisions at the threshold for an anomaly detector. With active ``compression``
+    also the compressed int8 variant (``model_int8_pruned.tflite``, ``model_int8_qat.tflite`` or
+    ``model_int8_pruned_qat.tflite``, plain int8 always beside it) and its fine-tuning history
+    ``<variant>_history.csv``.
 
     Args:
         run_dir: a run directory written by ``python cli.py train``.
         variants: names from :data:`edge.variants.VARIANTS`.
-        calibration_samples: training examples in int8's representative data set (seeded draw).
+        calibration_samples: training examples in int8's representative data set (seeded draw); an anomaly
+            run adds up to as many dev examples scoring near its threshold (:mod:`edge.anomaly`).
         float_io: give the int8 model float32 input and output instead of int8.
         compression: pruning and/or QAT to fine-tune with (see :class:`edge.compress.CompressionSettings`).
         report: called with the fine-tuning's progress lines; None for silence.
@@ -196,23 +230,15 @@ def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
     inputs = _read_run(run_dir)
     compressed = _compress(inputs, compression, report) if compressing else None
     warnings: list[str] = []
-    calibration = None
+    calibration, calibration_info = None, {"samples": 0, "split": "train"}
     if any(VARIANTS[name].full_integer for name in names):
-        calibration = draw_calibration(inputs.x_train, calibration_samples, inputs.config.seed)
-        exhausted = len(calibration) < calibration_samples
-        if len(calibration) < MIN_CALIBRATION_WARNING:
-            source = "the whole training split" if exhausted else "a sample of the training split"
-            fix = "train on more data" if exhausted else "give --calibration-samples 300 or more"
-            warnings.append(f"int8 is calibrated on {len(calibration)} examples ({source}, fewer than "
-                            f"{MIN_CALIBRATION_WARNING}): its activation ranges may be off; {fix}")
-        elif exhausted:
-            warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on "
-                            "all of them")
+        calibration, calibration_info = _calibration(inputs, calibration_samples, warnings)
+    calibration_info.update(seed=inputs.config.seed, float_io=float_io)
     keras_outputs = np.asarray(inputs.model.predict(inputs.x_test, batch_size=EVALUATION_BATCH, verbose=0))
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".edge-staging-"))
     try:
-        result = _build(staging, run_dir, names, inputs, keras_outputs, calibration, float_io, warnings,
-                        (compression, compressed) if compressed is not None else None)
+        result = _build(staging, run_dir, names, inputs, keras_outputs, (calibration, calibration_info), float_io,
+                        warnings, (compression, compressed) if compressed is not None else None)
         result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR)
     finally:
         if staging.exists():
@@ -220,10 +246,33 @@ def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
     return result
 
 
+def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """int8's representative data and its description for ``report.json``; warns (into ``warnings``) when
+    the training draw is small. An anomaly run adds the dev examples scoring near its threshold."""
+    calibration = draw_calibration(inputs.x_train, count, inputs.config.seed)
+    exhausted = len(calibration) < count
+    if len(calibration) < MIN_CALIBRATION_WARNING:
+        source = "the whole training split" if exhausted else "a sample of the training split"
+        fix = "train on more data" if exhausted else "give --calibration-samples 300 or more"
+        warnings.append(f"int8 is calibrated on {len(calibration)} examples ({source}, fewer than "
+                        f"{MIN_CALIBRATION_WARNING}): its activation ranges may be off; {fix}")
+    elif exhausted:
+        warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on "
+                        "all of them")
+    if inputs.threshold is None:
+        return calibration, {"samples": len(calibration), "split": "train"}
+    dev_scores = inputs.model.predict(inputs.x_dev, batch_size=EVALUATION_BATCH, verbose=0)
+    borderline = borderline_examples(inputs.x_dev, dev_scores, inputs.threshold, count, inputs.config.seed)
+    return np.concatenate([calibration, borderline]), {
+        "samples": len(calibration) + len(borderline), "split": "train+dev", "train_samples": len(calibration),
+        "dev_samples": len(borderline), "dev_score_range": [inputs.threshold, SCORE_SPAN * inputs.threshold]}
+
+
 def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, keras_outputs: np.ndarray,
-           calibration: np.ndarray | None, float_io: bool, warnings: list[str],
+           calibration: tuple[np.ndarray | None, dict[str, Any]], float_io: bool, warnings: list[str],
            compressed: tuple[CompressionSettings, CompressedModel] | None = None) -> ExportReport:
     """Write every file of the export into ``staging`` and return the report."""
+    representative, calibration_info = calibration
     class_names = list(inputs.data.get("class_names") or [])
     models: dict[str, EdgeModel] = {}
     results: list[VariantResult] = []
@@ -232,17 +281,22 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         targets.append((COMPRESSED_VARIANTS[compressed[0].variant_name], compressed[1].model))
     for variant, model in targets:
         name = variant.name
-        content = convert_model(model, variant, calibration, float_io and "float_io" in variant.options)
+        content = convert_model(model, variant, representative, float_io and "float_io" in variant.options)
         write_atomic(staging / variant.filename, content)
-        models[name] = EdgeModel(content, class_names, source=variant.filename)
-        parity = measure_parity(models[name], variant, inputs.x_test, inputs.y_test, keras_outputs)
+        models[name] = EdgeModel(content, class_names, source=variant.filename, threshold=inputs.threshold,
+                                 front_end=inputs.data.get("front_end"))
+        parity = (measure_parity(models[name], variant, inputs.x_test, inputs.y_test, keras_outputs)
+                  if inputs.threshold is None else
+                  measure_anomaly_parity(models[name], variant, inputs.x_test, inputs.y_test, keras_outputs,
+                                         inputs.threshold))
         operators = operator_report(content, variant.full_integer)
         results.append(VariantResult(name, variant.filename, len(content), None, parity, operators,
                                      gzip_size(content), weight_sparsity(content)))
         if not parity.within_tolerance:
-            warnings.append(f"{name} is outside its tolerance: max |diff| {parity.max_abs_diff:.2e} (limit "
-                            f"{variant.max_abs_diff:g}), accuracy drop {parity.accuracy_drop_points:.2f} points "
-                            f"(limit {variant.max_accuracy_drop:g})")
+            warnings.append(f"{name} is outside its tolerance: {parity.shortfall()}")
+        outside = threshold_warning(name, content, inputs.threshold) if inputs.threshold is not None else None
+        if outside is not None:
+            warnings.append(outside)
         if operators.micro_int8_unsupported:
             warnings.append(f"{name} uses {', '.join(operators.micro_int8_unsupported)}, for which TFLite Micro has "
                             "no int8 kernel: it will not run on a microcontroller; change the model (e.g. "
@@ -256,10 +310,11 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         micro = (MicroCheck(False, f"not run on TFLite Micro: it has no int8 kernel for {', '.join(unsupported)}")
                  if unsupported else micro_check(models["int8"], inputs.x_test))
         micro_files = _write_micro(staging, run_dir.name, models["int8"], micro)
-    report = ExportReport(run_dir, staging, results, results[0].parity.keras_accuracy, len(inputs.y_test),
-                          {"samples": 0 if calibration is None else len(calibration), "split": "train",
-                           "seed": inputs.config.seed, "float_io": float_io},
-                          micro, micro_files, warnings)
+    keras = results[0].parity
+    report = ExportReport(run_dir, staging, results, inputs.task,
+                          keras.keras_accuracy if isinstance(keras, Parity) else None,
+                          keras.keras_auc if isinstance(keras, AnomalyParity) else None, inputs.threshold,
+                          len(inputs.y_test), calibration_info, micro, micro_files, warnings)
     if compressed is not None:
         settings, model = compressed
         history = f"{settings.variant_name}_history.csv"
@@ -271,6 +326,7 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         staging, inputs.run_info, inputs.data, models,
         {"variants": list(models), "calibration": report.calibration, "parity_split": "test",
          "compression": compressed[0].to_dict() if compressed is not None else None},
+        inputs.task, inputs.anomaly,
     ))
     return report
 
@@ -283,6 +339,12 @@ def _write_micro(staging: Path, run_name: str, model: EdgeModel, micro: MicroChe
         if tensor.quantized:
             shift = f"- {tensor.zero_point}" if tensor.zero_point >= 0 else f"+ {-tensor.zero_point}"
             notes.append(f"{role} quantization: real = (q {shift}) * {tensor.scale!r}")
+    if model.threshold is not None:
+        rule = f"The output is the anomaly score: {DECISION_RULE} {model.threshold!r}"
+        if model.output.quantized:
+            raw = quantized_threshold(model.threshold, model.output.scale, model.output.zero_point)
+            rule += f", i.e. raw output q >= {raw}"
+        notes.append(f"{rule}.")
     notes.append(micro.note)
     header, source = c_array_sources(model.content, c_identifier(run_name), MICRO_HEADER, notes)
     write_atomic(staging / MICRO_HEADER, header)

@@ -9,9 +9,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from edge.runtime import MANIFEST_NAME, EdgeModel
+from edge.anomaly import quantized_threshold
+from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
 
-MANIFEST_FORMAT = 1
+# Format 2 added ``task``, ``anomaly`` (threshold and decision rule) and ``front_end``; a manifest without
+# ``task`` describes a classifier.
+MANIFEST_FORMAT = 2
 PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "tflite-micro")
 
 
@@ -32,20 +35,35 @@ def package_versions() -> dict[str, str]:
     return found
 
 
+def _variant_entry(name: str, model: EdgeModel) -> dict[str, Any]:
+    """One variant's file and tensors; for an anomaly detector with an int8 output also the raw int8 value
+    from which the output is an anomaly (what a microcontroller compares against)."""
+    entry = {"file": f"model_{name}.tflite", "input": model.input.to_dict(), "output": model.output.to_dict(),
+             "dynamic_batch": model.dynamic_batch}
+    if model.threshold is not None and model.output.quantized:
+        entry["threshold_quantized"] = quantized_threshold(model.threshold, model.output.scale,
+                                                           model.output.zero_point)
+    return entry
+
+
 def build_manifest(folder: Path, run: dict[str, Any], data: dict[str, Any], models: dict[str, EdgeModel],
-                   export_options: dict[str, Any]) -> dict[str, Any]:
+                   export_options: dict[str, Any], task: str, anomaly: dict[str, Any] | None) -> dict[str, Any]:
     """The manifest of an export folder; hashes every file in it except the manifest itself.
 
     Args:
         folder: the (staging) folder holding the exported files.
         run: the source run: ``path``, ``name``, ``config`` (resolved), ``metrics`` and ``versions``.
-        data: the run's ``data.json`` (class names, input shape, feature names).
+        data: the run's ``data.json`` (class names, input shape, feature names, audio front end).
         models: variant name → the variant loaded in the runtime (for tensor shapes, dtypes and quantization).
         export_options: the options the export ran with (variants, calibration samples, float I/O).
+        task: ``"classification"`` or ``"anomaly"``.
+        anomaly: an anomaly run's ``threshold`` and ``threshold_rule`` (how training chose it).
 
     Returns:
-        JSON-able data: ``files`` (name → sha256, bytes), ``variants`` (name → file, input, output),
-        ``class_names``, ``input_shape``, ``source_run``, ``export`` and ``versions``.
+        JSON-able data: ``files`` (name → sha256, bytes), ``variants`` (name → file, input, output, and for
+        an int8 anomaly score ``threshold_quantized``), ``task``, ``anomaly`` (threshold, decision rule,
+        threshold rule; None for a classifier), ``class_names``, ``input_shape``, ``front_end`` (the audio
+        front end's parameters, None for other data), ``source_run``, ``export`` and ``versions``.
     """
     files = {path.name: file_entry(path) for path in sorted(folder.iterdir())
              if path.is_file() and path.name != MANIFEST_NAME}
@@ -53,15 +71,15 @@ def build_manifest(folder: Path, run: dict[str, Any], data: dict[str, Any], mode
         "format": MANIFEST_FORMAT,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": files,
-        "variants": {
-            name: {"file": f"model_{name}.tflite", "input": model.input.to_dict(), "output": model.output.to_dict(),
-                   "dynamic_batch": model.dynamic_batch}
-            for name, model in models.items()
-        },
+        "variants": {name: _variant_entry(name, model) for name, model in models.items()},
+        "task": task,
+        "anomaly": None if anomaly is None else {
+            "threshold": anomaly["threshold"], "decision": DECISION_RULE, "threshold_rule": anomaly["threshold_rule"]},
         "class_names": list(data.get("class_names") or []),
         "input_shape": list(data.get("input_shape") or []),
         "feature_names": data.get("feature_names"),
-        "raw_inputs": "the models normalize inside; feed raw feature or pixel values",
+        "front_end": data.get("front_end"),
+        "raw_inputs": "the models normalize inside; feed raw feature or pixel values (audio: the front end's MFCCs)",
         "source_run": run,
         "export": export_options,
         "versions": package_versions(),

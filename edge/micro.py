@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.arena import ALIGNMENT, smallest_arena
 from edge.native_output import captured_native_output
-from edge.runtime import EdgeModel
+from edge.runtime import EdgeModel, is_anomaly
 
 ARENA_NOT_MEASURED = "arena not measured (install the micro extra: pip install 'edge-recipes[micro]')"
 BYTES_PER_LINE = 12
@@ -72,7 +72,8 @@ class MicroCheck:
         note: one line for the report: the arena needed, or why it was not measured.
         arena_bytes: smallest tensor arena (bytes) with which the model allocated and ran.
         examples: examples compared with LiteRT.
-        agreement: share of examples whose argmax equals LiteRT's.
+        agreement: share of examples whose argmax (an anomaly detector's decision at its threshold) equals
+            LiteRT's.
         exact: share of examples whose raw output tensor equals LiteRT's bit for bit.
         max_abs_diff: largest absolute difference from LiteRT's dequantized outputs.
         version: the ``tflite-micro`` package version.
@@ -139,13 +140,18 @@ def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
     arena = smallest_arena(model.content, prepared[:1], int(recorded.group(1)), generous) if recorded else None
     outputs = outputs.reshape(len(prepared), -1)
     difference = np.abs(model.dequantize(outputs) - model.dequantize(expected))
+    if model.threshold is None:
+        agreement = np.mean(outputs.argmax(axis=1) == expected.argmax(axis=1))
+    else:
+        agreement = np.mean(is_anomaly(model.dequantize(outputs), model.threshold)
+                            == is_anomaly(model.dequantize(expected), model.threshold))
     return MicroCheck(
         measured=True,
         note=(f"TFLite Micro host interpreter: tensor arena {arena:,} bytes (64-bit host)" if arena
               else "TFLite Micro ran the model, but the arena search failed: arena not measured"),
         arena_bytes=arena,
         examples=len(prepared),
-        agreement=float(np.mean(outputs.argmax(axis=1) == expected.argmax(axis=1))),
+        agreement=float(agreement),
         exact=float(np.mean((outputs == expected).all(axis=1))),
         max_abs_diff=float(difference.max()),
         version=tflite_micro.__version__,

@@ -2,9 +2,12 @@
 
 This module imports no TensorFlow, Keras or tfmot (directly or through another module), so it runs
 on a Raspberry Pi-class device with ``pip install ai-edge-litert numpy``. It quantizes raw inputs for
-int8 models, dequantizes their outputs, and reads the class labels from the ``manifest.json`` that
-``python cli.py export`` writes beside the model (checking that the manifest describes this file).
-Images are read with Pillow, imported only when an image is given.
+int8 models, dequantizes their outputs, and reads from the ``manifest.json`` that ``python cli.py export``
+writes beside the model (checking that the manifest describes this file) how to read them: the class
+labels of a classifier, or the threshold of an anomaly detector, whose one output is its anomaly score
+(an anomaly when the score is at or above the threshold); and for an audio model the front end that turns
+a ``.wav`` clip into its MFCCs (:mod:`edge.mfcc`, numpy). Images are read with Pillow, imported only when
+an image is given.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,9 @@ from recipes.errors import UserError
 
 MANIFEST_NAME = "manifest.json"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-INPUT_SUFFIXES = (".csv", ".npy", *IMAGE_SUFFIXES)
+WAV_SUFFIX = ".wav"
+INPUT_SUFFIXES = (".csv", ".npy", *IMAGE_SUFFIXES, WAV_SUFFIX)
+DECISION_RULE = "anomaly when score >= threshold"
 CHUNK = 256  # examples per invoke when the model's batch dimension is dynamic
 
 
@@ -57,6 +63,12 @@ class TensorInfo:
                 "quantization": {"scale": self.scale, "zero_point": self.zero_point} if self.quantized else None}
 
 
+def is_anomaly(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The decision of an anomaly detector: True where the score is at or above ``threshold`` (compared in float64,
+    as training chose the threshold)."""
+    return np.asarray(scores, np.float64) >= threshold
+
+
 def _tensor_info(details: dict[str, Any]) -> TensorInfo:
     scale, zero_point = details["quantization"]
     return TensorInfo(str(details["name"]), tuple(int(side) for side in details["shape"]),
@@ -71,13 +83,18 @@ class EdgeModel:
         class_names: label of each output class; default ``class 0``, ``class 1``, ...
         num_threads: LiteRT CPU threads; default LiteRT's own choice.
         source: how to name the model in error messages (its path).
+        threshold: for an anomaly detector (one output, the anomaly score), the score from which an
+            example is an anomaly; None for a classifier.
+        front_end: for a model of audio features, the front end's parameters (see :mod:`edge.mfcc`).
 
     Raises:
-        UserError: the bytes are empty, not a flatbuffer, or not a model LiteRT can run.
+        UserError: the bytes are empty, not a flatbuffer, or not a model LiteRT can run; a threshold for a
+            model with more than one output value.
     """
 
     def __init__(self, content: bytes, class_names: list[str] | None = None, num_threads: int | None = None,
-                 source: str = "the model") -> None:
+                 source: str = "the model", threshold: float | None = None,
+                 front_end: dict[str, Any] | None = None) -> None:
         self.source = source
         self.content = bytes(content)
         self.interpreter = _open_interpreter(self.content, num_threads, source)
@@ -94,10 +111,16 @@ class EdgeModel:
         self._batch = self.input.shape[0]
         names = list(class_names) if class_names else []
         self.class_names = names if len(names) == self.num_classes else [f"class {i}" for i in range(self.num_classes)]
+        if threshold is not None and self.num_classes != 1:
+            raise UserError(f"{source} outputs {self.num_classes} values per example but has an anomaly threshold; "
+                            "an anomaly detector outputs one score: export the run again")
+        self.threshold = threshold
+        self.front_end = front_end
 
     @classmethod
     def load(cls, path: str | Path, num_threads: int | None = None) -> EdgeModel:
-        """Load a ``.tflite`` file and, when a ``manifest.json`` beside it lists the file, its labels.
+        """Load a ``.tflite`` file and, when a ``manifest.json`` beside it lists the file, its labels or
+        threshold and its front end.
 
         Args:
             path: the ``.tflite`` file.
@@ -113,11 +136,12 @@ class EdgeModel:
             raise UserError(f"model file {path} does not exist; export one with 'python cli.py export RUN_DIR'")
         content = path.read_bytes()
         entry = _manifest_entry(path)
-        if entry is not None and entry["sha256"] != hashlib.sha256(content).hexdigest():
+        if entry is None:
+            return cls(content, None, num_threads, str(path))
+        if entry.sha256 != hashlib.sha256(content).hexdigest():
             raise UserError(f"{path} is not the file {MANIFEST_NAME} beside it describes (sha256 differs); "
                             "copy the model and manifest of the same export together, or export again")
-        class_names = entry["class_names"] if entry is not None else None
-        return cls(content, class_names, num_threads, str(path))
+        return cls(content, entry.class_names, num_threads, str(path), entry.threshold, entry.front_end)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -204,7 +228,8 @@ class EdgeModel:
         return np.concatenate(rows).reshape(len(prepared), -1)
 
     def predict(self, x: Any) -> np.ndarray:
-        """Raw inputs → float32 output values (class probabilities), shape ``(n, num_classes)``."""
+        """Raw inputs → float32 output values, shape ``(n, num_classes)``: class probabilities, or an anomaly
+        detector's score ``(n, 1)``."""
         return self.dequantize(self.run(x))
 
 
@@ -229,28 +254,51 @@ def _first_line(error: Exception) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _manifest_entry(path: Path) -> dict[str, Any] | None:
-    """The manifest's sha256 of ``path`` and its class labels, or None when no manifest lists the file."""
+@dataclass(frozen=True)
+class ManifestEntry:
+    """What the manifest beside a model says about it.
+
+    Args:
+        sha256: the hash of the file the manifest describes.
+        class_names: the class labels (a classifier).
+        threshold: the anomaly threshold (an anomaly detector), else None.
+        front_end: the audio front end's parameters (a model of audio features), else None.
+    """
+
+    sha256: str | None
+    class_names: list[str] | None
+    threshold: float | None
+    front_end: dict[str, Any] | None
+
+
+def _manifest_entry(path: Path) -> ManifestEntry | None:
+    """What the manifest beside ``path`` says about it, or None when no manifest lists the file."""
     manifest_path = path.parent / MANIFEST_NAME
     if not manifest_path.is_file():
         return None
+    damaged = f"{manifest_path} is damaged; export again or remove it to run without labels"
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
-        class_names = manifest.get("class_names")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
-        raise UserError(f"{manifest_path} is damaged; export again or remove it to run without labels") from None
-    if not isinstance(files, dict) or path.name not in files:
-        return None
-    return {"sha256": files[path.name].get("sha256"), "class_names": class_names}
+        if not isinstance(files, dict) or path.name not in files:
+            return None
+        threshold = float(manifest["anomaly"]["threshold"]) if manifest.get("task") == "anomaly" else None
+        entry = ManifestEntry(files[path.name].get("sha256"), manifest.get("class_names"), threshold,
+                              manifest.get("front_end"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        raise UserError(damaged) from None
+    if (threshold is not None and not math.isfinite(threshold)) or not isinstance(entry.front_end, dict | None):
+        raise UserError(damaged)
+    return entry
 
 
 def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
-    """Read raw inputs for ``model`` from a ``.csv``, ``.npy`` or image file.
+    """Read raw inputs for ``model`` from a ``.csv``, ``.npy``, image or ``.wav`` file.
 
     A CSV holds one example per row, its values in the order of the flattened input, with an
     optional header row; an ``.npy`` file one example or a batch; an image one example, converted to
-    the model's channels and resized to its height and width.
+    the model's channels and resized to its height and width; a ``.wav`` clip one example, turned into
+    MFCCs by the front end the manifest names (:func:`edge.mfcc.wav_features`).
 
     Returns:
         float32 array ``(n, *model.input_shape)``.
@@ -268,6 +316,8 @@ def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
         return model.as_batch(_read_npy(path))
     if suffix in IMAGE_SUFFIXES:
         return model.as_batch(_read_image(path, model.input_shape))
+    if suffix == WAV_SUFFIX:
+        return model.as_batch(_read_wav(path, model))
     raise UserError(f"input file {path} has suffix '{path.suffix}'; use one of {', '.join(INPUT_SUFFIXES)}")
 
 
@@ -339,6 +389,17 @@ def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     return pixels[np.newaxis]
 
 
+def _read_wav(path: Path, model: EdgeModel) -> np.ndarray:
+    """One clip's MFCCs, computed by the front end of the manifest beside the model."""
+    if model.front_end is None:
+        shape = ", ".join(map(str, model.input_shape))
+        raise UserError(f"{path} is a WAV clip but {model.source} has no audio front end (none in a manifest.json "
+                        f"beside it); give its input features instead, a .npy file of shape (n, {shape})")
+    from edge.mfcc import wav_features
+
+    return wav_features(path, model.front_end)
+
+
 @dataclass
 class Prediction:
     """The top classes of one example."""
@@ -351,6 +412,60 @@ class Prediction:
         """Plain data for ``--json``."""
         return {"index": self.index, "top": [{"label": label, "score": score}
                                              for label, score in zip(self.labels, self.scores, strict=True)]}
+
+    def to_line(self) -> str:
+        """One line for the console, e.g. ``   0: 7 (0.981), 9 (0.012)``."""
+        return f"{self.index:>4}: " + ", ".join(
+            f"{label} ({score:.3f})" for label, score in zip(self.labels, self.scores, strict=True))
+
+
+@dataclass
+class AnomalyPrediction:
+    """The anomaly score of one example and the decision at the threshold.
+
+    Args:
+        index: the example's position in the input.
+        score: its anomaly score.
+        threshold: the run's threshold.
+        saturated: the score is the largest the int8 output can hold: the true score is at least this.
+    """
+
+    index: int
+    score: float
+    threshold: float
+    saturated: bool
+
+    @property
+    def decision(self) -> str:
+        """``"anomaly"`` (score at or above the threshold) or ``"normal"``."""
+        return "anomaly" if is_anomaly(np.array([self.score]), self.threshold)[0] else "normal"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {"index": self.index, "score": self.score, "threshold": self.threshold, "decision": self.decision,
+                "saturated": self.saturated}
+
+    def to_line(self) -> str:
+        """One line for the console, e.g. ``   3: anomaly  score 2.4127 >= threshold 1.0963``."""
+        relation = ">=" if self.decision == "anomaly" else "<"
+        note = " (the int8 maximum: at least this)" if self.saturated else ""
+        return (f"{self.index:>4}: {self.decision:<8} score {self.score:.5g}{note} {relation} "
+                f"threshold {self.threshold:.5g}")
+
+
+def anomaly_scores(model: EdgeModel, x: Any) -> list[AnomalyPrediction]:
+    """Each example's anomaly score and decision at ``model.threshold``.
+
+    Raises:
+        UserError: the model has no threshold (it is not an anomaly detector, or its manifest is missing).
+    """
+    if model.threshold is None:
+        raise UserError(f"{model.source} has no anomaly threshold; put the manifest.json of its export beside it")
+    raw = model.run(x)
+    scores = model.dequantize(raw).reshape(-1)
+    saturated = (raw == np.iinfo(raw.dtype).max).reshape(-1) if model.output.quantized else np.zeros(len(scores), bool)
+    return [AnomalyPrediction(row, float(scores[row]), model.threshold, bool(saturated[row]))
+            for row in range(len(scores))]
 
 
 def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Prediction]:
@@ -368,21 +483,25 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Pre
 
 
 def predict_file(model_path: str | Path, input_path: str | Path, k: int = 3,
-                 num_threads: int | None = None) -> tuple[EdgeModel, list[Prediction]]:
-    """Load a model, read an input file and return the top-``k`` classes of every example.
+                 num_threads: int | None = None) -> tuple[EdgeModel, list[Prediction] | list[AnomalyPrediction]]:
+    """Load a model, read an input file and return the top-``k`` classes of every example, or for an anomaly
+    detector every example's score and decision.
 
     Args:
-        model_path: a ``.tflite`` file (labels come from the ``manifest.json`` beside it).
-        input_path: a ``.csv``, ``.npy`` or image file of raw inputs.
-        k: classes to return per example.
+        model_path: a ``.tflite`` file (labels or threshold and front end come from the ``manifest.json``
+            beside it).
+        input_path: a ``.csv``, ``.npy``, image or ``.wav`` file of raw inputs.
+        k: classes to return per example (classifiers).
         num_threads: LiteRT CPU threads.
 
     Returns:
-        The loaded model and one :class:`Prediction` per example.
+        The loaded model and one :class:`Prediction` or :class:`AnomalyPrediction` per example.
     """
     if num_threads is not None and num_threads < 1:
         raise UserError(f"--threads is {num_threads}; give 1 or more")
     model = EdgeModel.load(model_path, num_threads)
-    probabilities = model.predict(read_inputs(input_path, model))
-    return model, top_k(probabilities, model.class_names, k)
+    x = read_inputs(input_path, model)
+    if model.threshold is not None:
+        return model, anomaly_scores(model, x)
+    return model, top_k(model.predict(x), model.class_names, k)
 

@@ -202,10 +202,11 @@ def test_tf_keras_twin_has_the_same_parameters(recipe):
 
 @pytest.mark.parametrize("recipe", sorted(REFERENCE_PARAMETERS))
 def test_one_epoch_then_int8_for_tflite_micro(recipe, tmp_path):
-    from edge.convert import convert_model
-    from edge.operators import operator_report
+    """Through the real export path (``python cli.py export RUN --quantization int8``): every operator of the
+    int8 file has a TFLite Micro int8 kernel and, with the micro extra installed, TFLite Micro runs it."""
+    from edge.export import export_run
+    from edge.micro import micro_available
     from edge.runtime import EdgeModel
-    from edge.variants import VARIANTS
 
     generator = np.random.default_rng(0)
     x = generator.normal(size=(40, *SMALL_SHAPES[recipe])).astype(np.float32)
@@ -214,8 +215,9 @@ def test_one_epoch_then_int8_for_tflite_micro(recipe, tmp_path):
     config = TrainConfig(recipe=recipe, data=str(tmp_path / "small.npz"), epochs=1, batch_size=16, out=str(tmp_path))
     result = train(config, report=None)
     assert result.epochs_run == 1 and (result.run_dir / "model.keras").is_file()
-    content = convert_model(result.model, VARIANTS["int8"], x[:16])
-    operators = operator_report(content, int8=True)
-    assert operators.micro_int8_unsupported == [], operators.counts
-    outputs = EdgeModel(content).predict(x[:4])
+    report = export_run(result.run_dir, ["int8"])
+    (int8,) = report.variants
+    assert int8.operators.micro_int8_unsupported == [], int8.operators.counts
+    assert report.micro.measured == micro_available(), report.micro.note
+    outputs = EdgeModel.load(result.run_dir / "edge" / "model_int8.tflite").predict(x[:4])
     assert outputs.shape == ((4, 1) if recipe == "autoencoder" else (4, 2))

@@ -1,0 +1,129 @@
+"""Audio models on the device: the front end in the manifest, numpy MFCCs equal to tf.signal's, ``.wav`` input.
+
+Stated tolerances (edge/mfcc.py): the numpy MFCCs equal the same tf.signal steps run in float64 up to the
+float32 rounding of the result, 2e-5 (measured 1e-13 before rounding), and the float32 features training
+computes within 0.05 on clips inside the 20 Hz-4 kHz mel bands (measured up to 0.039; the features span
+about -124 to 25).
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from edge.export import export_run
+from edge.mfcc import mfcc
+from recipes.audio import FRONT_END, mfcc_features, prepare_clip, read_wav
+from recipes.backend import import_keras
+from recipes.config import resolve_config
+from recipes.training import train
+from tests.test_audio import RATE, tone, write_wav
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = ("tensorflow", "keras", "tf_keras", "tensorflow_model_optimization")
+runner = CliRunner()
+
+
+def _in_band_clips() -> np.ndarray:
+    """Prepared clips inside the mel bands: tones, noise, a chirp, a tone padded with silence, silence."""
+    time = np.arange(RATE) / RATE
+    signals = [tone(frequency) for frequency in (100.0, 440.0, 1500.0, 3000.0)]
+    signals += [np.random.default_rng(0).normal(0, 0.3, RATE), np.sin(2 * np.pi * (200 + 1800 * time) * time),
+                tone(440.0, 0.4), np.zeros(RATE)]
+    return np.stack([prepare_clip(signal, RATE) for signal in signals]).astype(np.float32)
+
+
+def test_numpy_mfccs_are_tf_signal_in_float64():
+    import_keras()
+    import tensorflow as tf
+
+    clips = _in_band_clips()
+    stft = tf.signal.stft(tf.constant(clips, tf.float64), FRONT_END["window_samples"], FRONT_END["stride_samples"],
+                          FRONT_END["fft_length"], window_fn=tf.signal.hann_window)
+    mel = tf.signal.linear_to_mel_weight_matrix(FRONT_END["mel_bins"], FRONT_END["fft_length"] // 2 + 1,
+                                                FRONT_END["sample_rate"], FRONT_END["lower_hz"],
+                                                FRONT_END["upper_hz"], dtype=tf.float64)
+    log_mel = tf.math.log(tf.tensordot(tf.abs(stft), mel, 1) + FRONT_END["log_offset"])
+    expected = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : FRONT_END["mfcc_coefficients"]].numpy()
+    features = mfcc(clips, FRONT_END)
+    assert features.shape == (len(clips), 49, 10, 1) and features.dtype == np.float32
+    assert np.abs(features[..., 0] - expected).max() <= 2e-5  # float32 rounding of values up to ~124
+
+
+def test_numpy_mfccs_match_the_training_features():
+    clips = _in_band_clips()
+    assert np.abs(mfcc(clips, FRONT_END) - mfcc_features(clips)).max() <= 0.05
+
+
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory) -> Path:
+    """A DS-CNN trained 10 epochs on 15 clips each of a 440 Hz and a 1.5 kHz tone (all test clips right),
+    exported float32 and int8."""
+    root = tmp_path_factory.mktemp("audio-export")
+    generator = np.random.default_rng(1)
+    for index in range(15):
+        for name, frequency in (("low", 440.0), ("high", 1500.0)):
+            seconds = generator.uniform(0.6, 1.2)
+            samples = generator.uniform(0.2, 1.0) * tone(frequency, seconds, phase=generator.uniform(0, 2 * np.pi))
+            write_wav(root / "tones" / name / f"{index}.wav", samples + generator.normal(0, 0.01, len(samples)))
+    config = resolve_config(None, {"recipe": "ds_cnn", "data": str(root / "tones"), "epochs": 10, "batch_size": "4",
+                                   "learning_rate": 0.003, "seed": 0, "out": str(root)}, ["batch_norm_momentum=0.9"])
+    result = train(config, report=None)
+    assert result.metrics["test"]["accuracy"] == 1.0  # so the labels below mean something
+    run_dir = result.run_dir
+    export_run(run_dir, ["float32", "int8"])
+    return run_dir
+
+
+def test_manifest_holds_the_front_end(audio_run):
+    manifest = json.loads((audio_run / "edge" / "manifest.json").read_text())
+    assert manifest["front_end"] == FRONT_END and manifest["task"] == "classification" and manifest["anomaly"] is None
+    assert manifest["input_shape"] == [49, 10, 1] and manifest["class_names"] == ["high", "low"]
+
+
+@pytest.mark.parametrize("variant", ["float32", "int8"])
+def test_predict_a_wav_clip_like_keras_on_the_training_features(audio_run, tmp_path, variant):
+    """float32 within 1e-4 of Keras's probability (the numpy features differ from training's by up to 0.04;
+    measured 5e-6), int8 within its registry limit 0.1 (measured 0.014)."""
+    from recipes.runs import load_model
+
+    keras_model = load_model(audio_run)
+    for frequency, label in ((1500.0, "high"), (440.0, "low")):
+        clip = write_wav(tmp_path / f"{label}.wav", 0.7 * tone(frequency, 0.8))
+        result = runner.invoke(cli.app, ["predict", str(audio_run / "edge" / f"model_{variant}.tflite"),
+                                         "--input", str(clip), "--json"])
+        assert result.exit_code == 0, result.output
+        (prediction,) = json.loads(result.output)
+        keras = keras_model.predict(mfcc_features(prepare_clip(*read_wav(clip))[np.newaxis]), verbose=0)[0]
+        assert prediction["top"][0]["label"] == label == ["high", "low"][int(keras.argmax())]
+        assert prediction["top"][0]["score"] == pytest.approx(keras.max(), abs=1e-4 if variant == "float32" else 0.1)
+
+
+def test_a_wav_for_a_model_without_front_end_is_one_line(audio_run, tmp_path):
+    shutil.copy(audio_run / "edge" / "model_float32.tflite", tmp_path / "model.tflite")  # no manifest beside it
+    clip = write_wav(tmp_path / "clip.wav", tone(440.0))
+    result = runner.invoke(cli.app, ["predict", str(tmp_path / "model.tflite"), "--input", str(clip)])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        f"error: {clip} is a WAV clip but {tmp_path / 'model.tflite'} has no audio front end (none in a "
+        "manifest.json beside it); give its input features instead, a .npy file of shape (n, 49, 10, 1)")
+
+
+def test_wav_prediction_imports_no_tensorflow(audio_run, tmp_path):
+    clip = write_wav(tmp_path / "clip.wav", tone(440.0, rate=8000), rate=8000)  # resampled with scipy
+    code = f"""
+import json, sys
+from typer.testing import CliRunner
+import cli
+result = CliRunner().invoke(cli.app, ["predict", {str(audio_run / "edge" / "model_int8.tflite")!r},
+                                      "--input", {str(clip)!r}, "--json"])
+assert result.exit_code == 0, result.output
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {FORBIDDEN!r})))
+"""
+    finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(finished.stdout.strip().splitlines()[-1]) == []
