@@ -26,6 +26,7 @@ process) sees it.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import math
 import os
@@ -37,8 +38,10 @@ from typing import Any
 
 import numpy as np
 
+from edge.convert import calibration_samples
 from edge.fusion import LINEAR_LAYERS, fuse_for_quantization
 from edge.twin import ZSCORE_LAYER, build_twin, check_same_outputs
+from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
 from recipes.errors import UserError
 from recipes.training import PreparedData
@@ -408,8 +411,57 @@ def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, set
     except (ValueError, RuntimeError) as error:  # a layer setting unquantizable_layers cannot see
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"QAT cannot quantize this model ({first_line}); export without --qat") from None
+    # Start from the ranges post-training int8 would use: the same seeded draw of training examples.
+    calibration = calibration_samples(data.part("train")[0], DEFAULT_CALIBRATION_SAMPLES, config.seed)
+    calibrate_activation_ranges(quantized, calibration, tfmot)
     _fit(quantized, config, data, settings.qat_epochs, "qat", lambda epoch: settings.qat_learning_rate, [], rows, say)
     return quantized
+
+
+def calibrate_activation_ranges(model: Any, x: np.ndarray, tfmot: ModuleType, batch: int = 1024) -> int:
+    """Set the range of every activation fake-quantizer of a QAT model to what its float tensor spans on ``x``.
+
+    tfmot starts each range at [-6, 6] and moves it by an exponential moving average with decay 0.999 per
+    training step, so a few epochs of fine-tuning (51 steps on digits) leave it near [-6, 6]: values past 6
+    are clipped and a ReLU output wastes half its 256 levels on negatives. Post-training int8 instead
+    calibrates each range to the float activations. This pass does the same before fine-tuning: it runs
+    ``x`` through the model with its moving-average and all-values quantizers swapped for recorders that
+    widen the range to the tensor's minimum and maximum (taken with 0, as tfmot does) and pass it on
+    unquantized. Weights are untouched; the moving average then goes on from these ranges.
+
+    Returns:
+        The number of ranges set.
+    """
+    import tensorflow as tf
+
+    quant_ops = importlib.import_module(f"{tfmot.__name__}.python.core.quantization.keras.quant_ops")
+    seen: set[int] = set()
+
+    def record(inputs: Any, min_var: Any, max_var: Any, per_channel: bool = False, symmetric: bool = False,
+               num_bits: int = 8, narrow_range: bool = False, **_: Any) -> Any:
+        axes = list(range(len(inputs.shape) - 1)) if per_channel and len(inputs.shape) >= 2 else None
+        low = tf.minimum(tf.reduce_min(inputs, axis=axes), 0.0)
+        high = tf.maximum(tf.reduce_max(inputs, axis=axes), 0.0)
+        if symmetric:  # tfmot's symmetric limits (quant_ops.MovingAvgQuantize)
+            ratio = -1.0 if narrow_range else -((1 << num_bits) - 2) / (1 << num_bits)
+            low, high = tf.minimum(low, high / ratio), tf.maximum(high, low * ratio)
+        if id(min_var) not in seen:
+            seen.add(id(min_var))
+            min_var.assign(tf.broadcast_to(low, min_var.shape))
+            max_var.assign(tf.broadcast_to(high, max_var.shape))
+        else:
+            min_var.assign(tf.minimum(min_var, low))
+            max_var.assign(tf.maximum(max_var, high))
+        return inputs
+
+    originals = quant_ops.MovingAvgQuantize, quant_ops.AllValuesQuantize
+    quant_ops.MovingAvgQuantize = quant_ops.AllValuesQuantize = record
+    try:
+        for start in range(0, len(x), batch):
+            model(x[start:start + batch], training=False)
+    finally:
+        quant_ops.MovingAvgQuantize, quant_ops.AllValuesQuantize = originals
+    return len(seen)
 
 
 def _output_quantize_config(tfmot: ModuleType) -> type:
