@@ -236,7 +236,8 @@ def export(
         help="First learning rate of pruning, decaying along a half cosine (default 3x the run's).")] = None,
     qat: Annotated[bool, typer.Option("--qat", help="Fine-tune with quantization-aware training; exported as "
                                                     "int8_qat (int8_pruned_qat with --prune).")] = False,
-    qat_epochs: Annotated[int | None, typer.Option(help="QAT fine-tuning epochs (default 3).")] = None,
+    qat_epochs: Annotated[int | None, typer.Option(help="QAT fine-tuning epochs (default 3); the lowest dev loss's "
+                                                        "weights are kept, the start included.")] = None,
     qat_learning_rate: Annotated[float | None, typer.Option(help="QAT learning rate (default 1e-4).")] = None,
 ) -> None:
     """Convert a run's model to .tflite variants and write edge/ (parity report, C array, manifest)."""

@@ -15,8 +15,11 @@ and augmentation, dev split for validation:
   converged digits MLP the run's own constant rate left the 50% pruned int8 model 0.3-1.1 points below
   Keras over three seeds, a third of it 1.7-2.0, three times it with the cosine 0-0.3;
 - **QAT** annotates every layer (the z-score layer gets an output-only config: tfmot has none for
-  ``Normalization``), applies tfmot's default 8-bit scheme (its prune-preserving variant after pruning, so
-  the zeros stay zeros) and fine-tunes ``qat_epochs`` epochs at ``qat_learning_rate``.
+  ``Normalization``; Dense kernels get one scale per output unit, as post-training int8 has), applies
+  tfmot's default 8-bit scheme (its prune-preserving variant after pruning, so the zeros stay zeros), sets
+  every activation range from the examples post-training int8 calibrates on, and fine-tunes ``qat_epochs``
+  epochs at ``qat_learning_rate``, keeping the weights of the lowest dev loss, the calibrated start (epoch 0)
+  included: QAT never ends worse on the dev split than the quantized model it started from.
 
 tfmot is imported only inside this module's functions: importing it sets ``TF_USE_LEGACY_KERAS=1`` in the
 process environment, which :func:`import_tfmot` puts back as it was, so no other command (and no child
@@ -155,6 +158,8 @@ class CompressedModel:
         folded_batch_norms: BatchNorm layers folded into their kernel.
         fused_relus: ReLU layers moved into their linear layer.
         pruned_layers: layers whose kernels were pruned.
+        qat_kept_epoch: the QAT epoch whose weights were kept (lowest dev loss; 0: the calibrated start),
+            None without QAT.
     """
 
     model: Any
@@ -164,12 +169,13 @@ class CompressedModel:
     folded_batch_norms: list[str] = field(default_factory=list)
     fused_relus: list[str] = field(default_factory=list)
     pruned_layers: list[str] = field(default_factory=list)
+    qat_kept_epoch: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json`` (without the model and the history)."""
         return {"twin_max_abs_diff": self.twin_difference, "fusion_max_abs_diff": self.fusion_difference,
                 "folded_batch_norms": self.folded_batch_norms, "fused_relus": self.fused_relus,
-                "pruned_layers": self.pruned_layers}
+                "pruned_layers": self.pruned_layers, "qat_kept_epoch": self.qat_kept_epoch}
 
 
 def import_tfmot() -> ModuleType:
@@ -307,7 +313,8 @@ def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings
     if settings.prune is not None:
         result.model, result.pruned_layers = _prune(result.model, config, data, settings, tfmot, result.history, say)
     if settings.qat:
-        result.model = _quantization_aware(result.model, config, data, settings, tfmot, result.history, say)
+        result.model, result.qat_kept_epoch = _quantization_aware(result.model, config, data, settings, tfmot,
+                                                                  result.history, say)
     return result
 
 
@@ -326,35 +333,66 @@ def _plan_line(result: CompressedModel, settings: CompressionSettings, first_rat
 
 def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage: str, rate: Callable[[int], float],
          callbacks: list[Any], rows: list[dict[str, Any]], say: Callable[[str], None],
-         sparsity: Callable[[], float] | None = None) -> None:
+         sparsity: Callable[[], float] | None = None, keep_best: bool = False) -> int:
     """Compile and fine-tune a tf_keras model on the run's data at ``rate(epoch)`` (0-based), one progress
-    line and history row per epoch."""
+    line and history row per epoch.
+
+    With ``keep_best`` the model is also scored on the dev split before the first epoch (a history row of
+    epoch 0) and ends with the weights of the lowest dev loss among the start and every epoch, as the run's
+    own early stopping does; fine-tuning that only makes the dev loss worse is thrown away.
+
+    Returns:
+        The epoch whose weights the model ends with (0: the start; ``epochs`` without ``keep_best``).
+    """
     import tf_keras
 
     from recipes.optimizers import make_optimizer
     from recipes.training import EVALUATION_BATCH, training_dataset
 
+    width = len(str(epochs))
+
+    def show(row: dict[str, Any], note: str = "") -> None:
+        rows.append(row)
+        values = "  ".join(f"{label} {row[key]:.4f}" for label, key in (
+            ("loss", "loss"), ("acc", "accuracy"), ("dev loss", "dev_loss"), ("dev acc", "dev_accuracy"))
+            if key in row)
+        shown = f"  sparsity {row['sparsity']:.1%}" if row.get("sparsity") is not None else ""
+        timing = f"  {row['seconds']:.2f}s" if "seconds" in row else ""
+        say(f"{stage} {row['epoch']:>{width}}/{epochs}  {values}{shown}{timing}{note}")
+
     class Progress(tf_keras.callbacks.Callback):
+        best = (math.inf, epochs, None)  # dev loss, epoch, weights
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            if keep_best:
+                x_dev, y_dev = data.validation()
+                scores = self.model.evaluate(x_dev, y_dev, batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)
+                self.best = (scores["loss"], 0, self.model.get_weights())
+                show({"stage": stage, "epoch": 0, "dev_loss": float(scores["loss"]),
+                      "dev_accuracy": float(scores["accuracy"])}, "  (start)")
+
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            row = {"stage": stage, "epoch": epoch + 1, "learning_rate": rate(epoch),
-                   "sparsity": sparsity() if sparsity else None,
-                   "seconds": round(time.perf_counter() - self.started, 3),
-                   **{new: float(logs[old]) for old, new in _RENAMED_LOGS.items() if old in (logs or {})}}
-            rows.append(row)
-            values = "  ".join(f"{label} {row[key]:.4f}" for label, key in (
-                ("loss", "loss"), ("acc", "accuracy"), ("dev loss", "dev_loss"), ("dev acc", "dev_accuracy"))
-                if key in row)
-            shown = f"  sparsity {row['sparsity']:.1%}" if row["sparsity"] is not None else ""
-            say(f"{stage} {epoch + 1:>{len(str(epochs))}}/{epochs}  {values}{shown}  {row['seconds']:.2f}s")
+            show({"stage": stage, "epoch": epoch + 1, "learning_rate": rate(epoch),
+                  "sparsity": sparsity() if sparsity else None,
+                  "seconds": round(time.perf_counter() - self.started, 3),
+                  **{new: float(logs[old]) for old, new in _RENAMED_LOGS.items() if old in (logs or {})}})
+            if keep_best and logs["val_loss"] < self.best[0]:
+                self.best = (logs["val_loss"], epoch + 1, self.model.get_weights())
 
+    progress = Progress()
     optimizer = make_optimizer(replace(config, learning_rate=rate(0)), keras_module=tf_keras)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(training_dataset(config, data), validation_data=data.validation(), validation_batch_size=EVALUATION_BATCH,
               epochs=epochs, shuffle=False, verbose=0,
-              callbacks=[tf_keras.callbacks.LearningRateScheduler(rate), *callbacks, Progress()])
+              callbacks=[tf_keras.callbacks.LearningRateScheduler(rate), *callbacks, progress])
+    dev_loss, kept, weights = progress.best
+    if keep_best:
+        model.set_weights(weights)
+        say(f"{stage}: kept {'the start' if kept == 0 else f'epoch {kept}'}, the lowest dev loss ({dev_loss:.4f})")
+    return kept
 
 
 def _prune(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings, tfmot: ModuleType,
@@ -388,25 +426,35 @@ def _prune(model: Any, config: TrainConfig, data: PreparedData, settings: Compre
 
 
 def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings,
-                        tfmot: ModuleType, rows: list[dict[str, Any]], say: Callable[[str], None]) -> Any:
-    """Quantization-aware fine-tuning (sparsity-preserving after pruning); return the QAT model."""
+                        tfmot: ModuleType, rows: list[dict[str, Any]],
+                        say: Callable[[str], None]) -> tuple[Any, int]:
+    """Quantization-aware fine-tuning (sparsity-preserving after pruning) from the post-training ranges.
+
+    Returns:
+        The QAT model with the weights of the lowest dev loss, and that epoch (0: the calibrated start).
+    """
     import tf_keras
 
     quantization = tfmot.quantization.keras
     output_config = _output_quantize_config(tfmot)
+    dense_config = _dense_quantize_config(tfmot)
+    pruned = settings.prune is not None
 
     def annotate(layer: Any) -> Any:
         if type(layer).__name__ == "InputLayer":
             return layer
         if layer.name == ZSCORE_LAYER:
             return quantization.quantize_annotate_layer(layer, output_config())
+        if type(layer).__name__ == "Dense":
+            return quantization.quantize_annotate_layer(layer, dense_config(preserve_zeros=pruned))
         return quantization.quantize_annotate_layer(layer)
 
     annotated = tf_keras.models.clone_model(model, clone_function=annotate)  # wraps the model's own layers
-    scheme = (quantization.collab_opts.Default8BitPrunePreserveQuantizeScheme() if settings.prune is not None
+    scheme = (quantization.collab_opts.Default8BitPrunePreserveQuantizeScheme() if pruned
               else quantization.default_8bit.Default8BitQuantizeScheme())
     try:
-        with quantization.quantize_scope({output_config.__name__: output_config}):
+        with quantization.quantize_scope({output_config.__name__: output_config,
+                                          dense_config.__name__: dense_config}):
             quantized = quantization.quantize_apply(annotated, scheme)
     except (ValueError, RuntimeError) as error:  # a layer setting unquantizable_layers cannot see
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -414,11 +462,15 @@ def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, set
     # Start from the ranges post-training int8 would use: the same seeded draw of training examples.
     calibration = calibration_samples(data.part("train")[0], DEFAULT_CALIBRATION_SAMPLES, config.seed)
     calibrate_activation_ranges(quantized, calibration, tfmot)
-    _fit(quantized, config, data, settings.qat_epochs, "qat", lambda epoch: settings.qat_learning_rate, [], rows, say)
-    return quantized
+    kept = _fit(quantized, config, data, settings.qat_epochs, "qat", lambda epoch: settings.qat_learning_rate, [], rows,
+                say, keep_best=True)
+    # The input range has grown to every (augmented) training batch; the device feeds clean examples.
+    calibrate_activation_ranges(quantized, calibration, tfmot, kinds=("AllValuesQuantize",))
+    return quantized, kept
 
 
-def calibrate_activation_ranges(model: Any, x: np.ndarray, tfmot: ModuleType, batch: int = 1024) -> int:
+def calibrate_activation_ranges(model: Any, x: np.ndarray, tfmot: ModuleType, batch: int = 1024,
+                                kinds: tuple[str, ...] = ("MovingAvgQuantize", "AllValuesQuantize")) -> int:
     """Set the range of every activation fake-quantizer of a QAT model to what its float tensor spans on ``x``.
 
     tfmot starts each range at [-6, 6] and moves it by an exponential moving average with decay 0.999 per
@@ -454,13 +506,15 @@ def calibrate_activation_ranges(model: Any, x: np.ndarray, tfmot: ModuleType, ba
             max_var.assign(tf.maximum(max_var, high))
         return inputs
 
-    originals = quant_ops.MovingAvgQuantize, quant_ops.AllValuesQuantize
-    quant_ops.MovingAvgQuantize = quant_ops.AllValuesQuantize = record
+    originals = {kind: getattr(quant_ops, kind) for kind in kinds}
+    for kind in kinds:
+        setattr(quant_ops, kind, record)
     try:
         for start in range(0, len(x), batch):
             model(x[start:start + batch], training=False)
     finally:
-        quant_ops.MovingAvgQuantize, quant_ops.AllValuesQuantize = originals
+        for kind, original in originals.items():
+            setattr(quant_ops, kind, original)
     return len(seen)
 
 
@@ -491,3 +545,64 @@ def _output_quantize_config(tfmot: ModuleType) -> type:
             return {}
 
     return ZscoreOutputQuantizeConfig
+
+
+def _dense_quantize_config(tfmot: ModuleType) -> type:
+    """A QuantizeConfig for Dense layers with one weight scale per output unit, as post-training int8 has.
+
+    tfmot's default config quantizes a Dense kernel with a single scale for the whole matrix, while the
+    converter's post-training int8 gives every output unit its own (per-channel, as for convolutions), so a
+    unit with small weights keeps its resolution; QAT would otherwise train against, and export, a coarser
+    kernel than the post-training int8 it is meant to beat. tfmot's per-channel fake-quant op cannot be used
+    here: the converter transposes a Dense kernel into a FULLY_CONNECTED one and refuses a per-channel
+    quantized transpose. So the kernel is rounded with plain ops onto the grid the converter's own per-channel
+    int8 uses (symmetric, ``scale = max|w| / 127`` per unit) with a straight-through gradient; the converter
+    folds the rounded kernel into a constant and quantizes it per channel back onto exactly that grid.
+    With ``preserve_zeros`` the kernel is multiplied by its nonzero mask first (as tfmot's pruning-preserving
+    quantizer does), so pruned zeros stay zero.
+    """
+    import tensorflow as tf
+
+    quantization = tfmot.quantization.keras
+    registry = importlib.import_module(
+        f"{tfmot.__name__}.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry")
+
+    class PerChannelKernelQuantizer(quantization.quantizers.Quantizer):
+        """Round each output unit's weights onto 255 symmetric levels of step ``max|w| / 127``."""
+
+        def __init__(self, preserve_zeros: bool = False) -> None:
+            self.preserve_zeros = preserve_zeros
+
+        def build(self, tensor_shape: Any, name: str, layer: Any) -> dict[str, Any]:
+            if not self.preserve_zeros:
+                return {}
+            kernel = getattr(layer.layer, name)
+            return {"nonzero": tf.math.divide_no_nan(kernel, kernel)}
+
+        def __call__(self, inputs: Any, training: Any, weights: dict[str, Any], **kwargs: Any) -> Any:
+            if self.preserve_zeros:
+                inputs = inputs * weights["nonzero"]
+            units = tf.reduce_max(tf.abs(inputs), axis=list(range(len(inputs.shape) - 1)))
+            scale = tf.maximum(units, 1e-12) / 127.0
+            rounded = tf.clip_by_value(tf.round(inputs / scale), -127.0, 127.0) * scale
+            return inputs + tf.stop_gradient(rounded - inputs)
+
+        def get_config(self) -> dict[str, Any]:
+            return {"preserve_zeros": self.preserve_zeros}
+
+    class PerChannelDenseQuantizeConfig(registry.Default8BitQuantizeConfig):
+        """tfmot's Dense config (kernel, activation) with :class:`PerChannelKernelQuantizer` on the kernel."""
+
+        def __init__(self, preserve_zeros: bool = False) -> None:
+            super().__init__(["kernel"], ["activation"], False)
+            self.preserve_zeros = preserve_zeros
+            self.weight_quantizer = PerChannelKernelQuantizer(preserve_zeros)
+
+        def get_config(self) -> dict[str, Any]:
+            return {"preserve_zeros": self.preserve_zeros}
+
+        @classmethod
+        def from_config(cls, config: dict[str, Any]) -> Any:
+            return cls(**config)
+
+    return PerChannelDenseQuantizeConfig

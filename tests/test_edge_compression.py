@@ -70,6 +70,17 @@ def _accuracy(path: Path, shared) -> float:
     return float(np.mean(EdgeModel.load(path).predict(shared.x_test).argmax(1) == shared.y_test))
 
 
+def _fully_connected_weight_scales(path: Path) -> list[tuple[int, int]]:
+    """(output units, weight scales) of every FULLY_CONNECTED weight tensor, read through LiteRT's interpreter."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    details = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    weights = [details[int(op["inputs"][1])] for op in interpreter._get_ops_details()
+               if op["op_name"] == "FULLY_CONNECTED"]
+    return [(int(weight["shape"][0]), len(weight["quantization_parameters"]["scales"])) for weight in weights]
+
+
 def _litert_weight_sparsity(path: Path) -> float:
     """Zero share of the FULLY_CONNECTED weights read through LiteRT's interpreter (independent of edge.weights)."""
     from ai_edge_litert.interpreter import Interpreter
@@ -159,6 +170,45 @@ def test_settings_refuse_impossible_values(options, message):
     assert CompressionSettings.from_options(prune=0.5, qat=True).variant_name == "int8_pruned_qat"
 
 
+def _quantizer_ranges(model) -> dict[str, float]:
+    """Every scalar min/max variable of a tfmot QAT model by name (without ':0')."""
+    return {weight.name.split(":")[0]: float(weight.numpy()) for weight in model.weights
+            if weight.shape.rank == 0 and weight.name.split(":")[0].endswith(("_min", "_max"))}
+
+
+def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
+    from edge.compress import calibrate_activation_ranges, import_tfmot
+
+    tfmot = import_tfmot()
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(200, 5)).astype("float32")
+    inputs = tf_keras.Input((5,))
+    hidden = tf_keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, name="logits")(hidden))
+    quantized = tfmot.quantization.keras.quantize_model(model)
+    assert calibrate_activation_ranges(quantized, x, tfmot, batch=64) == 3  # input, hidden, logits
+    ranges = _quantizer_ranges(quantized)
+    assert (ranges["quantize_layer/quantize_layer_min"], ranges["quantize_layer/quantize_layer_max"]) == (
+        pytest.approx(float(x.min())), pytest.approx(float(x.max())))
+    hidden_values = np.asarray(tf_keras.Model(inputs, hidden)(x))
+    logits = np.asarray(model(x))
+    # Ranges are recorded through the fake-quantized layers before them, so they are near, not at, the float ones.
+    assert ranges["quant_hidden/post_activation_min"] == 0.0
+    assert ranges["quant_hidden/post_activation_max"] == pytest.approx(hidden_values.max(), rel=0.05)
+    assert ranges["quant_logits/post_activation_min"] == pytest.approx(logits.min(), rel=0.05)
+    assert ranges["quant_logits/post_activation_max"] == pytest.approx(logits.max(), rel=0.05)
+    assert ranges["quant_hidden/kernel_min"] == -6.0  # weights are not touched
+
+    # After fine-tuning only the input range is set again (augmented batches may have widened it).
+    assert calibrate_activation_ranges(quantized, x[:10] / 10, tfmot, kinds=("AllValuesQuantize",)) == 1
+    again = _quantizer_ranges(quantized)
+    assert again["quantize_layer/quantize_layer_max"] == pytest.approx(max(float(x[:10].max()) / 10, 0.0))
+    assert {key: value for key, value in again.items() if not key.startswith("quantize_layer/")} == {
+        key: value for key, value in ranges.items() if not key.startswith("quantize_layer/")}
+
+
 # --- the goals on digits ------------------------------------------------------------------------------------------
 
 def test_pruned_int8_is_accurate_sparse_and_compresses(shared, pruned):
@@ -189,6 +239,10 @@ def test_qat_int8_is_not_worse_than_post_training_int8(shared, quantization_awar
     assert (model.input.dtype, model.output.dtype) == ("int8", "int8")
     qat = next(result for result in report.variants if result.name == "int8_qat")
     assert "FULLY_CONNECTED" in qat.operators.counts and qat.operators.micro_int8_unsupported == []
+    # QAT trains and exports the kernels post-training int8 has: one scale per output unit.
+    scales = _fully_connected_weight_scales(edge / "model_int8_qat.tflite")
+    assert scales == _fully_connected_weight_scales(edge / "model_int8.tflite") and len(scales) == 3
+    assert all(units == count for units, count in scales)
     assert report.compression["fused_relus"] and report.compression["twin_max_abs_diff"] <= TWIN_TOLERANCE
     assert report.warnings == []
 
@@ -212,11 +266,16 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
     assert report["compression"]["settings"]["prune"] == 0.5 and report["compression"]["settings"]["qat"] is True
     with open(edge / "int8_pruned_qat_history.csv") as file:
         rows = list(csv.DictReader(file))
-    assert [row["stage"] for row in rows] == ["prune"] * 20 + ["qat"] * 3
-    rates = [float(row["learning_rate"]) for row in rows]
+    assert [(row["stage"], int(row["epoch"])) for row in rows] == ([("prune", epoch) for epoch in range(1, 21)]
+                                                                   + [("qat", epoch) for epoch in range(4)])
+    rates = [float(row["learning_rate"]) for row in rows if row["learning_rate"]]  # QAT's start row has none
     assert rates[0] == pytest.approx(3e-3) and rates[:20] == sorted(rates[:20], reverse=True)  # 3x the run's, cosine
     assert rates[20:] == [1e-4] * 3
     assert float(rows[19]["sparsity"]) == pytest.approx(0.5, abs=0.02) and rows[-1]["sparsity"] == ""
+    # QAT ends with the weights of its lowest dev loss, the calibrated start (epoch 0) included.
+    dev_losses = {int(row["epoch"]): float(row["dev_loss"]) for row in rows if row["stage"] == "qat"}
+    assert report["compression"]["qat_kept_epoch"] == min(dev_losses, key=dev_losses.get)
+    assert "qat: kept " in result.output
     manifest = json.loads((edge / "manifest.json").read_text())
     assert {"model_int8_pruned_qat.tflite", "int8_pruned_qat_history.csv"} <= set(manifest["files"])
     assert manifest["variants"]["int8_pruned_qat"]["input"]["dtype"] == "int8"
