@@ -269,9 +269,14 @@ def _print_export(report) -> None:
         agreement = f"; agrees with LiteRT on {report.micro.agreement:.1%}" if report.micro.measured else ""
         console.print(f"micro: {report.micro.note}{agreement}", markup=False)
     if report.compression is not None:
-        console.print(f"compression: {report.compression['variant']} fine-tuned on a tf_keras twin (max diff "
-                      f"{report.compression['twin_max_abs_diff']:.1e} before fine-tuning); history in "
-                      f"edge/{report.compression['history']}", markup=False)
+        compression = report.compression
+        micro = compression["micro"]
+        agreement = f"; agrees with LiteRT on {micro['agreement']:.1%}" if micro["measured"] else ""
+        console.print(f"micro ({compression['variant']}): {micro['note']}{agreement}; "
+                      f"{' and '.join(compression['micro_files'])}", markup=False)
+        console.print(f"compression: {compression['variant']} fine-tuned on a tf_keras twin (max diff "
+                      f"{compression['twin_max_abs_diff']:.1e} before fine-tuning); history in "
+                      f"edge/{compression['history']}", markup=False)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     console.print(f"edge directory: {report.edge_dir}", markup=False)

@@ -4,9 +4,9 @@
 folder inside the run and swapped in as ``edge/`` only at the end (an older ``edge/`` is replaced
 whole), so a failure leaves the previous export or none, never half of one. With compression settings
 (``--prune``, ``--qat``) the run's model is first fine-tuned by :mod:`edge.compress` and its int8 variant is
-exported beside the plain int8 one, with its fine-tuning history. An anomaly-detection run is judged by AUC
-and by its decisions at the threshold, and its int8 calibration adds the dev examples scoring near the
-threshold (:mod:`edge.anomaly`).
+exported beside the plain int8 one, with its own C array and its fine-tuning history. An anomaly-detection
+run is judged by AUC and by its decisions at the threshold, and its int8 calibration adds the dev examples
+scoring near the threshold (:mod:`edge.anomaly`).
 """
 
 from __future__ import annotations
@@ -47,8 +47,7 @@ from recipes.rundir import write_atomic, write_json
 
 EDGE_DIR = "edge"
 REPORT_NAME = "report.json"
-MICRO_HEADER = "model_int8.h"
-MICRO_SOURCE = "model_int8.cc"
+MICRO_VARIANTS = ("int8", *COMPRESSED_VARIANTS)  # full-integer variants written out as C arrays for TFLite Micro
 EVALUATION_BATCH = 1024
 
 
@@ -197,8 +196,8 @@ def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
     task with labels or threshold, audio front end, source run, versions). Parity is by accuracy for a
     classifier, by AUC and decisions at the threshold for an anomaly detector. With active ``compression``
     also the compressed int8 variant (``model_int8_pruned.tflite``, ``model_int8_qat.tflite`` or
-    ``model_int8_pruned_qat.tflite``, plain int8 always beside it) and its fine-tuning history
-    ``<variant>_history.csv``.
+    ``model_int8_pruned_qat.tflite``, plain int8 always beside it), checked on TFLite Micro and written as a
+    C array like int8 (``model_<variant>.h``/``.cc``), and its fine-tuning history ``<variant>_history.csv``.
 
     Args:
         run_dir: a run directory written by ``python cli.py train``.
@@ -304,12 +303,9 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
     float_bytes = next((result.bytes for result in results if result.name == "float32"), None)
     for result in results:
         result.ratio_to_float32 = result.bytes / float_bytes if float_bytes else None
-    micro, micro_files = None, []
-    if "int8" in models:
-        unsupported = next(result.operators.micro_int8_unsupported for result in results if result.name == "int8")
-        micro = (MicroCheck(False, f"not run on TFLite Micro: it has no int8 kernel for {', '.join(unsupported)}")
-                 if unsupported else micro_check(models["int8"], inputs.x_test))
-        micro_files = _write_micro(staging, run_dir.name, models["int8"], micro)
+    micro_checks = {result.name: _micro(staging, run_dir.name, result, models[result.name], inputs.x_test)
+                    for result in results if result.name in MICRO_VARIANTS}
+    micro, micro_files = micro_checks.get("int8", (None, []))
     keras = results[0].parity
     report = ExportReport(run_dir, staging, results, inputs.task,
                           keras.keras_accuracy if isinstance(keras, Parity) else None,
@@ -319,8 +315,10 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         settings, model = compressed
         history = f"{settings.variant_name}_history.csv"
         write_atomic(staging / history, history_csv(model.history))
+        compressed_micro, compressed_files = micro_checks[settings.variant_name]
         report.compression = {"variant": settings.variant_name, "settings": settings.to_dict(), **model.to_dict(),
-                              "history": history}
+                              "history": history, "micro": compressed_micro.to_dict(),
+                              "micro_files": compressed_files}
     write_json(staging / REPORT_NAME, report.to_dict())
     write_json(staging / MANIFEST_NAME, build_manifest(
         staging, inputs.run_info, inputs.data, models,
@@ -331,8 +329,18 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
     return report
 
 
-def _write_micro(staging: Path, run_name: str, model: EdgeModel, micro: MicroCheck) -> list[str]:
-    """Write ``model_int8.h`` and ``model_int8.cc`` for TFLite Micro; return their names."""
+def _micro(staging: Path, run_name: str, result: VariantResult, model: EdgeModel,
+           x_test: np.ndarray) -> tuple[MicroCheck, list[str]]:
+    """Check a full-integer variant on the TFLite Micro host interpreter (unless it uses an operator TFLite
+    Micro has no int8 kernel for) and write it as a C array; return the check and the files' names."""
+    unsupported = result.operators.micro_int8_unsupported
+    micro = (MicroCheck(False, f"not run on TFLite Micro: it has no int8 kernel for {', '.join(unsupported)}")
+             if unsupported else micro_check(model, x_test))
+    return micro, _write_micro(staging, run_name, result.name, model, micro)
+
+
+def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micro: MicroCheck) -> list[str]:
+    """Write variant ``name`` as ``model_<name>.h`` and ``model_<name>.cc`` for TFLite Micro; return their names."""
     notes = [f"Source run: {run_name}. Input {list(model.input.shape)} {model.input.dtype}, "
              f"output {list(model.output.shape)} {model.output.dtype}."]
     for role, tensor in (("input", model.input), ("output", model.output)):
@@ -346,10 +354,12 @@ def _write_micro(staging: Path, run_name: str, model: EdgeModel, micro: MicroChe
             rule += f", i.e. raw output q >= {raw}"
         notes.append(f"{rule}.")
     notes.append(micro.note)
-    header, source = c_array_sources(model.content, c_identifier(run_name), MICRO_HEADER, notes)
-    write_atomic(staging / MICRO_HEADER, header)
-    write_atomic(staging / MICRO_SOURCE, source)
-    return [MICRO_HEADER, MICRO_SOURCE]
+    stem = f"model_{name}"
+    header_name, source_name = f"{stem}.h", f"{stem}.cc"
+    header, source = c_array_sources(model.content, c_identifier(run_name, stem), header_name, notes)
+    write_atomic(staging / header_name, header)
+    write_atomic(staging / source_name, source)
+    return [header_name, source_name]
 
 
 def _swap_in(staging: Path, target: Path) -> Path:

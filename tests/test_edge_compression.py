@@ -24,6 +24,7 @@ import cli
 from edge.compress import CompressionSettings, block_height, pruning_steps
 from edge.export import export_run
 from edge.fusion import fold_batch_norm, fuse_for_quantization
+from edge.micro import c_identifier
 from edge.runtime import EdgeModel
 from edge.twin import TWIN_TOLERANCE, build_twin, max_output_difference
 from edge.weights import gzip_size, weight_sparsity
@@ -276,8 +277,18 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
     dev_losses = {int(row["epoch"]): float(row["dev_loss"]) for row in rows if row["stage"] == "qat"}
     assert report["compression"]["qat_kept_epoch"] == min(dev_losses, key=dev_losses.get)
     assert "qat: kept " in result.output
+    # Like plain int8, the compressed variant is run on TFLite Micro and written out as a C array.
+    micro = report["compression"]["micro"]
+    assert report["compression"]["micro_files"] == ["model_int8_pruned_qat.h", "model_int8_pruned_qat.cc"]
+    assert micro["measured"] is False or (micro["agreement"] >= 0.99 and micro["arena_bytes"] > 0)
+    assert "micro (int8_pruned_qat): " in result.output
+    header = (edge / "model_int8_pruned_qat.h").read_text()
+    assert f"extern const unsigned char {c_identifier(run.name, 'model_int8_pruned_qat')}[];" in header
+    size = (edge / "model_int8_pruned_qat.tflite").stat().st_size
+    assert f"a TFLite flatbuffer of {size} bytes" in header
     manifest = json.loads((edge / "manifest.json").read_text())
-    assert {"model_int8_pruned_qat.tflite", "int8_pruned_qat_history.csv"} <= set(manifest["files"])
+    assert {"model_int8_pruned_qat.tflite", "int8_pruned_qat_history.csv", "model_int8_pruned_qat.h",
+            "model_int8_pruned_qat.cc"} <= set(manifest["files"])
     assert manifest["variants"]["int8_pruned_qat"]["input"]["dtype"] == "int8"
     benchmark = runner.invoke(cli.app, ["benchmark", str(run), "--runs", "20", "--warmup", "2"])
     assert benchmark.exit_code == 0 and "int8_pruned_qat" in benchmark.output
