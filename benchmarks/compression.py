@@ -128,6 +128,11 @@ def main() -> None:
     parser.add_argument("--prune", type=float, default=0.5, help="target sparsity")
     arguments = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    from recipes.backend import import_keras
+    from tuning.fitting import quiet_retracing
+
+    import_keras()  # TensorFlow's first import, with its native start-up lines silenced
+    quiet_retracing()  # five exports in one process build new models by design
     with tempfile.TemporaryDirectory() as workspace:
         run = prepare_run(arguments.run_dir, Path(workspace))
         rows, keras_accuracy = measure(run, Path(workspace), arguments.prune)
