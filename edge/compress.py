@@ -437,7 +437,7 @@ def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, set
 
     quantization = tfmot.quantization.keras
     output_config = _output_quantize_config(tfmot)
-    dense_config = _dense_quantize_config(tfmot)
+    dense_config = dense_quantize_config(tfmot)
     pruned = settings.prune is not None
 
     def annotate(layer: Any) -> Any:
@@ -464,7 +464,7 @@ def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, set
     calibrate_activation_ranges(quantized, calibration, tfmot)
     kept = _fit(quantized, config, data, settings.qat_epochs, "qat", lambda epoch: settings.qat_learning_rate, [], rows,
                 say, keep_best=True)
-    # The input range has grown to every (augmented) training batch; the device feeds clean examples.
+    # The input's range took in every training batch, augmented ones too; the device feeds clean examples.
     calibrate_activation_ranges(quantized, calibration, tfmot, kinds=("AllValuesQuantize",))
     return quantized, kept
 
@@ -547,7 +547,7 @@ def _output_quantize_config(tfmot: ModuleType) -> type:
     return ZscoreOutputQuantizeConfig
 
 
-def _dense_quantize_config(tfmot: ModuleType) -> type:
+def dense_quantize_config(tfmot: ModuleType) -> type:
     """A QuantizeConfig for Dense layers with one weight scale per output unit, as post-training int8 has.
 
     tfmot's default config quantizes a Dense kernel with a single scale for the whole matrix, while the

@@ -210,6 +210,47 @@ def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
         key: value for key, value in ranges.items() if not key.startswith("quantize_layer/")}
 
 
+def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on():
+    from edge.compress import dense_quantize_config, import_tfmot
+    from edge.convert import convert_model
+    from edge.variants import VARIANTS
+
+    tfmot = import_tfmot()
+    import tf_keras
+
+    tf_keras.utils.set_random_seed(1)
+    x = np.random.default_rng(1).normal(size=(100, 6)).astype("float32")
+    inputs = tf_keras.Input((6,))
+    hidden = tf_keras.layers.Dense(8, activation="relu")(inputs)
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(3)(hidden))
+    model.layers[1].kernel.assign(model.layers[1].kernel * np.linspace(0.01, 1.0, 8))  # units of unequal size
+    config = dense_quantize_config(tfmot)
+    quantization = tfmot.quantization.keras
+    annotated = tf_keras.models.clone_model(model, clone_function=lambda layer: (
+        quantization.quantize_annotate_layer(layer, config()) if type(layer).__name__ == "Dense" else layer))
+    with quantization.quantize_scope({config.__name__: config}):
+        quantized = quantization.quantize_apply(annotated)
+    quantized(x, training=True)  # let the activation ranges see the data
+    content = convert_model(quantized, VARIANTS["int8"], x[:50])
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content)
+    details = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    weights = [details[int(op["inputs"][1])] for op in interpreter._get_ops_details()
+               if op["op_name"] == "FULLY_CONNECTED"]
+    kernels = [weight.numpy().astype(np.float64) for weight in quantized.weights if weight.name.endswith("kernel:0")]
+    assert len(weights) == len(kernels) == 2
+    for weight, kernel in zip(weights, kernels, strict=True):
+        scales = weight["quantization_parameters"]["scales"]
+        assert len(scales) == kernel.shape[1]  # one scale per output unit
+        step = np.abs(kernel).max(axis=0) / 127
+        trained = np.clip(np.round(kernel / step), -127, 127) * step  # what QAT's forward pass used
+        exported = interpreter.get_tensor(weight["index"]).astype(np.float64) * scales[:, np.newaxis]
+        # The same levels: off by float32 rounding, a thousandth of a step at most (a wrong level is off by one).
+        assert (np.abs(exported - trained.T).max(axis=1) / step).max() <= 1e-3
+
+
 # --- the goals on digits ------------------------------------------------------------------------------------------
 
 def test_pruned_int8_is_accurate_sparse_and_compresses(shared, pruned):
