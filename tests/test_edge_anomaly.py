@@ -203,3 +203,13 @@ def test_a_test_split_without_anomalies_is_refused_in_one_line(exported, tmp_pat
         f"error: the test split of {run} holds only one kind of example; comparing AUC and decisions needs normal "
         "and anomalous ones: train again with a larger test fraction")
     assert not (run / "edge").exists()
+
+
+def test_compression_of_an_anomaly_run_is_refused_in_one_line(exported, tmp_path):
+    run = copy_run(exported.run_dir, tmp_path / "run", with_edge=True)
+    before = {path.name: path.read_bytes() for path in (run / "edge").iterdir()}
+    result = runner.invoke(cli.app, ["export", str(run), "--prune", "0.5"])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: --prune and --qat fine-tune classifiers; this run is anomaly detection (autoencoder): export it "
+        "without --prune and --qat")
+    assert {path.name: path.read_bytes() for path in (run / "edge").iterdir()} == before  # the export is kept
