@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from tests.helpers import error_line, snapshot
 from tests.test_edge_shared import copy_run, exported_run
 
 runner = CliRunner()
@@ -16,19 +17,6 @@ def shared(tmp_path_factory):
     return exported_run(tmp_path_factory)
 
 
-def _snapshot(folder):
-    """Every file below ``folder`` (hidden ones included) with its bytes."""
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-def _error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    return lines[0]
-
-
 @pytest.mark.parametrize(("options", "message"), [
     (["--quantization", "float32,int9"], "unknown variant 'int9'; did you mean 'int8'?"),
     (["--quantization", "all", "--calibration-samples", "0"], "int8 needs representative data"),
@@ -36,25 +24,25 @@ def _error_line(result) -> str:
 ])
 def test_bad_export_options_leave_the_export_untouched(shared, tmp_path, options, message):
     run = copy_run(shared.run_dir, tmp_path / "run", with_edge=True)
-    before = _snapshot(run)
-    assert message in _error_line(runner.invoke(cli.app, ["export", str(run), *options]))
-    assert _snapshot(run) == before
+    before = snapshot(run)
+    assert message in error_line(runner.invoke(cli.app, ["export", str(run), *options]))
+    assert snapshot(run) == before
 
 
 def test_a_run_without_a_model_is_refused(shared, tmp_path):
     run = copy_run(shared.run_dir, tmp_path / "run")
     (run / "model.keras").unlink()
-    line = _error_line(runner.invoke(cli.app, ["export", str(run)]))
+    line = error_line(runner.invoke(cli.app, ["export", str(run)]))
     assert line == f"error: {run} has no model.keras: it is not a finished train run; train again with " \
                    "'python cli.py train'"
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []
-    assert "does not exist" in _error_line(runner.invoke(cli.app, ["export", str(tmp_path / "missing")]))
+    assert "does not exist" in error_line(runner.invoke(cli.app, ["export", str(tmp_path / "missing")]))
 
 
 def test_a_damaged_model_is_refused_without_leftovers(shared, tmp_path):
     run = copy_run(shared.run_dir, tmp_path / "run")
     (run / "model.keras").write_bytes(b"")
-    assert "cannot be loaded" in _error_line(runner.invoke(cli.app, ["export", str(run)]))
+    assert "cannot be loaded" in error_line(runner.invoke(cli.app, ["export", str(run)]))
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []
 
 
@@ -64,15 +52,15 @@ def test_empty_or_corrupt_tflite_in_benchmark_and_predict(tmp_path, content):
     model.write_bytes(content)
     (tmp_path / "x.csv").write_text("1,2\n")
     for command in (["benchmark", str(model)], ["predict", str(model), "--input", str(tmp_path / "x.csv")]):
-        line = _error_line(runner.invoke(cli.app, command))
+        line = error_line(runner.invoke(cli.app, command))
         assert ("is empty (0 bytes)" if not content else "is not a valid .tflite model") in line
 
 
 def test_benchmark_settings_and_missing_export(shared, tmp_path):
-    assert "--runs (0)" in _error_line(runner.invoke(cli.app, ["benchmark", str(shared.edge_dir / "model_int8.tflite"),
-                                                               "--runs", "0"]))
+    assert "--runs (0)" in error_line(runner.invoke(cli.app, ["benchmark", str(shared.edge_dir / "model_int8.tflite"),
+                                                              "--runs", "0"]))
     run = copy_run(shared.run_dir, tmp_path / "run")
-    assert "no exported models in edge/" in _error_line(runner.invoke(cli.app, ["benchmark", str(run)]))
+    assert "no exported models in edge/" in error_line(runner.invoke(cli.app, ["benchmark", str(run)]))
 
 
 def test_benchmark_a_tflite_file(shared):

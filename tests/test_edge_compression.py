@@ -35,6 +35,7 @@ from recipes.layers import DataSpec
 from recipes.models import build_model
 from recipes.runs import load_model
 from recipes.training import train
+from tests.helpers import error_line, snapshot
 from tests.test_edge_shared import copy_run, exported_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -374,17 +375,6 @@ def test_compression_leaves_keras_3_and_the_environment_alone(shared, tmp_path):
 
 # --- bad input ---------------------------------------------------------------------------------------------------
 
-def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-def _error_line(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    return lines[0]
-
-
 @pytest.mark.parametrize(("options", "message"), [
     (["--prune", "1.0"], "error: --prune 1 is not a sparsity in [0, 1); give the share of weights to set to zero, "
                          "e.g. --prune 0.5"),
@@ -394,15 +384,15 @@ def _error_line(result) -> str:
 ])
 def test_bad_compression_options_leave_the_export_untouched(shared, tmp_path, options, message):
     run = copy_run(shared.run_dir, tmp_path / "run", with_edge=True)
-    before = _snapshot(run)
-    assert _error_line(runner.invoke(cli.app, ["export", str(run), *options])).startswith(message)
-    assert _snapshot(run) == before
+    before = snapshot(run)
+    assert error_line(runner.invoke(cli.app, ["export", str(run), *options])).startswith(message)
+    assert snapshot(run) == before
 
 
 def test_compressing_a_run_without_a_model_is_refused(shared, tmp_path):
     run = copy_run(shared.run_dir, tmp_path / "run")
     (run / "model.keras").unlink()
-    line = _error_line(runner.invoke(cli.app, ["export", str(run), "--prune", "0.5", "--qat"]))
+    line = error_line(runner.invoke(cli.app, ["export", str(run), "--prune", "0.5", "--qat"]))
     assert line == f"error: {run} has no model.keras: it is not a finished train run; train again with " \
                    "'python cli.py train'"
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []
@@ -413,7 +403,7 @@ def test_qat_names_the_layer_it_cannot_quantize(tmp_path):
     run = train(resolve_config(None, {"epochs": 1, "out": str(tmp_path)}, ["activation=elu", "hidden_units=16"]),
                 report=None).run_dir
     layer = next(layer.name for layer in load_model(run).layers if type(layer).__name__ == "Activation")
-    line = _error_line(runner.invoke(cli.app, ["export", str(run), "--qat"]))
+    line = error_line(runner.invoke(cli.app, ["export", str(run), "--qat"]))
     assert line == (f"error: QAT cannot quantize layer '{layer}' (Activation elu): tfmot's 8-bit scheme has no "
                     "quantized form of it; export without --qat, or train with --set activation=relu")
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []

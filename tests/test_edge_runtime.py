@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 import cli
 from edge.runtime import EdgeModel, read_inputs, top_k
 from recipes.errors import UserError
+from tests.helpers import error_line
 from tests.test_edge_shared import exported_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,15 +35,6 @@ def samples_csv(shared, tmp_path_factory):
     header = ",".join(f"pixel_{i}" for i in range(flat.shape[1]))
     np.savetxt(path, flat, delimiter=",", fmt="%g", header=header, comments="")
     return path
-
-
-def _error_line(result) -> str:
-    """The CLI's output for a user error: exactly one line, no traceback."""
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.mark.parametrize("variant", ["int8", "float32"])
@@ -117,26 +109,26 @@ def test_top_k_orders_scores():
 def test_wrong_shape_dtype_and_values_are_one_line_errors(shared, tmp_path):
     model_path = str(shared.edge_dir / "model_int8.tflite")
     np.save(tmp_path / "short.npy", np.zeros((3, 63), np.float32))
-    assert "input has shape (3, 63)" in _error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                             str(tmp_path / "short.npy")]))
+    assert "input has shape (3, 63)" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
+                                                                            str(tmp_path / "short.npy")]))
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
-    assert "input has dtype <U1" in _error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                         str(tmp_path / "text.npy")]))
+    assert "input has dtype <U1" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
+                                                                        str(tmp_path / "text.npy")]))
     (tmp_path / "bad.csv").write_text("1,2,3\n4,x,6\n")
-    assert "not a number" in _error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                  str(tmp_path / "bad.csv")]))
+    assert "not a number" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
+                                                                 str(tmp_path / "bad.csv")]))
     np.save(tmp_path / "nan.npy", np.full((1, 64), np.nan, np.float32))
-    assert "NaN" in _error_line(runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "nan.npy")]))
+    assert "NaN" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "nan.npy")]))
     (tmp_path / "x.txt").write_text("1")
-    assert "suffix '.txt'" in _error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                   str(tmp_path / "x.txt")]))
+    assert "suffix '.txt'" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
+                                                                  str(tmp_path / "x.txt")]))
 
 
 def test_a_model_that_differs_from_its_manifest_is_refused(shared, tmp_path, samples_csv):
     shutil.copy(shared.edge_dir / "manifest.json", tmp_path / "manifest.json")
     shutil.copy(shared.edge_dir / "model_float32.tflite", tmp_path / "model_int8.tflite")  # wrong file, right name
-    line = _error_line(runner.invoke(cli.app, ["predict", str(tmp_path / "model_int8.tflite"), "--input",
-                                               str(samples_csv)]))
+    line = error_line(runner.invoke(cli.app, ["predict", str(tmp_path / "model_int8.tflite"), "--input",
+                                              str(samples_csv)]))
     assert "sha256 differs" in line
 
 

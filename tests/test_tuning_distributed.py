@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import start_cli
 from tuning.distributed import describe_exit, free_port, oracle_address
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,14 +37,7 @@ def test_killed_worker_is_restarted_and_every_trial_completes(tmp_path):
     args = ["tune", "--tuner", "random", "--max-trials", str(TRIALS), "--max-epochs", "3", "--workers", "2"]
     args += ["--name", name, "--out", str(out), "--set", "patience=2"]
     log = tmp_path / "supervisor.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), *args],
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_cli(args, log)
     try:
         deadline = time.monotonic() + TIMEOUT
         while True:  # wait until worker tuner0 is training a trial, then kill it

@@ -11,8 +11,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,10 +20,10 @@ from typer.testing import CliRunner
 
 import cli
 from recipes.config import load_config
+from tests.helpers import start_cli
 from tuning.search import load_settings
 from tuning.spaces import config_for
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 180
 runner = CliRunner()
 
@@ -52,14 +50,7 @@ def completed(states: dict[str, dict]) -> dict[str, dict]:
 
 def kill_after_first_trial(args: list[str], project: Path, log: Path) -> dict[str, dict]:
     """Run the command in a subprocess and SIGKILL it once a trial has completed."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), *args],
-            cwd=ROOT,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_cli(args, log)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not completed(trial_states(project)):
