@@ -24,6 +24,7 @@ app = typer.Typer(
 )
 
 EXIT_USER_ERROR = 2
+LAYER_ROWS = 5  # quantization-report rows printed per int8 variant
 
 
 @contextlib.contextmanager
@@ -239,8 +240,16 @@ def export(
     qat_epochs: Annotated[int | None, typer.Option(help="QAT fine-tuning epochs (default 3); the lowest dev loss's "
                                                         "weights are kept, the start included.")] = None,
     qat_learning_rate: Annotated[float | None, typer.Option(help="QAT learning rate (default 1e-4).")] = None,
+    keep_failing: Annotated[bool, typer.Option(
+        "--keep-failing", help="Write variants outside their tolerance too (marked failing), for inspection.")] = False,
+    quantization_report: Annotated[bool, typer.Option(
+        "--quantization-report", help="Print where each int8 variant loses signal, layer by layer (always "
+                                      "written to edge/quantization.json).")] = False,
 ) -> None:
-    """Convert a run's model to .tflite variants and write edge/ (parity report, C array, manifest)."""
+    """Convert a run's model to .tflite variants and write edge/ (parity report, C array, manifest).
+
+    Exits with status 1 when a variant is outside its tolerance: that variant is not written (unless
+    --keep-failing), and when no variant is within its tolerance an earlier edge/ stays as it was."""
     with user_errors():
         from edge.compress import CompressionSettings
         from edge.variants import parse_variants
@@ -250,11 +259,15 @@ def export(
                                                        qat_epochs, qat_learning_rate)
         from edge.export import export_run
 
-        report = export_run(run_dir, variants, calibration_samples, float_io, compression, typer.echo)
-    _print_export(report)
+        report = export_run(run_dir, variants, calibration_samples, float_io, compression, typer.echo, keep_failing)
+    _print_export(report, quantization_report)
+    if report.failing:
+        for line in report.failure_lines():
+            typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(1)
 
 
-def _print_export(report) -> None:
+def _print_export(report, layer_rows: bool = False) -> None:
     from rich.console import Console
     from rich.markup import escape
 
@@ -277,10 +290,20 @@ def _print_export(report) -> None:
         console.print(f"compression: {compression['variant']} fine-tuned on a tf_keras twin (max diff "
                       f"{compression['twin_max_abs_diff']:.1e} before fine-tuning); history in "
                       f"edge/{compression['history']}", markup=False)
+    for name, rows in report.layers.items():
+        if layer_rows or name in report.failing:
+            console.print(f"{name}: int8 activations against the float model, most signal lost first "
+                          "(edge/quantization.json)", markup=False)
+            for row in rows[:LAYER_ROWS]:
+                console.print(f"  {row.to_line()}", markup=False, soft_wrap=True)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    if report.edge_dir is None:
+        console.print("nothing written: no variant is within its tolerance; edge/ is as it was", markup=False)
+        return
     console.print(f"edge directory: {report.edge_dir}", markup=False)
-    console.print(f"next: python cli.py benchmark {report.run_dir}", markup=False)
+    if not report.failing:
+        console.print(f"next: python cli.py benchmark {report.run_dir}", markup=False)
 
 
 def _parity_table(report):
@@ -389,7 +412,10 @@ def predict(
     with user_errors():
         from edge.runtime import predict_file
 
-        _, predictions = predict_file(model, input_file, top_k, threads)
+        loaded, predictions = predict_file(model, input_file, top_k, threads)
+    if loaded.failing:
+        typer.echo(f"warning: {model} was exported outside its tolerance (--keep-failing): its answers may be "
+                   "wrong; export a variant within tolerance", err=True)
     if as_json:
         typer.echo(json.dumps([prediction.to_dict() for prediction in predictions], indent=2))
         return

@@ -2,8 +2,10 @@
 
 tfmot 0.8.1 works on tf_keras models only, so a run's Keras 3 model is first rebuilt as its tf_keras twin
 (:mod:`edge.twin`) and rewritten into the form tfmot quantizes faithfully (:mod:`edge.fusion`); both steps
-are checked to leave the outputs unchanged. Then, on the run's training split with the run's batch size
-and augmentation, dev split for validation:
+are checked to leave the outputs unchanged. The z-score layer is then split off (:func:`edge.convert.split_standardization`):
+an int8 model takes z-scored inputs, so fine-tuning runs on the model after it, fed the run's examples
+z-scored with the same statistics. Then, on the run's training split with the run's batch size and
+augmentation, dev split for validation:
 
 - **pruning** wraps every Dense/Conv2D/DepthwiseConv2D in ``prune_low_magnitude`` with a polynomial-decay
   schedule that reaches the target sparsity at the start of the last of ``prune_epochs`` epochs (the last
@@ -14,8 +16,8 @@ and augmentation, dev split for validation:
   the run's) down a half cosine: the network has to move far to make up for half its weights. On the
   converged digits MLP the run's own constant rate left the 50% pruned int8 model 0.3-1.1 points below
   Keras over three seeds, a third of it 1.7-2.0, three times it with the cosine 0-0.3;
-- **QAT** annotates every layer (the z-score layer gets an output-only config: tfmot has none for
-  ``Normalization``; Dense kernels get one scale per output unit, as post-training int8 has), applies
+- **QAT** annotates every layer (a z-score layer still in the model gets an output-only config: tfmot has
+  none for ``Normalization``; Dense kernels get one scale per output unit, as post-training int8 has), applies
   tfmot's default 8-bit scheme (its prune-preserving variant after pruning, so the zeros stay zeros), sets
   every activation range from the examples post-training int8 calibrates on, and fine-tunes ``qat_epochs``
   epochs at ``qat_learning_rate``, keeping the weights of the lowest dev loss, the calibrated start (epoch 0)
@@ -41,12 +43,14 @@ from typing import Any
 
 import numpy as np
 
-from edge.convert import calibration_samples
+from edge.convert import calibration_samples, split_standardization
 from edge.fusion import LINEAR_LAYERS, fuse_for_quantization
+from edge.preprocessing import Standardization
 from edge.twin import ZSCORE_LAYER, build_twin, check_same_outputs
 from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
 from recipes.errors import UserError
+from recipes.layers import DataSpec
 from recipes.training import PreparedData
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
@@ -160,6 +164,8 @@ class CompressedModel:
         pruned_layers: layers whose kernels were pruned.
         qat_kept_epoch: the QAT epoch whose weights were kept (lowest dev loss; 0: the calibrated start),
             None without QAT.
+        standardization: the z-score split off before fine-tuning (``model`` takes z-scores), or None when
+            the model kept its own.
     """
 
     model: Any
@@ -170,6 +176,7 @@ class CompressedModel:
     fused_relus: list[str] = field(default_factory=list)
     pruned_layers: list[str] = field(default_factory=list)
     qat_kept_epoch: int | None = None
+    standardization: Standardization | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json`` (without the model and the history)."""
@@ -308,6 +315,10 @@ def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings
             retrain = ", or train with --set activation=relu" if "(Activation " in problems[0] else ""
             raise UserError(f"QAT cannot quantize layer {problems[0]}: tfmot's 8-bit scheme has no quantized form "
                             f"of it{more}; export without --qat{retrain}")
+    split = split_standardization(result.model)
+    if split is not None:
+        result.model, result.standardization = split
+        data = standardized_data(data, result.standardization)
     say = report or (lambda line: None)
     say(_plan_line(result, settings, settings.first_prune_learning_rate(config.learning_rate)))
     if settings.prune is not None:
@@ -316,6 +327,16 @@ def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings
         result.model, result.qat_kept_epoch = _quantization_aware(result.model, config, data, settings, tfmot,
                                                                   result.history, say)
     return result
+
+
+def standardized_data(data: PreparedData, statistics: Standardization) -> PreparedData:
+    """The run's data z-scored with ``statistics`` (what a model split from its z-score layer takes): same split,
+    a spec of mean 0 and variance 1, so noise augmentation stays in z-score units."""
+    dataset = data.dataset
+    channels = statistics.channels
+    spec = DataSpec(data.spec.input_shape, data.spec.num_classes, np.zeros(channels, np.float32),
+                    np.ones(channels, np.float32), data.spec.num_train_examples)
+    return replace(data, dataset=replace(dataset, x=statistics.apply(dataset.x)), spec=spec)
 
 
 def _plan_line(result: CompressedModel, settings: CompressionSettings, first_rate: float) -> str:
@@ -460,7 +481,8 @@ def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, set
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise UserError(f"QAT cannot quantize this model ({first_line}); export without --qat") from None
     # Start from the ranges post-training int8 would use: the same seeded draw of training examples.
-    calibration = calibration_samples(data.part("train")[0], DEFAULT_CALIBRATION_SAMPLES, config.seed)
+    x_train, y_train = data.part("train")
+    calibration = calibration_samples(x_train, DEFAULT_CALIBRATION_SAMPLES, config.seed, y_train)
     calibrate_activation_ranges(quantized, calibration, tfmot)
     kept = _fit(quantized, config, data, settings.qat_epochs, "qat", lambda epoch: settings.qat_learning_rate, [], rows,
                 say, keep_best=True)

@@ -2,8 +2,11 @@
 
 Everything else in ``edge`` sees only :func:`convert_model` and bytes, so the converter (today
 ``tf.lite.TFLiteConverter.from_keras_model``, announced for removal from TensorFlow) can be swapped
-for LiteRT's own without touching parity, packaging or the runtime. Normalization is the model's
-first layer, so every variant takes raw inputs.
+for LiteRT's own without touching parity, packaging or the runtime. Every recipe's model starts with its
+z-score layer, so a float variant takes raw inputs; a full-integer variant is converted from the model
+without that layer (:func:`split_standardization`) and takes z-scores, applied in float in front of it by
+the runtime or the C package (:mod:`edge.preprocessing`): one int8 scale cannot hold raw features whose
+ranges differ by orders of magnitude.
 """
 
 from __future__ import annotations
@@ -14,25 +17,90 @@ from typing import Any
 import numpy as np
 
 from edge.native_output import captured_native_output
+from edge.preprocessing import ZSCORE, Standardization
 from edge.variants import Variant
 from recipes.backend import import_keras
 from recipes.errors import UserError
 
 
-def calibration_samples(x_train: np.ndarray, count: int, seed: int) -> np.ndarray:
+def calibration_samples(x_train: np.ndarray, count: int, seed: int, y_train: np.ndarray | None = None) -> np.ndarray:
     """Draw the representative data set for int8: ``count`` raw training examples, seeded.
+
+    With labels the draw is stratified: every class gets its share of ``count`` (at least one example), so
+    the activation ranges see every class, a rare one too.
 
     Args:
         x_train: raw inputs of the run's training split.
         count: examples wanted; all of the training split when it holds fewer.
         seed: seed of the draw (the run's seed, so an export repeats exactly).
+        y_train: class index of each training example; None draws uniformly.
 
     Returns:
-        float32 array ``(min(count, len(x_train)), *input_shape)``.
+        float32 array ``(min(count, len(x_train)), *input_shape)``, in training-split order.
     """
     generator = np.random.default_rng(seed)
-    chosen = generator.choice(len(x_train), size=min(count, len(x_train)), replace=False)
+    wanted = min(count, len(x_train))
+    if y_train is None or wanted == len(x_train):
+        chosen = generator.choice(len(x_train), size=wanted, replace=False)
+        return np.asarray(x_train[np.sort(chosen)], dtype=np.float32)
+    classes, counts = np.unique(np.asarray(y_train), return_counts=True)
+    share = counts / counts.sum() * wanted
+    taken = np.minimum(np.maximum(np.floor(share).astype(int), 1), counts)
+    for index in np.argsort(-(share - np.floor(share)), kind="stable"):  # largest remainders first
+        if taken.sum() >= wanted:
+            break
+        taken[index] = min(taken[index] + 1, counts[index])
+    chosen = np.concatenate([generator.choice(np.flatnonzero(y_train == label), size=size, replace=False)
+                             for label, size in zip(classes, taken, strict=True)])
     return np.asarray(x_train[np.sort(chosen)], dtype=np.float32)
+
+
+def convert_for_device(model: Any, variant: Variant, calibration: np.ndarray | None = None, float_io: bool = False,
+                       standardization: Standardization | None = None) -> tuple[bytes, Standardization | None]:
+    """Convert ``model`` as a device runs ``variant``: a full-integer variant without the model's z-score layer.
+
+    Args:
+        model: a recipe model taking raw inputs, or (with ``standardization``) one already split from its
+            z-score layer, taking z-scores.
+        variant: the row of :data:`edge.variants.VARIANTS` to build.
+        calibration: raw representative inputs; required when ``variant.full_integer``.
+        float_io: see :func:`convert_model`.
+        standardization: the statistics ``model`` was split from, when it already was.
+
+    Returns:
+        The flatbuffer and the z-score the runtime must apply in front of it (None: it takes raw inputs).
+    """
+    if variant.full_integer and standardization is None:
+        split = split_standardization(model)
+        if split is not None:
+            model, standardization = split
+    if standardization is None:
+        return convert_model(model, variant, calibration, float_io), None
+    calibration = None if calibration is None else standardization.apply(calibration)
+    return convert_model(model, variant, calibration, float_io), standardization
+
+
+def split_standardization(model: Any) -> tuple[Any, Standardization] | None:
+    """Split a recipe model into its z-score statistics and the model after its ``zscore`` layer.
+
+    Works on Keras 3 models and on tf_keras twins (same builder, same layer names). The rest of the model
+    is a new functional model on the same layers (weights shared), whose input is the z-scored example.
+
+    Returns:
+        ``(model without the z-score, statistics)``, or None when the model has no ``zscore`` layer right
+        after its input (then it is converted whole).
+    """
+    try:
+        layer = model.get_layer(ZSCORE)
+    except ValueError:
+        return None
+    if getattr(layer, "input", None) is not model.inputs[0] and layer.input is not model.input:
+        return None
+    config = layer.get_config()
+    statistics = Standardization.from_variance(config["mean"], config["variance"])
+    module = __import__(type(model).__module__.split(".")[0])
+    core = module.Model(layer.output, model.output, name=f"{model.name}_on_zscores")
+    return core, statistics
 
 
 def convert_model(model: Any, variant: Variant, calibration: np.ndarray | None = None,

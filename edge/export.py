@@ -26,11 +26,13 @@ import numpy as np
 from edge.anomaly import SCORE_SPAN, borderline_examples, quantized_threshold, threshold_warning
 from edge.compress import CompressedModel, CompressionSettings, compress_model, history_csv
 from edge.convert import calibration_samples as draw_calibration
-from edge.convert import convert_model
+from edge.convert import convert_for_device, convert_model, split_standardization
 from edge.manifest import build_manifest
 from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_check
 from edge.operators import OperatorReport, operator_report
 from edge.parity import AnomalyParity, Parity, measure_anomaly_parity, measure_parity
+from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
+from edge.quantization_report import LayerError, layer_errors
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
 from edge.variants import (
     COMPRESSED_VARIANTS,
@@ -47,6 +49,7 @@ from recipes.rundir import write_atomic, write_json
 
 EDGE_DIR = "edge"
 REPORT_NAME = "report.json"
+QUANTIZATION_REPORT_NAME = "quantization.json"
 MICRO_VARIANTS = ("int8", *COMPRESSED_VARIANTS)  # full-integer variants written out as C arrays for TFLite Micro
 EVALUATION_BATCH = 1024
 
@@ -92,6 +95,22 @@ class ExportReport:
     micro_files: list[str]
     warnings: list[str] = field(default_factory=list)
     compression: dict[str, Any] | None = None
+    layers: dict[str, list[LayerError]] = field(default_factory=dict)
+    failing: dict[str, str] = field(default_factory=dict)
+    written: bool = True
+    kept_failing: bool = False
+
+    def failure_lines(self, layers: int = 3) -> list[str]:
+        """One line per variant outside its tolerance: what failed, what was done with it, where int8 loses most."""
+        lines = []
+        for name, shortfall in self.failing.items():
+            kept = ("written anyway (--keep-failing), marked failing in the manifest" if self.kept_failing
+                    else "not written (--keep-failing writes it for inspection)")
+            worst = [row for row in self.layers.get(name, [])[:layers] if row.added > 0]
+            where = ("; most signal lost at " + ", ".join(f"{row.op} '{row.tensor[:48]}' (+{row.added:.0%})"
+                                                          for row in worst)) if worst else ""
+            lines.append(f"{name} is outside its tolerance: {shortfall}; {kept}{where}")
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json`` (paths relative to the run)."""
@@ -108,6 +127,7 @@ class ExportReport:
             "micro": self.micro.to_dict() if self.micro else None,
             "micro_files": self.micro_files,
             "warnings": self.warnings,
+            "failing": self.failing,
             "compression": self.compression,
         }
 
@@ -187,26 +207,36 @@ def _compress(inputs: _RunInputs, settings: CompressionSettings,
 def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, float_io: bool = False,
                compression: CompressionSettings | None = None,
-               report: Callable[[str], None] | None = None) -> ExportReport:
+               report: Callable[[str], None] | None = None, keep_failing: bool = False) -> ExportReport:
     """Convert a run's model to ``.tflite`` variants and write ``edge/`` inside the run.
 
-    ``edge/`` receives ``model_<variant>.tflite`` for each variant, ``report.json`` (parity with Keras
-    on the test split, operators, TFLite Micro check, gzip size and weight sparsity), for int8
-    ``model_int8.h``/``model_int8.cc``, and ``manifest.json`` (sha256 and size of each file, tensors,
-    task with labels or threshold, audio front end, source run, versions). Parity is by accuracy for a
-    classifier, by AUC and decisions at the threshold for an anomaly detector. With active ``compression``
-    also the compressed int8 variant (``model_int8_pruned.tflite``, ``model_int8_qat.tflite`` or
-    ``model_int8_pruned_qat.tflite``, plain int8 always beside it), checked on TFLite Micro and written as a
-    C array like int8 (``model_<variant>.h``/``.cc``), and its fine-tuning history ``<variant>_history.csv``.
+    ``edge/`` receives ``model_<variant>.tflite`` for each variant within its tolerance, ``report.json``
+    (parity with Keras on the test split, operators, TFLite Micro check, gzip size and weight sparsity, and
+    the figures of any variant outside its tolerance), ``quantization.json`` (per full-integer variant, the
+    error of every int8 activation against the float model's, worst first: :mod:`edge.quantization_report`),
+    for int8 ``model_int8.h``/``model_int8.cc`` (the C array and the C function that turns a raw example into
+    the model's input), and ``manifest.json`` (sha256 and size of each file, tensors, the z-score a
+    full-integer model needs in front of it, task with labels or threshold, audio front end, source run,
+    versions). A full-integer variant is converted without the model's z-score layer and takes z-scored inputs
+    (:mod:`edge.preprocessing`): raw features in mixed units share no useful int8 scale. Parity is by
+    accuracy for a classifier, by AUC and decisions at the threshold for an anomaly detector. With active
+    ``compression`` also the compressed int8 variant (``model_int8_pruned.tflite``, ``model_int8_qat.tflite``
+    or ``model_int8_pruned_qat.tflite``, plain int8 always beside it), checked on TFLite Micro and written as
+    a C array like int8, and its fine-tuning history ``<variant>_history.csv``.
+
+    A variant outside its tolerance is not written (its figures stay in the report, ``report.failing`` names
+    it) unless ``keep_failing``, which writes it marked as failing in the manifest. When no variant is within
+    its tolerance, nothing is written and an earlier ``edge/`` stays as it was (``report.edge_dir`` is None).
 
     Args:
         run_dir: a run directory written by ``python cli.py train``.
         variants: names from :data:`edge.variants.VARIANTS`.
-        calibration_samples: training examples in int8's representative data set (seeded draw); an anomaly
-            run adds up to as many dev examples scoring near its threshold (:mod:`edge.anomaly`).
+        calibration_samples: training examples in int8's representative data set (seeded, stratified by class);
+            an anomaly run adds up to as many dev examples scoring near its threshold (:mod:`edge.anomaly`).
         float_io: give the int8 model float32 input and output instead of int8.
         compression: pruning and/or QAT to fine-tune with (see :class:`edge.compress.CompressionSettings`).
         report: called with the fine-tuning's progress lines; None for silence.
+        keep_failing: write variants outside their tolerance too, marked as failing.
 
     Returns:
         The report, also written to ``edge/report.json``.
@@ -237,8 +267,8 @@ def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".edge-staging-"))
     try:
         result = _build(staging, run_dir, names, inputs, keras_outputs, (calibration, calibration_info), float_io,
-                        warnings, (compression, compressed) if compressed is not None else None)
-        result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR)
+                        warnings, (compression, compressed) if compressed is not None else None, keep_failing)
+        result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR) if result.written else None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -247,8 +277,10 @@ def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
 
 def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[np.ndarray, dict[str, Any]]:
     """int8's representative data and its description for ``report.json``; warns (into ``warnings``) when
-    the training draw is small. An anomaly run adds the dev examples scoring near its threshold."""
-    calibration = draw_calibration(inputs.x_train, count, inputs.config.seed)
+    the training draw is small. The draw is stratified by class; an anomaly run adds the dev examples scoring
+    near its threshold."""
+    y_train = inputs.dataset.y[inputs.split.train]
+    calibration = draw_calibration(inputs.x_train, count, inputs.config.seed, y_train)
     exhausted = len(calibration) < count
     if len(calibration) < MIN_CALIBRATION_WARNING:
         source = "the whole training split" if exhausted else "a sample of the training split"
@@ -259,7 +291,7 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
         warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on "
                         "all of them")
     if inputs.threshold is None:
-        return calibration, {"samples": len(calibration), "split": "train"}
+        return calibration, {"samples": len(calibration), "split": "train", "stratified": "by class"}
     dev_scores = inputs.model.predict(inputs.x_dev, batch_size=EVALUATION_BATCH, verbose=0)
     borderline = borderline_examples(inputs.x_dev, dev_scores, inputs.threshold, count, inputs.config.seed)
     return np.concatenate([calibration, borderline]), {
@@ -267,32 +299,55 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
         "dev_samples": len(borderline), "dev_score_range": [inputs.threshold, SCORE_SPAN * inputs.threshold]}
 
 
+def _targets(names: list[str], inputs: _RunInputs,
+             compressed: tuple[CompressionSettings, CompressedModel] | None) -> list[tuple[Variant, Any, Any]]:
+    """Each variant with the Keras model it is converted from and the z-score in front of it: full-integer
+    variants take the model after its z-score layer, float variants the whole model (raw inputs)."""
+    split = split_standardization(inputs.model)
+    targets = []
+    for name in names:
+        variant = VARIANTS[name]
+        model, standardization = split if variant.full_integer and split is not None else (inputs.model, None)
+        targets.append((variant, model, standardization))
+    if compressed is not None:
+        settings, model = compressed
+        targets.append((COMPRESSED_VARIANTS[settings.variant_name], model.model, model.standardization))
+    return targets
+
+
 def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, keras_outputs: np.ndarray,
            calibration: tuple[np.ndarray | None, dict[str, Any]], float_io: bool, warnings: list[str],
-           compressed: tuple[CompressionSettings, CompressedModel] | None = None) -> ExportReport:
+           compressed: tuple[CompressionSettings, CompressedModel] | None = None,
+           keep_failing: bool = False) -> ExportReport:
     """Write every file of the export into ``staging`` and return the report."""
     representative, calibration_info = calibration
     class_names = list(inputs.data.get("class_names") or [])
     models: dict[str, EdgeModel] = {}
     results: list[VariantResult] = []
-    targets: list[tuple[Variant, Any]] = [(VARIANTS[name], inputs.model) for name in names]
-    if compressed is not None:
-        targets.append((COMPRESSED_VARIANTS[compressed[0].variant_name], compressed[1].model))
-    for variant, model in targets:
+    layers: dict[str, list[LayerError]] = {}
+    failing: dict[str, str] = {}
+    for variant, model, standardization in _targets(names, inputs, compressed):
         name = variant.name
-        content = convert_model(model, variant, representative, float_io and "float_io" in variant.options)
-        write_atomic(staging / variant.filename, content)
-        models[name] = EdgeModel(content, class_names, source=variant.filename, threshold=inputs.threshold,
-                                 front_end=inputs.data.get("front_end"))
-        parity = (measure_parity(models[name], variant, inputs.x_test, inputs.y_test, keras_outputs)
+        content, standardization = convert_for_device(model, variant, representative,
+                                                      float_io and "float_io" in variant.options, standardization)
+        edge_model = EdgeModel(content, class_names, source=variant.filename, threshold=inputs.threshold,
+                               front_end=inputs.data.get("front_end"), standardization=standardization)
+        parity = (measure_parity(edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs)
                   if inputs.threshold is None else
-                  measure_anomaly_parity(models[name], variant, inputs.x_test, inputs.y_test, keras_outputs,
+                  measure_anomaly_parity(edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs,
                                          inputs.threshold))
         operators = operator_report(content, variant.full_integer)
         results.append(VariantResult(name, variant.filename, len(content), None, parity, operators,
                                      gzip_size(content), weight_sparsity(content)))
+        if variant.full_integer:
+            layers[name] = _layer_errors(model, standardization, edge_model, inputs.x_test)
         if not parity.within_tolerance:
-            warnings.append(f"{name} is outside its tolerance: {parity.shortfall()}")
+            failing[name] = parity.shortfall()
+            edge_model.failing = True
+            if not keep_failing:
+                continue
+        write_atomic(staging / variant.filename, content)
+        models[name] = edge_model
         outside = threshold_warning(name, content, inputs.threshold) if inputs.threshold is not None else None
         if outside is not None:
             warnings.append(outside)
@@ -304,21 +359,29 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
     for result in results:
         result.ratio_to_float32 = result.bytes / float_bytes if float_bytes else None
     micro_checks = {result.name: _micro(staging, run_dir.name, result, models[result.name], inputs.x_test)
-                    for result in results if result.name in MICRO_VARIANTS}
+                    for result in results if result.name in MICRO_VARIANTS and result.name in models}
     micro, micro_files = micro_checks.get("int8", (None, []))
     keras = results[0].parity
     report = ExportReport(run_dir, staging, results, inputs.task,
                           keras.keras_accuracy if isinstance(keras, Parity) else None,
                           keras.keras_auc if isinstance(keras, AnomalyParity) else None, inputs.threshold,
                           len(inputs.y_test), calibration_info, micro, micro_files, warnings)
+    report.layers, report.failing, report.written = layers, failing, bool(models)
+    report.kept_failing = keep_failing
     if compressed is not None:
         settings, model = compressed
         history = f"{settings.variant_name}_history.csv"
         write_atomic(staging / history, history_csv(model.history))
-        compressed_micro, compressed_files = micro_checks[settings.variant_name]
+        compressed_micro, compressed_files = micro_checks.get(
+            settings.variant_name, (MicroCheck(False, "not written: outside its tolerance"), []))
         report.compression = {"variant": settings.variant_name, "settings": settings.to_dict(), **model.to_dict(),
                               "history": history, "micro": compressed_micro.to_dict(),
                               "micro_files": compressed_files}
+    if layers:
+        write_json(staging / QUANTIZATION_REPORT_NAME, {
+            "description": "per full-integer variant, each int8 activation against the float model's on the test "
+                           "split, worst first (edge/quantization_report.py)",
+            "variants": {name: [row.to_dict() for row in rows] for name, rows in layers.items()}})
     write_json(staging / REPORT_NAME, report.to_dict())
     write_json(staging / MANIFEST_NAME, build_manifest(
         staging, inputs.run_info, inputs.data, models,
@@ -327,6 +390,15 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         inputs.task, inputs.anomaly,
     ))
     return report
+
+
+def _layer_errors(model: Any, standardization: Any, edge_model: EdgeModel, x: np.ndarray) -> list[LayerError]:
+    """The quantization report of one full-integer variant: its activations against a float32 conversion of the
+    same Keras graph, on ``x`` (raw examples, prepared as each model takes them)."""
+    float_content = convert_model(model, VARIANTS["float32"])
+    batch = edge_model.as_batch(x[:QUANTIZATION_EXAMPLES])
+    float_inputs = batch if standardization is None else standardization.apply(batch)
+    return layer_errors(float_content, edge_model.content, float_inputs, edge_model.quantize(batch))
 
 
 def _micro(staging: Path, run_name: str, result: VariantResult, model: EdgeModel,
@@ -356,7 +428,15 @@ def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micr
     notes.append(micro.note)
     stem = f"model_{name}"
     header_name, source_name = f"{stem}.h", f"{stem}.cc"
-    header, source = c_array_sources(model.content, c_identifier(run_name, stem), header_name, notes)
+    identifier = c_identifier(run_name, stem)
+    preprocess = ""
+    if model.standardization is not None:
+        notes.append(f"The model takes z-scored inputs: call {identifier}_preprocess(raw, input) to fill the input "
+                     "tensor from one raw example.")
+        size = int(np.prod(model.input_shape, dtype=np.int64))
+        preprocess = model.standardization.c_declarations(identifier, model.input.dtype, model.input.scale,
+                                                          model.input.zero_point, size)
+    header, source = c_array_sources(model.content, identifier, header_name, notes, preprocess)
     write_atomic(staging / header_name, header)
     write_atomic(staging / source_name, source)
     return [header_name, source_name]

@@ -13,8 +13,9 @@ from edge.anomaly import quantized_threshold
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
 
 # Format 2 added ``task``, ``anomaly`` (threshold and decision rule) and ``front_end``; a manifest without
-# ``task`` describes a classifier.
-MANIFEST_FORMAT = 2
+# ``task`` describes a classifier. Format 3 added per variant ``standardization`` (the z-score applied in front
+# of a full-integer model) and ``failing``.
+MANIFEST_FORMAT = 3
 PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "tflite-micro")
 
 
@@ -40,6 +41,10 @@ def _variant_entry(name: str, model: EdgeModel) -> dict[str, Any]:
     from which the output is an anomaly (what a microcontroller compares against)."""
     entry = {"file": f"model_{name}.tflite", "input": model.input.to_dict(), "output": model.output.to_dict(),
              "dynamic_batch": model.dynamic_batch}
+    if model.standardization is not None:
+        entry["standardization"] = model.standardization.to_dict()
+    if model.failing:
+        entry["failing"] = True
     if model.threshold is not None and model.output.quantized:
         entry["threshold_quantized"] = quantized_threshold(model.threshold, model.output.scale,
                                                            model.output.zero_point)
@@ -79,7 +84,9 @@ def build_manifest(folder: Path, run: dict[str, Any], data: dict[str, Any], mode
         "input_shape": list(data.get("input_shape") or []),
         "feature_names": data.get("feature_names"),
         "front_end": data.get("front_end"),
-        "raw_inputs": "the models normalize inside; feed raw feature or pixel values (audio: the front end's MFCCs)",
+        "raw_inputs": ("feed raw feature or pixel values (audio: the front end's MFCCs); a variant with "
+                       "'standardization' takes z-scores: apply it first (the runtime and the C header's "
+                       "_preprocess function do), the others normalize inside"),
         "source_run": run,
         "export": export_options,
         "versions": package_versions(),

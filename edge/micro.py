@@ -31,7 +31,8 @@ def c_identifier(run_name: str, stem: str = "model_int8") -> str:
     return f"run_{cleaned}" if cleaned[0].isdigit() else cleaned
 
 
-def c_array_sources(content: bytes, identifier: str, header_name: str, notes: list[str]) -> tuple[str, str]:
+def c_array_sources(content: bytes, identifier: str, header_name: str, notes: list[str],
+                    declarations: str = "") -> tuple[str, str]:
     """The header and source text that hold ``content`` as a C array.
 
     Args:
@@ -39,6 +40,7 @@ def c_array_sources(content: bytes, identifier: str, header_name: str, notes: li
         identifier: the array's name; its length is ``<identifier>_len``.
         header_name: the header's file name, included by the source.
         notes: comment lines for the header (source run, quantization, arena size).
+        declarations: more C text for the header (the input's preprocessing function), inside its guard.
 
     Returns:
         ``(header, source)``: the header declares ``extern const unsigned char <identifier>[]`` and
@@ -53,7 +55,7 @@ def c_array_sources(content: bytes, identifier: str, header_name: str, notes: li
     ])
     header = (f"{comments}\n#ifndef {guard}\n#define {guard}\n\n"
               f"extern const unsigned char {identifier}[];\nextern const unsigned int {identifier}_len;\n\n"
-              f"#endif  // {guard}\n")
+              f"{declarations + chr(10) if declarations else ''}#endif  // {guard}\n")
     lines = [", ".join(f"0x{byte:02x}" for byte in content[start:start + BYTES_PER_LINE])
              for start in range(0, len(content), BYTES_PER_LINE)]
     body = ",\n".join(f"    {line}" for line in lines)

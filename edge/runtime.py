@@ -24,6 +24,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from edge.native_output import captured_native_output
+from edge.preprocessing import Standardization
 from recipes.errors import UserError
 
 MANIFEST_NAME = "manifest.json"
@@ -86,6 +87,10 @@ class EdgeModel:
         threshold: for an anomaly detector (one output, the anomaly score), the score from which an
             example is an anomaly; None for a classifier.
         front_end: for a model of audio features, the front end's parameters (see :mod:`edge.mfcc`).
+        standardization: the z-score to apply to raw inputs before the model (a full-integer model is
+            converted without its z-score layer, see :mod:`edge.preprocessing`); None when the model takes
+            raw inputs itself.
+        failing: the export found this model outside its tolerance (kept only with ``--keep-failing``).
 
     Raises:
         UserError: the bytes are empty, not a flatbuffer, or not a model LiteRT can run; a threshold for a
@@ -94,7 +99,8 @@ class EdgeModel:
 
     def __init__(self, content: bytes, class_names: list[str] | None = None, num_threads: int | None = None,
                  source: str = "the model", threshold: float | None = None,
-                 front_end: dict[str, Any] | None = None) -> None:
+                 front_end: dict[str, Any] | None = None, standardization: Standardization | None = None,
+                 failing: bool = False) -> None:
         self.source = source
         self.content = bytes(content)
         self.interpreter = _open_interpreter(self.content, num_threads, source)
@@ -116,6 +122,10 @@ class EdgeModel:
                             "an anomaly detector outputs one score: export the run again")
         self.threshold = threshold
         self.front_end = front_end
+        if standardization is not None:
+            standardization.check_shape(self.input_shape, source)
+        self.standardization = standardization
+        self.failing = failing
 
     @classmethod
     def load(cls, path: str | Path, num_threads: int | None = None) -> EdgeModel:
@@ -141,7 +151,8 @@ class EdgeModel:
         if entry.sha256 != hashlib.sha256(content).hexdigest():
             raise UserError(f"{path} is not the file {MANIFEST_NAME} beside it describes (sha256 differs); "
                             "copy the model and manifest of the same export together, or export again")
-        return cls(content, entry.class_names, num_threads, str(path), entry.threshold, entry.front_end)
+        return cls(content, entry.class_names, num_threads, str(path), entry.threshold, entry.front_end,
+                   entry.standardization, entry.failing)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -188,7 +199,12 @@ class EdgeModel:
         return x
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Raw float inputs → the input tensor's dtype (round(x / scale) + zero point, saturated)."""
+        """Raw float inputs → the input tensor's dtype: standardized first when the model needs it
+        (:mod:`edge.preprocessing`), then round(x / scale) + zero point, saturated, for an integer input."""
+        if self.standardization is not None:
+            if self.input.quantized:
+                return self.standardization.quantize(x, self.input.scale, self.input.zero_point, self.input.dtype)
+            return self.standardization.apply(x).astype(self.input.dtype)
         if not self.input.quantized:
             return x.astype(self.input.dtype)
         limits = np.iinfo(self.input.dtype)
@@ -263,12 +279,16 @@ class ManifestEntry:
         class_names: the class labels (a classifier).
         threshold: the anomaly threshold (an anomaly detector), else None.
         front_end: the audio front end's parameters (a model of audio features), else None.
+        standardization: the z-score the runtime applies before a model converted without its own, else None.
+        failing: the export marked the model as outside its tolerance.
     """
 
     sha256: str | None
     class_names: list[str] | None
     threshold: float | None
     front_end: dict[str, Any] | None
+    standardization: Standardization | None = None
+    failing: bool = False
 
 
 def _manifest_entry(path: Path) -> ManifestEntry | None:
@@ -283,8 +303,14 @@ def _manifest_entry(path: Path) -> ManifestEntry | None:
         if not isinstance(files, dict) or path.name not in files:
             return None
         threshold = float(manifest["anomaly"]["threshold"]) if manifest.get("task") == "anomaly" else None
+        variant = next((entry for entry in (manifest.get("variants") or {}).values()
+                        if isinstance(entry, dict) and entry.get("file") == path.name), {})
+        standardization = variant.get("standardization")
         entry = ManifestEntry(files[path.name].get("sha256"), manifest.get("class_names"), threshold,
-                              manifest.get("front_end"))
+                              manifest.get("front_end"),
+                              None if standardization is None else Standardization.from_dict(standardization,
+                                                                                              str(manifest_path)),
+                              variant.get("failing") is True)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
         raise UserError(damaged) from None
     if (threshold is not None and not math.isfinite(threshold)) or not isinstance(entry.front_end, dict | None):
