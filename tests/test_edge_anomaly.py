@@ -128,7 +128,7 @@ def test_a_threshold_outside_the_int8_range_is_named(exported):
 
 def test_manifest_holds_task_and_threshold(exported):
     manifest = json.loads((exported.edge_dir / "manifest.json").read_text())
-    assert manifest["format"] == 2 and manifest["task"] == "anomaly"
+    assert manifest["format"] == 3 and manifest["task"] == "anomaly"
     assert manifest["anomaly"] == {"threshold": exported.threshold, "decision": "anomaly when score >= threshold",
                                    "threshold_rule": "Youden's J (TPR - FPR) on dev; score >= threshold is an anomaly"}
     assert manifest["front_end"] is None and manifest["class_names"] == ["normal", "anomaly"]

@@ -70,7 +70,7 @@ def test_int8_is_small_and_accurate(shared):
 def test_manifest_hashes_and_describes_the_files(shared):
     manifest = json.loads((shared.edge_dir / "manifest.json").read_text())
     expected = {"model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite", "model_int8.tflite",
-                "model_int8.h", "model_int8.cc", "report.json"}
+                "model_int8.h", "model_int8.cc", "report.json", "quantization.json"}
     assert set(manifest["files"]) == expected
     for name, entry in manifest["files"].items():
         content = (shared.edge_dir / name).read_bytes()
@@ -89,7 +89,8 @@ def test_manifest_hashes_and_describes_the_files(shared):
 def test_report_lists_operators_and_calibration(shared):
     report = json.loads((shared.edge_dir / "report.json").read_text())
     assert report["test_examples"] == len(shared.y_test) == 359
-    assert report["calibration"] == {"samples": 300, "split": "train", "seed": 0, "float_io": False}
+    assert report["calibration"] == {"samples": 300, "split": "train", "seed": 0, "float_io": False,
+                                     "stratified": "by class"}
     int8 = next(variant for variant in report["variants"] if variant["name"] == "int8")
     assert int8["operators"]["FULLY_CONNECTED"] == 3
     assert int8["micro_int8_ready"] is True and int8["micro_int8_unsupported"] == []
