@@ -41,6 +41,10 @@ class Standardization:
     mean: np.ndarray
     std: np.ndarray
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", np.asarray(self.mean, np.float32).reshape(-1))
+        object.__setattr__(self, "std", np.asarray(self.std, np.float32).reshape(-1))
+
     @classmethod
     def from_variance(cls, mean: Any, variance: Any) -> Standardization:
         """From a Normalization layer's mean and variance (its divisor is max(sqrt(variance), 1e-7), as Keras's)."""
