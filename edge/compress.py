@@ -4,8 +4,8 @@ tfmot 0.8.1 works on tf_keras models only, so a run's Keras 3 model is first reb
 (:mod:`edge.twin`) and rewritten into the form tfmot quantizes faithfully (:mod:`edge.fusion`); both steps
 are checked to leave the outputs unchanged. The z-score layer is then split off
 (:func:`edge.convert.split_standardization`): an int8 model takes z-scored inputs, so fine-tuning runs on
-the model after it, fed the run's examples z-scored with the same statistics. Then, on the run's training split with the run's batch size and
-augmentation, dev split for validation:
+the model after it, fed the run's examples z-scored with the same statistics. Then, on the run's training
+split with the run's batch size and augmentation, dev split for validation:
 
 - **pruning** wraps every Dense/Conv2D/DepthwiseConv2D in ``prune_low_magnitude`` with a polynomial-decay
   schedule that reaches the target sparsity at the start of the last of ``prune_epochs`` epochs (the last

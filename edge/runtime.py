@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from edge.native_output import captured_native_output
 from edge.preprocessing import Standardization
@@ -103,7 +103,11 @@ class EdgeModel:
                  failing: bool = False) -> None:
         self.source = source
         self.content = bytes(content)
-        self.interpreter = _open_interpreter(self.content, num_threads, source)
+        self._num_threads = num_threads
+        try:
+            self.interpreter, self._delegated = _open_interpreter(self.content, num_threads, source), True
+        except UserError:  # XNNPACK may refuse a model LiteRT's own kernels run
+            self.interpreter, self._delegated = _open_interpreter(self.content, num_threads, source, False), False
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise UserError(f"{source} has {len(inputs)} inputs and {len(outputs)} outputs; the runtime runs "
@@ -220,14 +224,31 @@ class EdgeModel:
     def invoke(self, batch: np.ndarray) -> np.ndarray:
         """Run one prepared batch (already in the input dtype) and return the raw output tensor.
 
-        The interpreter is resized when the batch size changes and the model allows it.
+        The interpreter is resized when the batch size changes and the model allows it. When LiteRT's default
+        CPU delegate (XNNPACK) refuses the model (it rejects some valid int8 requantization scales, e.g. of a
+        layer that outputs zeros on every calibration example), the model runs on LiteRT's built-in kernels.
+
+        Raises:
+            UserError: LiteRT cannot run the model on its built-in kernels either.
         """
-        if len(batch) != self._batch:
-            self.interpreter.resize_tensor_input(self._input_index, [len(batch), *self.input_shape])
-            self.interpreter.allocate_tensors()
-            self._batch = len(batch)
-        self.interpreter.set_tensor(self._input_index, batch)
-        self.interpreter.invoke()
+        try:
+            return self._invoke(batch)
+        except RuntimeError as error:
+            if not self._delegated:
+                raise UserError(f"{self.source} failed in LiteRT ({_first_line(error)}); check that the model "
+                                "runs where it was made, or export it again") from None
+        self.interpreter = _open_interpreter(self.content, self._num_threads, self.source, delegated=False)
+        self._delegated, self._batch = False, self.input.shape[0]
+        return self.invoke(batch)
+
+    def _invoke(self, batch: np.ndarray) -> np.ndarray:
+        with captured_native_output():  # a delegate that fails prints its own lines
+            if len(batch) != self._batch:
+                self.interpreter.resize_tensor_input(self._input_index, [len(batch), *self.input_shape])
+                self.interpreter.allocate_tensors()
+                self._batch = len(batch)
+            self.interpreter.set_tensor(self._input_index, batch)
+            self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output_index)
 
     def run(self, x: Any) -> np.ndarray:
@@ -249,14 +270,17 @@ class EdgeModel:
         return self.dequantize(self.run(x))
 
 
-def _open_interpreter(content: bytes, num_threads: int | None, source: str) -> Interpreter:
-    """A LiteRT interpreter with its tensors allocated, or a UserError naming what is wrong."""
+def _open_interpreter(content: bytes, num_threads: int | None, source: str, delegated: bool = True) -> Interpreter:
+    """A LiteRT interpreter with its tensors allocated (``delegated``: with LiteRT's default CPU delegate), or a
+    UserError naming what is wrong."""
     fix = "export it again with 'python cli.py export RUN_DIR'"
     if not content:
         raise UserError(f"{source} is empty (0 bytes), not a .tflite model; {fix}")
     try:
         with captured_native_output():  # LiteRT announces its CPU delegate on stderr
-            interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            resolver = OpResolverType.AUTO if delegated else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+            interpreter = Interpreter(model_content=content, num_threads=num_threads,
+                                      experimental_op_resolver_type=resolver)
             interpreter.allocate_tensors()
     except ValueError as error:
         raise UserError(f"{source} is not a valid .tflite model ({_first_line(error)}); {fix}") from None

@@ -332,6 +332,8 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
     assert {"model_int8_pruned_qat.tflite", "int8_pruned_qat_history.csv", "model_int8_pruned_qat.h",
             "model_int8_pruned_qat.cc"} <= set(manifest["files"])
     assert manifest["variants"]["int8_pruned_qat"]["input"]["dtype"] == "int8"
+    # Fine-tuned after the z-score layer, like plain int8: the runtime z-scores raw inputs in front of it.
+    assert manifest["variants"]["int8_pruned_qat"]["standardization"] == manifest["variants"]["int8"]["standardization"]
     benchmark = runner.invoke(cli.app, ["benchmark", str(run), "--runs", "20", "--warmup", "2"])
     assert benchmark.exit_code == 0 and "int8_pruned_qat" in benchmark.output
 

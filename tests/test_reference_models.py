@@ -215,7 +215,9 @@ def test_one_epoch_then_int8_for_tflite_micro(recipe, tmp_path):
     config = TrainConfig(recipe=recipe, data=str(tmp_path / "small.npz"), epochs=1, batch_size=16, out=str(tmp_path))
     result = train(config, report=None)
     assert result.epochs_run == 1 and (result.run_dir / "model.keras").is_file()
-    report = export_run(result.run_dir, ["int8"])
+    # One epoch on noise: parity is not the point here (an anomaly score of noise may miss int8's AUC tolerance),
+    # so the variant is written even outside its tolerance.
+    report = export_run(result.run_dir, ["int8"], keep_failing=True)
     (int8,) = report.variants
     assert int8.operators.micro_int8_unsupported == [], int8.operators.counts
     assert report.micro.measured == micro_available(), report.micro.note

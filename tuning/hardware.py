@@ -30,22 +30,25 @@ import numpy as np
 from recipes.errors import UserError, unknown_choice
 
 KB = 1024
-# Examples in the representative data set of a trial's int8 conversion. The size, arena and MACs do
-# not depend on the calibrated ranges, so a small seeded draw from the training split is enough.
-CALIBRATION_SAMPLES = 32
+# Examples in the representative data set of a trial's int8 conversion: the size, arena and MACs do not
+# depend on the calibrated ranges, but the int8 dev accuracy does, so the draw is as large as export's
+# default (seeded, stratified by class), and the trial's int8 model is what export would write.
+CALIBRATION_SAMPLES = 300
 # The metrics a measured trial reports (columns of trials.csv).
 INT8_KB_METRIC = "int8_kb"
 ARENA_KB_METRIC = "arena_kb"
 MACS_METRIC = "macs"
 LATENCY_METRIC = "est_latency_ms"
+INT8_ACCURACY_METRIC = "int8_val_accuracy"  # a classifier's int8 model on the dev split
 FEASIBLE_METRIC = "feasible"  # 1.0 within the budget, 0.0 over it
-HARDWARE_METRICS = (INT8_KB_METRIC, ARENA_KB_METRIC, MACS_METRIC, LATENCY_METRIC)
+HARDWARE_METRICS = (INT8_KB_METRIC, ARENA_KB_METRIC, MACS_METRIC, LATENCY_METRIC, INT8_ACCURACY_METRIC)
 # How each measurement is printed in a table cell.
 METRIC_FORMATS = {
     INT8_KB_METRIC: "{:,.2f}",
     ARENA_KB_METRIC: "{:,.2f}",
     MACS_METRIC: "{:,.0f}",
     LATENCY_METRIC: "{:.3g}",
+    INT8_ACCURACY_METRIC: "{:.4f}",
 }
 ARENA_NOT_MEASURED = "arena not measured (install the micro extra: pip install 'edge-recipes[micro]')"
 
@@ -231,6 +234,8 @@ class Measurement:
         arena_note: how the arena was measured, or why it was not.
         macs: multiply-accumulates per example.
         latency_ms: estimated latency on the budget's target; None without a target.
+        int8_accuracy: a classifier's int8 accuracy on the dev split; None when not measured.
+        keras_accuracy: the Keras model's accuracy on the same examples; None when not measured.
     """
 
     int8_bytes: int
@@ -238,6 +243,8 @@ class Measurement:
     arena_note: str
     macs: int
     latency_ms: float | None
+    int8_accuracy: float | None = None
+    keras_accuracy: float | None = None
 
     @classmethod
     def from_metrics(cls, metrics: Mapping[str, float]) -> Measurement:
@@ -249,6 +256,8 @@ class Measurement:
             "arena not measured",
             int(metrics[MACS_METRIC]),
             metrics.get(LATENCY_METRIC),
+            metrics.get(INT8_ACCURACY_METRIC),
+            metrics.get("val_accuracy") if INT8_ACCURACY_METRIC in metrics else None,
         )
 
     def metrics(self) -> dict[str, float]:
@@ -258,23 +267,29 @@ class Measurement:
             metrics[ARENA_KB_METRIC] = self.arena_bytes / KB
         if self.latency_ms is not None:
             metrics[LATENCY_METRIC] = self.latency_ms
+        if self.int8_accuracy is not None:
+            metrics[INT8_ACCURACY_METRIC] = self.int8_accuracy
         return metrics
 
 
-def representative_inputs(x_train: np.ndarray, seed: int) -> np.ndarray:
-    """The int8 conversion's representative data: :data:`CALIBRATION_SAMPLES` seeded training examples."""
+def representative_inputs(x_train: np.ndarray, seed: int, y_train: np.ndarray | None = None) -> np.ndarray:
+    """The int8 conversion's representative data: :data:`CALIBRATION_SAMPLES` seeded training examples,
+    stratified by class when ``y_train`` is given (as export draws them)."""
     from edge.convert import calibration_samples
 
-    return calibration_samples(x_train, CALIBRATION_SAMPLES, seed)
+    return calibration_samples(x_train, CALIBRATION_SAMPLES, seed, y_train)
 
 
-def measure_candidate(model: Any, calibration_x: np.ndarray, budget: Budget) -> Measurement:
-    """Convert ``model`` to int8 and measure its size, arena, MACs and estimated latency.
+def measure_candidate(model: Any, calibration_x: np.ndarray, budget: Budget,
+                      dev: tuple[np.ndarray, np.ndarray] | None = None) -> Measurement:
+    """Convert ``model`` to int8 as export does and measure its size, arena, MACs, estimated latency and,
+    with ``dev``, its accuracy there next to the Keras model's.
 
     Args:
         model: a built Keras 3 model taking raw inputs (a trained trial).
         calibration_x: raw representative inputs (:func:`representative_inputs`).
         budget: the budget (its target decides the latency estimate).
+        dev: a classifier's raw dev examples and class indices; None measures no accuracy.
 
     Returns:
         The measurement; the arena only when ``tflite-micro`` is installed and could run the model.
@@ -282,27 +297,44 @@ def measure_candidate(model: Any, calibration_x: np.ndarray, budget: Budget) -> 
     Raises:
         UserError: the converter rejects the model.
     """
-    from edge.convert import convert_model
+    from edge.convert import convert_for_device
     from edge.micro import micro_check
     from edge.runtime import EdgeModel
     from edge.variants import VARIANTS
     from recipes.macs import count_macs
 
-    content = convert_model(model, VARIANTS["int8"], calibration_x)
+    content, standardization = convert_for_device(model, VARIANTS["int8"], calibration_x)
+    int8 = EdgeModel(content, source="the trial's int8 model", standardization=standardization)
     if micro_installed():
-        check = micro_check(EdgeModel(content, source="the trial's int8 model"), calibration_x[:1])
+        check = micro_check(int8, calibration_x[:1])
         arena_bytes, arena_note = check.arena_bytes, check.note
     else:
         arena_bytes, arena_note = None, ARENA_NOT_MEASURED
+    int8_accuracy = keras_accuracy = None
+    if dev is not None and int8.num_classes > 1:
+        x_dev, y_dev = dev
+        int8_accuracy = float(np.mean(int8.predict(x_dev).argmax(axis=1) == y_dev))
+        keras_accuracy = float(np.mean(np.asarray(model.predict(x_dev, batch_size=1024, verbose=0)).argmax(axis=1)
+                                       == y_dev))
     macs = count_macs(model)
     device = budget.device
     latency = estimate_latency_ms(macs, device) if device is not None else None
-    return Measurement(len(content), arena_bytes, arena_note, macs, latency)
+    return Measurement(len(content), arena_bytes, arena_note, macs, latency, int8_accuracy, keras_accuracy)
 
 
 def violations(measurement: Measurement, budget: Budget) -> list[str]:
-    """The limits ``measurement`` breaks, one reason each (empty when it fits the budget)."""
+    """The limits ``measurement`` breaks, one reason each (empty when it fits the budget). Besides the budget,
+    an int8 model whose dev accuracy falls further below Keras's than int8's export tolerance is refused: export
+    would not write it."""
+    from edge.variants import VARIANTS
+
     reasons = []
+    tolerance = VARIANTS["int8"].max_accuracy_drop
+    if measurement.int8_accuracy is not None and measurement.keras_accuracy is not None:
+        drop = 100 * (measurement.keras_accuracy - measurement.int8_accuracy)
+        if drop > tolerance + 1e-9:
+            reasons.append(f"int8 dev accuracy {measurement.int8_accuracy:.2%} is {drop:.2f} points below Keras's "
+                           f"{measurement.keras_accuracy:.2%} (int8 tolerance {tolerance:g} point)")
     int8_kb = measurement.int8_bytes / KB
     if budget.max_int8_kb is not None and int8_kb > budget.max_int8_kb:
         reasons.append(f"int8 model {_kb(int8_kb)} > {budget.max_int8_kb:g} KB (--max-int8-kb)")

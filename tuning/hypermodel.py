@@ -85,7 +85,10 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         self.objective = objective
         self.direction = direction
         self.budget = budget
-        self.calibration = representative_inputs(data.part("train")[0], base.seed) if budget else None
+        x_train, y_train = data.part("train")
+        self.calibration = representative_inputs(x_train, base.seed, y_train) if budget else None
+        # A classifier's int8 model is also scored on dev: a trial export would refuse is infeasible.
+        self.dev = data.validation() if budget and data.task == "classification" else None
 
     def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
         """Register every dimension, so the oracle knows the whole space before the first trial."""
@@ -138,7 +141,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         metrics = trial_metrics(history, self.objective, self.direction, time.perf_counter() - started, config)
         if self.budget is None:
             return metrics
-        return measured_metrics(model, self.calibration, self.budget, metrics)
+        return measured_metrics(model, self.calibration, self.budget, metrics, self.dev)
 
 
 def trial_metrics(
@@ -171,16 +174,20 @@ def trial_metrics(
 
 
 def measured_metrics(
-    model: Any, calibration: np.ndarray, budget: Budget, metrics: dict[str, float]
+    model: Any,
+    calibration: np.ndarray,
+    budget: Budget,
+    metrics: dict[str, float],
+    dev: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, float]:
-    """``metrics`` plus the int8 model's measurements and ``feasible`` 1.
+    """``metrics`` plus the int8 model's measurements (with ``dev``, its dev accuracy) and ``feasible`` 1.
 
     Raises:
         keras_tuner.errors.FailedTrialError: the converter rejected the model.
         InfeasibleTrialError: the model breaks the budget (its metrics ride along, ``feasible`` 0).
     """
     try:
-        measurement = measure_candidate(model, calibration, budget)
+        measurement = measure_candidate(model, calibration, budget, dev)
     except UserError as error:
         raise keras_tuner.errors.FailedTrialError(str(error)) from None
     measured = {**metrics, **measurement.metrics()}

@@ -1,6 +1,8 @@
 """The Pareto front of a hardware-aware search: the objective against int8 size and estimated latency.
 
-A measured trial is on the front when no other measured trial is at least as good on the objective,
+The accuracy axis is what the device runs: for ``val_accuracy`` the trial's int8 model on the dev split
+(:meth:`tuning.report.TrialRecord.device_score`). A measured trial is on the front when no other measured
+trial is at least as good on that score,
 the int8 size and the compute (the estimated latency; MACs without ``--target``, which orders trials
 the same way) and better on one of them. Infeasible trials take part, so the front also shows what a
 larger budget would buy; they are greyed in the plot and marked in the table. No TensorFlow here.
@@ -50,7 +52,7 @@ def pareto_front(records: Sequence[TrialRecord], objective: str, direction: str)
     sign = -1.0 if direction == "max" else 1.0
 
     def costs(record: TrialRecord) -> tuple[float, float, float]:  # all three: lower is better
-        score = record.trained_score(objective)
+        score = record.device_score(objective)
         return sign * float(score or 0.0), record.metrics[INT8_KB_METRIC], record.metrics[compute]
 
     def dominates(first: tuple[float, ...], second: tuple[float, ...]) -> bool:
@@ -72,7 +74,7 @@ def pareto_csv(front: Sequence[TrialRecord], objective: str, space_keys: Sequenc
     writer.writerow(["round", "trial", objective, *metrics, "feasible", *space_keys])
     for record in front:
         writer.writerow(
-            [record.round, record.trial_id, _cell(record.trained_score(objective))]
+            [record.round, record.trial_id, _cell(record.device_score(objective))]
             + [_cell(record.metrics.get(metric)) for metric in metrics]
             + ["yes" if record.feasible else "no"]
             + [_cell(record.values.get(key)) for key in space_keys]
@@ -110,10 +112,10 @@ def plot_pareto(
     )
     for axes, (metric, title, label, limit, unit) in zip(panels, axes_of, strict=True):
         for feasible, colour, name in ((True, "tab:blue", "feasible"), (False, "0.7", "infeasible (over budget)")):
-            points = [(r.metrics[metric], r.trained_score(objective)) for r in measured if bool(r.feasible) == feasible]
+            points = [(r.metrics[metric], r.device_score(objective)) for r in measured if bool(r.feasible) == feasible]
             if points:
                 axes.scatter(*zip(*points, strict=True), s=22, color=colour, label=name, zorder=2)
-        ringed = [(r.metrics[metric], r.trained_score(objective)) for r in measured if id(r) in on_front]
+        ringed = [(r.metrics[metric], r.device_score(objective)) for r in measured if id(r) in on_front]
         if ringed:
             axes.scatter(
                 *zip(*ringed, strict=True),
@@ -128,7 +130,8 @@ def plot_pareto(
         values = [r.metrics[metric] for r in measured]
         if values and min(values) > 0 and max(values) / min(values) > 10:
             axes.set_xscale("log")
-        axes.set(title=f"{objective} against {title}", xlabel=label, ylabel=objective)
+        shown = "int8 val_accuracy" if objective == "val_accuracy" else objective
+        axes.set(title=f"{shown} against {title}", xlabel=label, ylabel=shown)
         axes.legend(loc="best", fontsize=8)
     figure.suptitle(f"budget: {budget.describe()}", fontsize=9)
     figure.tight_layout()

@@ -30,6 +30,7 @@ from tuning.hardware import (
     ARENA_KB_METRIC,
     FEASIBLE_METRIC,
     HARDWARE_METRICS,
+    INT8_ACCURACY_METRIC,
     INT8_KB_METRIC,
     LATENCY_METRIC,
     Budget,
@@ -113,6 +114,14 @@ class TrialRecord:
             return self.score
         return self.metrics.get(objective) if self.feasible is False else None
 
+    def device_score(self, objective: str) -> float | None:
+        """What the device would reach: the int8 model's dev accuracy when the objective is ``val_accuracy`` and it
+        was measured, else :meth:`trained_score`."""
+        if objective == "val_accuracy" and INT8_ACCURACY_METRIC in self.metrics and self.trained_score(objective) \
+                is not None:
+            return self.metrics[INT8_ACCURACY_METRIC]
+        return self.trained_score(objective)
+
     @classmethod
     def from_state(cls, state: dict[str, Any], round_number: int) -> TrialRecord:
         """Build a record from keras-tuner's trial state (the content of ``trial.json``)."""
@@ -181,6 +190,7 @@ def hardware_text(record: TrialRecord) -> str:
         (INT8_KB_METRIC, "int8 {:,.2f} KB"),
         (ARENA_KB_METRIC, "arena {:,.2f} KB"),
         (LATENCY_METRIC, "est. {:.3g} ms"),
+        (INT8_ACCURACY_METRIC, "int8 dev accuracy {:.4f}"),
     ):
         if metric in record.metrics:
             parts.append(text.format(record.metrics[metric]))
