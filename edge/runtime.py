@@ -242,13 +242,13 @@ class EdgeModel:
         return self.invoke(batch)
 
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
-        with captured_native_output():  # a delegate that fails prints its own lines
-            if len(batch) != self._batch:
+        if len(batch) != self._batch:
+            with captured_native_output():  # a delegate that refuses the new shape prints its own lines
                 self.interpreter.resize_tensor_input(self._input_index, [len(batch), *self.input_shape])
                 self.interpreter.allocate_tensors()
-                self._batch = len(batch)
-            self.interpreter.set_tensor(self._input_index, batch)
-            self.interpreter.invoke()
+            self._batch = len(batch)
+        self.interpreter.set_tensor(self._input_index, batch)
+        self.interpreter.invoke()
         return self.interpreter.get_tensor(self._output_index)
 
     def run(self, x: Any) -> np.ndarray:
