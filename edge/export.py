@@ -28,7 +28,7 @@ from edge.compress import CompressedModel, CompressionSettings, compress_model, 
 from edge.convert import calibration_samples as draw_calibration
 from edge.convert import convert_for_device, convert_model, split_standardization
 from edge.manifest import build_manifest
-from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_check
+from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_available, micro_check
 from edge.operators import OperatorReport, operator_report
 from edge.parity import AnomalyParity, Parity, measure_anomaly_parity, measure_parity
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
@@ -360,6 +360,10 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         result.ratio_to_float32 = result.bytes / float_bytes if float_bytes else None
     micro_checks = {result.name: _micro(staging, run_dir.name, result, models[result.name], inputs.x_test)
                     for result in results if result.name in MICRO_VARIANTS and result.name in models}
+    unsupported = {result.name: result.operators.micro_int8_unsupported for result in results}
+    for name, (check, _) in micro_checks.items():
+        if micro_available() and not check.measured and not unsupported[name]:  # it ran nowhere: say so
+            warnings.append(f"{name}: {check.note}; it may not run on a microcontroller")
     micro, micro_files = micro_checks.get("int8", (None, []))
     keras = results[0].parity
     report = ExportReport(run_dir, staging, results, inputs.task,

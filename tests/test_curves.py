@@ -171,3 +171,26 @@ def test_importing_the_modules_loads_neither_matplotlib_nor_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY_ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_learning_curves_draw_the_bias_corrected_ewma(tmp_path, monkeypatch):
+    """The plotted smooth line is v_t / (1 - beta^t), not the raw average that starts near zero."""
+    drawn = {}
+
+    def keep(figure, path):
+        for axis in figure.axes:
+            for line in axis.get_lines():
+                drawn[(axis.get_title(), line.get_label())] = np.asarray(line.get_ydata(), float)
+
+    monkeypatch.setattr(plots, "_save_figure", keep)
+    losses = [2.0, 1.0, 0.5, 0.4]
+    plots.plot_learning_curves({"loss": losses, "dev_loss": [2.2, 1.4, 0.9, 0.8]}, tmp_path / "c.png", beta=0.9)
+    smooth = next(values for (_, label), values in drawn.items() if label == "train (EWMA)")
+    raw = next(values for (_, label), values in drawn.items() if label == "train (raw)")
+    assert raw.tolist() == losses
+    expected, average = [], 0.0
+    for step, value in enumerate(losses, 1):
+        average = 0.9 * average + 0.1 * value
+        expected.append(average / (1 - 0.9**step))
+    assert smooth == pytest.approx(expected)
+    assert smooth[0] == pytest.approx(2.0)  # uncorrected it would be 0.2

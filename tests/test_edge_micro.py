@@ -100,3 +100,31 @@ def test_the_measured_arena_is_enough_to_run(shared):
     interpreter.set_input(example, 0)
     interpreter.invoke()
     assert np.array_equal(np.asarray(interpreter.get_output(0)), model.run(shared.x_test[:1]))
+
+
+def test_the_measured_arena_is_the_smallest_that_runs(shared):
+    """One 16-byte step less and TFLite Micro cannot allocate or invoke: the figure is not padded."""
+    pytest.importorskip("tflite_micro")
+    from edge.arena import ALIGNMENT, _runs_in
+
+    model = EdgeModel.load(shared.edge_dir / "model_int8.tflite")
+    example = model.quantize(model.as_batch(shared.x_test[:1]))
+    arena = shared.report.micro.arena_bytes
+    assert _runs_in(model.content, example, arena)
+    assert not _runs_in(model.content, example, arena - ALIGNMENT)
+
+
+def test_a_model_tflite_micro_cannot_run_is_reported_and_warned(shared, tmp_path, monkeypatch):
+    tflite_micro = pytest.importorskip("tflite_micro")
+    from edge.export import export_run
+    from tests.test_edge_shared import copy_run
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Didn't find op for builtin opcode 'FULLY_CONNECTED'")
+
+    monkeypatch.setattr(tflite_micro.runtime.Interpreter, "from_bytes", refuse)
+    report = export_run(copy_run(shared.run_dir, tmp_path / "run"), ["int8"])
+    assert report.micro is not None and not report.micro.measured
+    assert "TFLite Micro could not run the model (Didn't find op" in report.micro.note
+    assert any(warning.startswith("int8: TFLite Micro could not run the model") for warning in report.warnings)
+    assert "TFLite Micro could not run" in (report.edge_dir / "model_int8.h").read_text()
