@@ -41,9 +41,7 @@ def user_errors() -> Iterator[None]:
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config keys.")]
-SetOption = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="key=value for any config key (repeatable).")
-]
+SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="key=value for any config key (repeatable).")]
 RecipeOption = Annotated[
     str | None, typer.Option(help="Recipe: mlp, cnn, ds_cnn, mobilenet_v1, resnet8 or autoencoder.")
 ]
@@ -74,13 +72,9 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Seed for a deterministic run.")] = None,
     out: Annotated[str | None, typer.Option(help="Root folder of runs.")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (default <data>-<recipe>).")] = None,
-    bayes_error: Annotated[
-        float | None, typer.Option(help="Optimal error estimate for the diagnosis.")
-    ] = None,
+    bayes_error: Annotated[float | None, typer.Option(help="Optimal error estimate for the diagnosis.")] = None,
     set_: SetOption = None,
-    help_config: Annotated[
-        bool, typer.Option("--help-config", help="List every config key and exit.")
-    ] = False,
+    help_config: Annotated[bool, typer.Option("--help-config", help="List every config key and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-epoch lines.")] = False,
 ) -> None:
     """Train a recipe on a data set and write a run directory (default: mlp on digits)."""
@@ -116,16 +110,12 @@ def _print_result(result) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"{result.epochs_run} epochs, {result.parameters:,} parameters, {result.seconds:.1f}s"
-    )
+    table = Table(title=f"{result.epochs_run} epochs, {result.parameters:,} parameters, {result.seconds:.1f}s")
     for column in ("split", "examples", "loss", "accuracy"):
         table.add_column(column, justify="right" if column != "split" else "left")
     for part in ("train", "dev", "test"):
         scores = result.metrics[part]
-        table.add_row(
-            part, str(result.metrics["split"][part]), f"{scores['loss']:.4f}", f"{scores['accuracy']:.4f}"
-        )
+        table.add_row(part, str(result.metrics["split"][part]), f"{scores['loss']:.4f}", f"{scores['accuracy']:.4f}")
     console = Console()
     console.print(table)
     if result.diagnosis is None:  # anomaly detection: no bias/variance verdict (see its diagnosis.md)
@@ -221,30 +211,59 @@ def gradcheck(
 @app.command()
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
-    quantization: Annotated[str, typer.Option(
-        help="Variants: a comma list of float32, float16, dynamic, int8, or 'all'.")] = "float32,int8",
-    calibration_samples: Annotated[int, typer.Option(
-        help="Training examples in int8's representative data set.")] = 300,
+    quantization: Annotated[
+        str, typer.Option(help="Variants: a comma list of float32, float16, dynamic, int8, or 'all'.")
+    ] = "float32,int8",
+    calibration_samples: Annotated[
+        int, typer.Option(help="Training examples in int8's representative data set.")
+    ] = 300,
     float_io: Annotated[bool, typer.Option("--float-io", help="int8 model with float32 input and output.")] = False,
-    prune: Annotated[float | None, typer.Option(
-        help="Fine-tune with magnitude pruning to this sparsity in [0, 1), e.g. 0.5; exported as int8_pruned "
-             "beside int8.")] = None,
+    prune: Annotated[
+        float | None,
+        typer.Option(
+            help="Fine-tune with magnitude pruning to this sparsity in [0, 1), e.g. 0.5; exported as int8_pruned "
+            "beside int8."
+        ),
+    ] = None,
     prune_epochs: Annotated[int | None, typer.Option(help="Pruning fine-tuning epochs (default 20).")] = None,
-    prune_block: Annotated[int | None, typer.Option(
-        help="Prune Dense kernels in blocks of this many consecutive inputs (default 16; 1: weight by weight).",
-    )] = None,
-    prune_learning_rate: Annotated[float | None, typer.Option(
-        help="First learning rate of pruning, decaying along a half cosine (default 3x the run's).")] = None,
-    qat: Annotated[bool, typer.Option("--qat", help="Fine-tune with quantization-aware training; exported as "
-                                                    "int8_qat (int8_pruned_qat with --prune).")] = False,
-    qat_epochs: Annotated[int | None, typer.Option(help="QAT fine-tuning epochs (default 3); the lowest dev loss's "
-                                                        "weights are kept, the start included.")] = None,
+    prune_block: Annotated[
+        int | None,
+        typer.Option(
+            help="Prune Dense kernels in blocks of this many consecutive inputs (default 16; 1: weight by weight).",
+        ),
+    ] = None,
+    prune_learning_rate: Annotated[
+        float | None,
+        typer.Option(help="First learning rate of pruning, decaying along a half cosine (default 3x the run's)."),
+    ] = None,
+    qat: Annotated[
+        bool,
+        typer.Option(
+            "--qat",
+            help="Fine-tune with quantization-aware training; exported as int8_qat (int8_pruned_qat with --prune).",
+        ),
+    ] = False,
+    qat_epochs: Annotated[
+        int | None,
+        typer.Option(
+            help="QAT fine-tuning epochs (default 3); the lowest dev loss's weights are kept, the start included."
+        ),
+    ] = None,
     qat_learning_rate: Annotated[float | None, typer.Option(help="QAT learning rate (default 1e-4).")] = None,
-    keep_failing: Annotated[bool, typer.Option(
-        "--keep-failing", help="Write variants outside their tolerance too (marked failing), for inspection.")] = False,
-    quantization_report: Annotated[bool, typer.Option(
-        "--quantization-report", help="Print where each int8 variant loses signal, layer by layer (always "
-                                      "written to edge/quantization.json).")] = False,
+    keep_failing: Annotated[
+        bool,
+        typer.Option(
+            "--keep-failing", help="Write variants outside their tolerance too (marked failing), for inspection."
+        ),
+    ] = False,
+    quantization_report: Annotated[
+        bool,
+        typer.Option(
+            "--quantization-report",
+            help="Print where each int8 variant loses signal, layer by layer (always "
+            "written to edge/quantization.json).",
+        ),
+    ] = False,
 ) -> None:
     """Convert a run's model to .tflite variants and write edge/ (parity report, C array, manifest).
 
@@ -255,8 +274,9 @@ def export(
         from edge.variants import parse_variants
 
         variants = parse_variants(quantization)
-        compression = CompressionSettings.from_options(prune, prune_epochs, prune_block, prune_learning_rate, qat,
-                                                       qat_epochs, qat_learning_rate)
+        compression = CompressionSettings.from_options(
+            prune, prune_epochs, prune_block, prune_learning_rate, qat, qat_epochs, qat_learning_rate
+        )
         from edge.export import export_run
 
         report = export_run(run_dir, variants, calibration_samples, float_io, compression, typer.echo, keep_failing)
@@ -275,9 +295,11 @@ def _print_export(report, layer_rows: bool = False) -> None:
     console.print(_anomaly_parity_table(report) if report.task == "anomaly" else _parity_table(report))
     console.print(_size_table(report))
     for result in report.variants:
-        console.print(f"{result.name} operators: " + ", ".join(f"{name} x{count}" if count > 1 else name
-                                                               for name, count in result.operators.counts.items()),
-                      markup=False)
+        console.print(
+            f"{result.name} operators: "
+            + ", ".join(f"{name} x{count}" if count > 1 else name for name, count in result.operators.counts.items()),
+            markup=False,
+        )
     if report.micro is not None:
         agreement = f"; agrees with LiteRT on {report.micro.agreement:.1%}" if report.micro.measured else ""
         console.print(f"micro: {report.micro.note}{agreement}", markup=False)
@@ -285,15 +307,22 @@ def _print_export(report, layer_rows: bool = False) -> None:
         compression = report.compression
         micro = compression["micro"]
         agreement = f"; agrees with LiteRT on {micro['agreement']:.1%}" if micro["measured"] else ""
-        console.print(f"micro ({compression['variant']}): {micro['note']}{agreement}; "
-                      f"{' and '.join(compression['micro_files'])}", markup=False)
-        console.print(f"compression: {compression['variant']} fine-tuned on a tf_keras twin (max diff "
-                      f"{compression['twin_max_abs_diff']:.1e} before fine-tuning); history in "
-                      f"edge/{compression['history']}", markup=False)
+        console.print(
+            f"micro ({compression['variant']}): {micro['note']}{agreement}; {' and '.join(compression['micro_files'])}",
+            markup=False,
+        )
+        console.print(
+            f"compression: {compression['variant']} fine-tuned on a tf_keras twin (max diff "
+            f"{compression['twin_max_abs_diff']:.1e} before fine-tuning); history in "
+            f"edge/{compression['history']}",
+            markup=False,
+        )
     for name, rows in report.layers.items():
         if layer_rows or name in report.failing:
-            console.print(f"{name}: int8 activations against the float model, most signal lost first "
-                          "(edge/quantization.json)", markup=False)
+            console.print(
+                f"{name}: int8 activations against the float model, most signal lost first (edge/quantization.json)",
+                markup=False,
+            )
             for row in rows[:LAYER_ROWS]:
                 console.print(f"  {row.to_line()}", markup=False, soft_wrap=True)
     for warning in report.warnings:
@@ -311,16 +340,25 @@ def _parity_table(report):
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"parity with Keras on {report.test_examples} test examples "
-                        f"(Keras accuracy {report.keras_accuracy:.2%})", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
+    table = Table(
+        title=f"parity with Keras on {report.test_examples} test examples (Keras accuracy {report.keras_accuracy:.2%})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in ("variant", "accuracy", "agree", "max diff", "mean diff", "limit", "ok"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for result in report.variants:
         parity = result.parity
-        table.add_row(result.name, f"{parity.accuracy:.2%}", f"{parity.agreement:.1%}", f"{parity.max_abs_diff:.1e}",
-                      f"{parity.mean_abs_diff:.1e}", f"{parity.max_abs_diff_limit:g}",
-                      "yes" if parity.within_tolerance else "NO")
+        table.add_row(
+            result.name,
+            f"{parity.accuracy:.2%}",
+            f"{parity.agreement:.1%}",
+            f"{parity.max_abs_diff:.1e}",
+            f"{parity.mean_abs_diff:.1e}",
+            f"{parity.max_abs_diff_limit:g}",
+            "yes" if parity.within_tolerance else "NO",
+        )
     return table
 
 
@@ -329,16 +367,26 @@ def _anomaly_parity_table(report):
     from rich import box
     from rich.table import Table
 
-    table = Table(title=f"parity with Keras on {report.test_examples} test examples (Keras AUC "
-                        f"{report.keras_auc:.4f}, threshold {report.threshold:.4g})", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"parity with Keras on {report.test_examples} test examples (Keras AUC "
+        f"{report.keras_auc:.4f}, threshold {report.threshold:.4g})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in ("variant", "AUC", "decisions agree", "max score diff", "mean score diff", "score max", "ok"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for result in report.variants:
         parity = result.parity
-        table.add_row(result.name, f"{parity.auc:.4f}", f"{parity.agreement:.1%}", f"{parity.max_abs_diff:.2g}",
-                      f"{parity.mean_abs_diff:.2g}", f"{parity.score_range[1]:.4g}",
-                      "yes" if parity.within_tolerance else "NO")
+        table.add_row(
+            result.name,
+            f"{parity.auc:.4f}",
+            f"{parity.agreement:.1%}",
+            f"{parity.max_abs_diff:.2g}",
+            f"{parity.mean_abs_diff:.2g}",
+            f"{parity.score_range[1]:.4g}",
+            "yes" if parity.within_tolerance else "NO",
+        )
     return table
 
 
@@ -348,15 +396,20 @@ def _size_table(report):
     from rich.table import Table
 
     int8_gzip = next((result.gzip_bytes for result in report.variants if result.name == "int8"), None)
-    table = Table(title="size (gzip -9: what storage or an over-the-air update pays)", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
+    table = Table(
+        title="size (gzip -9: what storage or an over-the-air update pays)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for column in ("variant", "bytes", "/f32", "gzip", "/int8 gzip", "zero weights"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for result in report.variants:
         ratio = f"{result.ratio_to_float32:.1%}" if result.ratio_to_float32 is not None else "-"
         gzip_ratio = f"{result.gzip_bytes / int8_gzip:.1%}" if int8_gzip else "-"
-        table.add_row(result.name, f"{result.bytes:,}", ratio, f"{result.gzip_bytes:,}", gzip_ratio,
-                      f"{result.sparsity:.1%}")
+        table.add_row(
+            result.name, f"{result.bytes:,}", ratio, f"{result.gzip_bytes:,}", gzip_ratio, f"{result.sparsity:.1%}"
+        )
     return table
 
 
@@ -381,16 +434,24 @@ def benchmark(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"LiteRT benchmark ({runs} invokes after {warmup} warm-up, threads {threads or 'default'})",
-                  box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"LiteRT benchmark ({runs} invokes after {warmup} warm-up, threads {threads or 'default'})",
+        box=box.SIMPLE_HEAD,
+    )
     for column in ("model", "bytes", "median µs", "p90 µs", f"batch {batch_size} examples/s"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for row in report.models:
-        table.add_row(row.name, f"{row.bytes:,}", f"{row.single.median_us:,.1f}", f"{row.single.p90_us:,.1f}",
-                      f"{row.throughput_per_s:,.0f}")
+        table.add_row(
+            row.name,
+            f"{row.bytes:,}",
+            f"{row.single.median_us:,.1f}",
+            f"{row.single.p90_us:,.1f}",
+            f"{row.throughput_per_s:,.0f}",
+        )
     if report.keras_eager is not None:
-        table.add_row("keras (eager call)", "-", f"{report.keras_eager.median_us:,.1f}",
-                      f"{report.keras_eager.p90_us:,.1f}", "-")
+        table.add_row(
+            "keras (eager call)", "-", f"{report.keras_eager.median_us:,.1f}", f"{report.keras_eager.p90_us:,.1f}", "-"
+        )
     console = Console()
     console.print(table)
     if report.written is not None:
@@ -399,10 +460,13 @@ def benchmark(
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(
-        help="A .tflite file (labels or anomaly threshold, and audio front end, from the manifest.json beside it).")],
-    input_file: Annotated[Path, typer.Option(
-        "--input", "-i", help="A .csv, .npy, image or .wav file of raw inputs.")],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="A .tflite file (labels or anomaly threshold, and audio front end, from the manifest.json beside it)."
+        ),
+    ],
+    input_file: Annotated[Path, typer.Option("--input", "-i", help="A .csv, .npy, image or .wav file of raw inputs.")],
     top_k: Annotated[int, typer.Option(help="Classes shown per example (classifiers).")] = 3,
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -414,8 +478,11 @@ def predict(
 
         loaded, predictions = predict_file(model, input_file, top_k, threads)
     if loaded.failing:
-        typer.echo(f"warning: {model} was exported outside its tolerance (--keep-failing): its answers may be "
-                   "wrong; export a variant within tolerance", err=True)
+        typer.echo(
+            f"warning: {model} was exported outside its tolerance (--keep-failing): its answers may be "
+            "wrong; export a variant within tolerance",
+            err=True,
+        )
     if as_json:
         typer.echo(json.dumps([prediction.to_dict() for prediction in predictions], indent=2))
         return
@@ -444,23 +511,50 @@ def tune(
     out: Annotated[str | None, typer.Option(help="Root folder of runs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, the weights and the sampling.")] = None,
     set_: SetOption = None,
-    max_int8_kb: Annotated[float | None, typer.Option(
-        help="Largest int8 .tflite in KB (1,024 bytes); each trial is converted, a larger one is infeasible.")] = None,
-    max_arena_kb: Annotated[float | None, typer.Option(
-        help="Largest TFLite Micro tensor arena in KB (needs the micro extra).")] = None,
-    max_latency_ms: Annotated[float | None, typer.Option(
-        help="Largest estimated latency in ms on --target (MACs x cycles/MAC / clock: an estimate).")] = None,
-    target: Annotated[str | None, typer.Option(
-        help="Device for the latency estimate: cortex-m0plus-48mhz, cortex-m33-64mhz, cortex-m4-120mhz, "
-             "cortex-m7-480mhz or esp32-s3-240mhz.")] = None,
+    max_int8_kb: Annotated[
+        float | None,
+        typer.Option(
+            help="Largest int8 .tflite in KB (1,024 bytes); each trial is converted, a larger one is infeasible."
+        ),
+    ] = None,
+    max_arena_kb: Annotated[
+        float | None, typer.Option(help="Largest TFLite Micro tensor arena in KB (needs the micro extra).")
+    ] = None,
+    max_latency_ms: Annotated[
+        float | None,
+        typer.Option(help="Largest estimated latency in ms on --target (MACs x cycles/MAC / clock: an estimate)."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Device for the latency estimate: cortex-m0plus-48mhz, cortex-m33-64mhz, cortex-m4-120mhz, "
+            "cortex-m7-480mhz or esp32-s3-240mhz."
+        ),
+    ] = None,
 ) -> None:
     """Search a recipe's hyperparameters with keras-tuner; the best configuration becomes a train run."""
     with user_errors():
         from tuning.settings import plan_lines, resolve_settings
 
         settings = resolve_settings(
-            recipe, data, label, tuner, max_trials, max_epochs, factor, objective, rounds, workers, space, name, out,
-            seed, set_, max_int8_kb=max_int8_kb, max_arena_kb=max_arena_kb, max_latency_ms=max_latency_ms,
+            recipe,
+            data,
+            label,
+            tuner,
+            max_trials,
+            max_epochs,
+            factor,
+            objective,
+            rounds,
+            workers,
+            space,
+            name,
+            out,
+            seed,
+            set_,
+            max_int8_kb=max_int8_kb,
+            max_arena_kb=max_arena_kb,
+            max_latency_ms=max_latency_ms,
             target=target,
         )
         for line in plan_lines(settings):
@@ -523,9 +617,12 @@ def _print_pareto(result) -> None:
     for column in ("trial", result.objective, *HARDWARE_METRICS, "feasible"):
         table.add_column(column, justify="left" if column == "trial" else "right")
     for record in result.pareto:
-        table.add_row(record.label, f"{record.trained_score(result.objective):.4f}",
-                      *(format_metric(metric, record.metrics.get(metric)) for metric in HARDWARE_METRICS),
-                      "yes" if record.feasible else "no")
+        table.add_row(
+            record.label,
+            f"{record.trained_score(result.objective):.4f}",
+            *(format_metric(metric, record.metrics.get(metric)) for metric in HARDWARE_METRICS),
+            "yes" if record.feasible else "no",
+        )
     Console().print(table)
     if not any(ARENA_KB_METRIC in record.metrics for record in result.records):
         typer.echo(ARENA_NOT_MEASURED)

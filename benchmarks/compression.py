@@ -66,12 +66,20 @@ def measure(run: Path, workspace: Path, prune: float) -> tuple[dict[str, Any], f
     rows: dict[str, Any] = {}
     keras_accuracy = 0.0
     for label, options in EXPORTS:
-        copy = Path(shutil.copytree(run, workspace / label.replace(" ", "_").replace(",", ""),
-                                    ignore=shutil.ignore_patterns("edge", "tensorboard")))
+        copy = Path(
+            shutil.copytree(
+                run,
+                workspace / label.replace(" ", "_").replace(",", ""),
+                ignore=shutil.ignore_patterns("edge", "tensorboard"),
+            )
+        )
         settings = None
         if options is not None:
-            settings = CompressionSettings(prune=prune if options.get("prune") else None, qat=bool(options.get("qat")),
-                                           **{key: value for key, value in options.items() if key == "prune_block"})
+            settings = CompressionSettings(
+                prune=prune if options.get("prune") else None,
+                qat=bool(options.get("qat")),
+                **{key: value for key, value in options.items() if key == "prune_block"},
+            )
         print(f"exporting {label} ...", flush=True)
         started = time.perf_counter()
         report = export_run(copy, ["float32", "int8"] if options is None else ["int8"], compression=settings)
@@ -90,35 +98,47 @@ def report(rows: dict[str, Any], keras_accuracy: float, examples: int, prune: fl
     float_bytes = rows["float32"]["result"].bytes
     int8 = rows["int8"]["result"]
     print(f"\n{examples} test examples, Keras accuracy {keras_accuracy:.2%}; target sparsity {prune:.0%}")
-    print(f"{'variant':<24}{'accuracy':>9}{'vs Keras':>10}{'bytes':>10}{'/f32':>8}{'gzip':>10}{'/int8 gz':>10}"
-          f"{'zeros':>8}{'bits/w':>8}{'export s':>10}")
+    print(
+        f"{'variant':<24}{'accuracy':>9}{'vs Keras':>10}{'bytes':>10}{'/f32':>8}{'gzip':>10}{'/int8 gz':>10}"
+        f"{'zeros':>8}{'bits/w':>8}{'export s':>10}"
+    )
     for name, row in rows.items():
         result = row["result"]
         drop = 100 * (result.parity.accuracy - keras_accuracy)
         bits = "-" if row["entropy"] is None else f"{row['entropy']:.2f}"
-        print(f"{name:<24}{result.parity.accuracy:>9.2%}{drop:>+9.2f}p{result.bytes:>10,}"
-              f"{result.bytes / float_bytes:>8.1%}{result.gzip_bytes:>10,}{result.gzip_bytes / int8.gzip_bytes:>10.1%}"
-              f"{result.sparsity:>8.1%}{bits:>8}{row['seconds']:>10.1f}")
+        print(
+            f"{name:<24}{result.parity.accuracy:>9.2%}{drop:>+9.2f}p{result.bytes:>10,}"
+            f"{result.bytes / float_bytes:>8.1%}{result.gzip_bytes:>10,}{result.gzip_bytes / int8.gzip_bytes:>10.1%}"
+            f"{result.sparsity:>8.1%}{bits:>8}{row['seconds']:>10.1f}"
+        )
     pruned, qat = rows["int8_pruned"]["result"], rows["int8_qat"]["result"]
     both = rows["int8_pruned_qat"]["result"]
     print("\ngoals:")
-    print(f"  pruned int8 accuracy within 1 point of Keras: {100 * (keras_accuracy - pruned.parity.accuracy):+.2f} "
-          f"points below -> {'met' if keras_accuracy - pruned.parity.accuracy <= 0.01 + 1e-9 else 'NOT met'}")
+    print(
+        f"  pruned int8 accuracy within 1 point of Keras: {100 * (keras_accuracy - pruned.parity.accuracy):+.2f} "
+        f"points below -> {'met' if keras_accuracy - pruned.parity.accuracy <= 0.01 + 1e-9 else 'NOT met'}"
+    )
     ratio = pruned.gzip_bytes / int8.gzip_bytes
     print(f"  pruned int8 gzip <= 0.6 x int8 gzip: {ratio:.3f} -> {'met' if ratio <= 0.6 else 'NOT met'}")
     gap = 100 * (int8.parity.accuracy - qat.parity.accuracy)
-    print(f"  QAT int8 not below int8 by more than 0.2 points: {gap:+.2f} points below -> "
-          f"{'met' if gap <= 0.2 + 1e-9 else 'NOT met'}")
+    print(
+        f"  QAT int8 not below int8 by more than 0.2 points: {gap:+.2f} points below -> "
+        f"{'met' if gap <= 0.2 + 1e-9 else 'NOT met'}"
+    )
     for name in ("int8_pruned", "int8_pruned_qat", "int8_pruned (block 1)"):
-        print(f"  {name} sparsity {rows[name]['result'].sparsity:.2%} (target {prune:.0%}, within 2 points: "
-              f"{'yes' if abs(rows[name]['result'].sparsity - prune) <= 0.02 else 'NO'})")
+        print(
+            f"  {name} sparsity {rows[name]['result'].sparsity:.2%} (target {prune:.0%}, within 2 points: "
+            f"{'yes' if abs(rows[name]['result'].sparsity - prune) <= 0.02 else 'NO'})"
+        )
     print(f"  pruned+QAT gzip / int8 gzip {both.gzip_bytes / int8.gzip_bytes:.3f}")
     unstructured = rows["int8_pruned (block 1)"]
-    print(f"\nlimits: gzip codes bytes one at a time, so weight-by-weight sparsity still costs about a bit per zero; "
-          f"the order-0 entropy of the block-1 pruned weights is {unstructured['entropy']:.2f} bits per weight "
-          f"against {rows['int8']['entropy']:.2f} for int8 ({unstructured['entropy'] / rows['int8']['entropy']:.3f}x): "
-          f"no byte-wise coder can take unstructured {prune:.0%} sparsity much below that ratio, while blocks of "
-          f"zeros become runs that gzip's matching shortens.")
+    print(
+        f"\nlimits: gzip codes bytes one at a time, so weight-by-weight sparsity still costs about a bit per zero; "
+        f"the order-0 entropy of the block-1 pruned weights is {unstructured['entropy']:.2f} bits per weight "
+        f"against {rows['int8']['entropy']:.2f} for int8 ({unstructured['entropy'] / rows['int8']['entropy']:.3f}x): "
+        f"no byte-wise coder can take unstructured {prune:.0%} sparsity much below that ratio, while blocks of "
+        f"zeros become runs that gzip's matching shortens."
+    )
 
 
 def main() -> None:

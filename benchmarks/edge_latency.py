@@ -35,8 +35,9 @@ def size_breakdown(content: bytes) -> dict[str, int]:
         for tensor_index in range(graph.TensorsLength()):
             tensor = graph.Tensors(tensor_index)
             data = model.Buffers(tensor.Buffer()).DataLength()
-            key = {schema.TensorType.INT8: "int8 data", schema.TensorType.INT32: "int32 data"}.get(tensor.Type(),
-                                                                                                    "other data")
+            key = {schema.TensorType.INT8: "int8 data", schema.TensorType.INT32: "int32 data"}.get(
+                tensor.Type(), "other data"
+            )
             parts[key] += data
             quantization = tensor.Quantization()
             if quantization is not None:  # float32 scales, int64 zero points
@@ -89,13 +90,19 @@ def measure(run: Path, runs: int, warmup: int) -> dict[str, Any]:
     }
     models = {name: EdgeModel.load(run / "edge" / f"model_{name}.tflite") for name in ("float32", "int8")}
     floor = EdgeModel(floor_model(), source="floor model")
-    for label, model in (("LiteRT float32 invoke", models["float32"]), ("LiteRT int8 invoke", models["int8"]),
-                         ("LiteRT invoke floor (1-weight model)", floor)):
+    for label, model in (
+        ("LiteRT float32 invoke", models["float32"]),
+        ("LiteRT int8 invoke", models["int8"]),
+        ("LiteRT invoke floor (1-weight model)", floor),
+    ):
         prepared = model.quantize(model.as_batch(example if model is not floor else np.zeros((1, 1), np.float32)))
         latencies[label] = time_calls(lambda model=model, prepared=prepared: model.invoke(prepared), runs, warmup)
-    return {"latencies": latencies, "parameters": int(keras_model.count_params()),
-            "bytes": {name: len(model.content) for name, model in models.items()},
-            "breakdown": size_breakdown(models["int8"].content)}
+    return {
+        "latencies": latencies,
+        "parameters": int(keras_model.count_params()),
+        "bytes": {name: len(model.content) for name, model in models.items()},
+        "breakdown": size_breakdown(models["int8"].content),
+    }
 
 
 def report(figures: dict[str, Any], runs: int) -> None:
@@ -103,27 +110,35 @@ def report(figures: dict[str, Any], runs: int) -> None:
     latencies = figures["latencies"]
     eager = latencies["Keras eager call model(x)"].median_us
     int8 = latencies["LiteRT int8 invoke"].median_us
-    print(f"\nsingle-sample latency, {runs} timed calls each after warm-up "
-          f"(Python {platform.python_version()}, {platform.machine()}, LiteRT default threads)")
+    print(
+        f"\nsingle-sample latency, {runs} timed calls each after warm-up "
+        f"(Python {platform.python_version()}, {platform.machine()}, LiteRT default threads)"
+    )
     print(f"{'path':<38}{'median µs':>12}{'p90 µs':>12}{'Keras eager / this':>20}{'this / int8':>13}")
     for label, latency in latencies.items():
-        print(f"{label:<38}{latency.median_us:>12,.1f}{latency.p90_us:>12,.1f}"
-              f"{eager / latency.median_us:>19,.1f}x{latency.median_us / int8:>12,.2f}x")
+        print(
+            f"{label:<38}{latency.median_us:>12,.1f}{latency.p90_us:>12,.1f}"
+            f"{eager / latency.median_us:>19,.1f}x{latency.median_us / int8:>12,.2f}x"
+        )
     parameters, sizes = figures["parameters"], figures["bytes"]
     print(f"\nsizes ({parameters:,} parameters)")
     for name, size in sizes.items():
         print(f"  {name:<8} {size:>9,} bytes  {size / parameters:.3f} bytes/parameter")
     print(f"  int8 / float32 = {sizes['int8'] / sizes['float32']:.1%} (limit for the issue: 35%)")
     per_parameter = sizes["int8"] / parameters
-    print(f"  int8 bytes per parameter {per_parameter:.3f} against the physical limit 1.0 "
-          f"(one byte per int8 weight): {per_parameter - 1:.1%} above it")
+    print(
+        f"  int8 bytes per parameter {per_parameter:.3f} against the physical limit 1.0 "
+        f"(one byte per int8 weight): {per_parameter - 1:.1%} above it"
+    )
     print("  int8 file taken apart:")
     for part, size in figures["breakdown"].items():
         print(f"    {part:<26}{size:>9,} bytes  {size / sizes['int8']:.1%}")
     floor = latencies["LiteRT invoke floor (1-weight model)"].median_us
-    print(f"\nlimits: an int8 file cannot go below 1.0 byte per weight (int32 biases, per-channel scales and the "
-          f"flatbuffer add the rest); a LiteRT invoke cannot go below the interpreter's own overhead, "
-          f"{floor:.1f} µs here, so int8 at {int8:.1f} µs is {int8 - floor:.1f} µs of arithmetic above the floor.")
+    print(
+        f"\nlimits: an int8 file cannot go below 1.0 byte per weight (int32 biases, per-channel scales and the "
+        f"flatbuffer add the rest); a LiteRT invoke cannot go below the interpreter's own overhead, "
+        f"{floor:.1f} µs here, so int8 at {int8:.1f} µs is {int8 - floor:.1f} µs of arithmetic above the floor."
+    )
 
 
 def main() -> None:

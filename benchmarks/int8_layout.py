@@ -57,8 +57,10 @@ def float_zscore_layout(model, calibration: np.ndarray) -> bytes:
     converter.representative_dataset = lambda: ([example[np.newaxis]] for example in calibration)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=["SUB", "MUL"])
     debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=lambda: ([example[np.newaxis]] for example in calibration[:8]),
-        debug_options=options)
+        converter=converter,
+        debug_dataset=lambda: ([example[np.newaxis]] for example in calibration[:8]),
+        debug_options=options,
+    )
     return bytes(debugger.get_nondebug_quantized_model())
 
 
@@ -80,8 +82,9 @@ def main() -> int:
     workspace = Path(tempfile.mkdtemp(prefix="int8-layout-"))
     rows = []
     for name in DATA:
-        source, label = (str(mixed_units_csv(workspace / "mixed_units.csv")), "state") if name == "mixed_units" \
-            else (name, "label")
+        source, label = (
+            (str(mixed_units_csv(workspace / "mixed_units.csv")), "state") if name == "mixed_units" else (name, "label")
+        )
         settings = {"data": source, "label": label, "out": str(workspace)}
         if arguments.epochs:
             settings["epochs"] = arguments.epochs
@@ -103,15 +106,27 @@ def main() -> int:
             model = EdgeModel(content, standardization=standardization)
             predicted = model.predict(dataset.x).argmax(axis=1)
             micro = micro_check(model, dataset.x[:1])
-            rows.append((name, f"{spread.max() / spread.min():.0e}", layout, keras_accuracy,
-                         float(np.mean(predicted == dataset.y)), float(np.mean(predicted == keras_predicted)),
-                         len(content), micro.arena_bytes, median_invoke_us(model, dataset.x[:1])))
+            rows.append(
+                (
+                    name,
+                    f"{spread.max() / spread.min():.0e}",
+                    layout,
+                    keras_accuracy,
+                    float(np.mean(predicted == dataset.y)),
+                    float(np.mean(predicted == keras_predicted)),
+                    len(content),
+                    micro.arena_bytes,
+                    median_invoke_us(model, dataset.x[:1]),
+                )
+            )
     header = ("data", "feature std span", "layout", "Keras acc", "int8 acc", "agree", "bytes", "arena", "invoke µs")
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, span, layout, keras, int8, agree, size, arena, micro_seconds in rows:
-        print(f"| {name} | {span} | {layout} | {keras:.2%} | {int8:.2%} | {agree:.1%} | {size:,} | "
-              f"{arena if arena is None else format(arena, ',')} | {micro_seconds:.1f} |")
+        print(
+            f"| {name} | {span} | {layout} | {keras:.2%} | {int8:.2%} | {agree:.1%} | {size:,} | "
+            f"{arena if arena is None else format(arena, ',')} | {micro_seconds:.1f} |"
+        )
     return 0
 
 

@@ -52,8 +52,16 @@ def main() -> None:
     def plain() -> float:
         model = fresh_model()
         started = time.perf_counter()
-        model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
-                  validation_data=(x_dev, y_dev), validation_batch_size=EVALUATION_BATCH, verbose=0)
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            shuffle=True,
+            validation_data=(x_dev, y_dev),
+            validation_batch_size=EVALUATION_BATCH,
+            verbose=0,
+        )
         return time.perf_counter() - started
 
     def ours(log_dir: Path) -> float:
@@ -72,14 +80,17 @@ def main() -> None:
     ratio = our_median / plain_median
     steps = -(-len(y_train) // config.batch_size) * config.epochs
 
-    print(f"digits mlp ({keras.backend.backend()} backend), {len(y_train)} training examples, "
-          f"batch {config.batch_size}, {config.epochs} epochs = {steps} steps, median of {args.repeats}")
+    print(
+        f"digits mlp ({keras.backend.backend()} backend), {len(y_train)} training examples, "
+        f"batch {config.batch_size}, {config.epochs} epochs = {steps} steps, median of {args.repeats}"
+    )
     print(f"{'path':<34}{'seconds':>10}{'ms/step':>10}{'ratio':>8}")
     print(f"{'plain model.fit':<34}{plain_median:>10.2f}{1000 * plain_median / steps:>10.2f}{1.0:>8.3f}")
-    print(f"{'recipes.training.fit (cli train)':<34}{our_median:>10.2f}{1000 * our_median / steps:>10.2f}"
-          f"{ratio:>8.3f}")
-    print(f"goal <= 1.05; physical limit 1.00 (same kernels, same batches); "
-          f"overhead {100 * (ratio - 1):+.1f}% -> {'met' if ratio <= 1.05 else 'NOT met'}")
+    print(f"{'recipes.training.fit (cli train)':<34}{our_median:>10.2f}{1000 * our_median / steps:>10.2f}{ratio:>8.3f}")
+    print(
+        f"goal <= 1.05; physical limit 1.00 (same kernels, same batches); "
+        f"overhead {100 * (ratio - 1):+.1f}% -> {'met' if ratio <= 1.05 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,9 @@ from edge.runtime import is_anomaly
 SCORE_SPAN = 2.0
 
 
-def borderline_examples(x_dev: np.ndarray, dev_scores: np.ndarray, threshold: float, count: int,
-                        seed: int) -> np.ndarray:
+def borderline_examples(
+    x_dev: np.ndarray, dev_scores: np.ndarray, threshold: float, count: int, seed: int
+) -> np.ndarray:
     """The dev examples scoring from ``threshold`` to :data:`SCORE_SPAN` times it, for int8 calibration.
 
     Args:
@@ -60,8 +61,11 @@ def score_quantization(content: bytes) -> tuple[float, int] | None:
     graph = model.Subgraphs(0)
     tensor = graph.Tensors(graph.Outputs(0))
     if tensor.Type() != schema.TensorType.INT8:
-        producers = [graph.Operators(index) for index in range(graph.OperatorsLength())
-                     if graph.Outputs(0) in graph.Operators(index).OutputsAsNumpy().tolist()]
+        producers = [
+            graph.Operators(index)
+            for index in range(graph.OperatorsLength())
+            if graph.Outputs(0) in graph.Operators(index).OutputsAsNumpy().tolist()
+        ]
         code = model.OperatorCodes(producers[0].OpcodeIndex()) if producers else None
         if code is None or max(code.BuiltinCode(), code.DeprecatedBuiltinCode()) != schema.BuiltinOperator.DEQUANTIZE:
             return None
@@ -96,5 +100,7 @@ def threshold_warning(name: str, content: bytes, threshold: float) -> str | None
     if low < threshold <= high:
         return None
     verdict = "every example reads as normal" if threshold > high else "every example reads as an anomaly"
-    return (f"{name}'s int8 score holds {low:.4g} to {high:.4g} but the threshold is {threshold:.4g}: {verdict}; "
-            "deploy the float32 or dynamic variant instead, or train again so that dev holds scores above it")
+    return (
+        f"{name}'s int8 score holds {low:.4g} to {high:.4g} but the threshold is {threshold:.4g}: {verdict}; "
+        "deploy the float32 or dynamic variant instead, or train again so that dev holds scores above it"
+    )

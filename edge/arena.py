@@ -36,13 +36,22 @@ def smallest_arena(content: bytes, example: np.ndarray, low: int, high: int) -> 
         model_path, example_path = Path(folder) / "model.tflite", Path(folder) / "example.npy"
         model_path.write_bytes(content)
         np.save(example_path, example)
-        environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-                       "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
-                                                      os.environ.get("PYTHONPATH", "")])}
+        environment = {
+            **os.environ,
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH", "")]
+            ),
+        }
         try:
             finished = subprocess.run(
                 [sys.executable, "-m", "edge.arena", str(model_path), str(example_path), str(low), str(high)],
-                capture_output=True, text=True, timeout=TIMEOUT_S, env=environment, check=False,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
+                env=environment,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             return None

@@ -71,8 +71,9 @@ def sample_inputs(shape: tuple[int, ...], count: int) -> np.ndarray:
     return np.random.default_rng(0).uniform(0.0, 1.0, size=(count, *shape)).astype(np.float32)
 
 
-def benchmark_model(model: EdgeModel, name: str, path: Path, runs: int, warmup: int, batch_size: int,
-                    threads: int | None) -> ModelBenchmark:
+def benchmark_model(
+    model: EdgeModel, name: str, path: Path, runs: int, warmup: int, batch_size: int, threads: int | None
+) -> ModelBenchmark:
     """Measure one loaded model: single-sample invoke latency and batch throughput."""
     single = model.quantize(model.as_batch(sample_inputs(model.input_shape, 1)))
     if not model.dynamic_batch:
@@ -81,8 +82,9 @@ def benchmark_model(model: EdgeModel, name: str, path: Path, runs: int, warmup: 
     batch = sample_inputs(model.input_shape, batch_size)
     batches = max(3, runs // 20)
     batch_latency = time_calls(lambda: model.run(batch), batches, min(warmup, 3))
-    return ModelBenchmark(name, str(path), path.stat().st_size, latency, batch_size,
-                          batch_size / (batch_latency.median_us / 1e6), threads)
+    return ModelBenchmark(
+        name, str(path), path.stat().st_size, latency, batch_size, batch_size / (batch_latency.median_us / 1e6), threads
+    )
 
 
 def keras_latency(model: Any, runs: int, warmup: int, use_predict: bool = False) -> Latency:
@@ -104,9 +106,11 @@ class BenchmarkReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``benchmark.json`` and ``--json``."""
-        return {"models": [asdict(model) for model in self.models],
-                "keras_eager": asdict(self.keras_eager) if self.keras_eager else None,
-                "keras_parameters": self.keras_parameters}
+        return {
+            "models": [asdict(model) for model in self.models],
+            "keras_eager": asdict(self.keras_eager) if self.keras_eager else None,
+            "keras_parameters": self.keras_parameters,
+        }
 
 
 def check_settings(runs: int, warmup: int, batch_size: int, threads: int | None) -> None:
@@ -116,12 +120,15 @@ def check_settings(runs: int, warmup: int, batch_size: int, threads: int | None)
         UserError: runs or batch size < 1, warm-up < 0, or threads < 1.
     """
     if runs < 1 or batch_size < 1 or warmup < 0 or (threads is not None and threads < 1):
-        raise UserError(f"--runs ({runs}), --batch-size ({batch_size}) and --threads ({threads}) must be >= 1 "
-                        f"and --warmup ({warmup}) >= 0")
+        raise UserError(
+            f"--runs ({runs}), --batch-size ({batch_size}) and --threads ({threads}) must be >= 1 "
+            f"and --warmup ({warmup}) >= 0"
+        )
 
 
-def benchmark_path(path: str | Path, runs: int = 200, warmup: int = 20, threads: int | None = None,
-                   batch_size: int = 64) -> BenchmarkReport:
+def benchmark_path(
+    path: str | Path, runs: int = 200, warmup: int = 20, threads: int | None = None, batch_size: int = 64
+) -> BenchmarkReport:
     """Benchmark a ``.tflite`` file, or every variant exported in a run directory.
 
     For a run directory the Keras model's eager latency is measured beside the variants and the
@@ -145,14 +152,22 @@ def benchmark_path(path: str | Path, runs: int = 200, warmup: int = 20, threads:
     from recipes.runs import load_model, require_run
 
     edge_dir = require_run(path, "model.keras") / "edge"
-    files = [edge_dir / variant.filename for variant in (*VARIANTS.values(), *COMPRESSED_VARIANTS.values())
-             if (edge_dir / variant.filename).is_file()]
+    files = [
+        edge_dir / variant.filename
+        for variant in (*VARIANTS.values(), *COMPRESSED_VARIANTS.values())
+        if (edge_dir / variant.filename).is_file()
+    ]
     if not files:
         raise UserError(f"{path} has no exported models in edge/; run 'python cli.py export {path}' first")
-    rows = [benchmark_model(EdgeModel.load(file, threads), file.stem.removeprefix("model_"), file, runs, warmup,
-                            batch_size, threads) for file in files]
+    rows = [
+        benchmark_model(
+            EdgeModel.load(file, threads), file.stem.removeprefix("model_"), file, runs, warmup, batch_size, threads
+        )
+        for file in files
+    ]
     keras_model = load_model(path)
-    report = BenchmarkReport(rows, keras_latency(keras_model, max(10, runs // 4), min(warmup, 5)),
-                             int(keras_model.count_params()))
+    report = BenchmarkReport(
+        rows, keras_latency(keras_model, max(10, runs // 4), min(warmup, 5)), int(keras_model.count_params())
+    )
     report.written = write_json(edge_dir / BENCHMARK_NAME, report.to_dict())
     return report

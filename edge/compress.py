@@ -60,8 +60,17 @@ DEFAULT_QAT_EPOCHS = 3
 DEFAULT_QAT_LEARNING_RATE = 1e-4
 PRUNE_LEARNING_RATE_FACTOR = 3.0  # pruning starts at this multiple of the run's learning rate
 PRUNING_UPDATES = 10  # mask updates over the pruning ramp
-HISTORY_COLUMNS = ("stage", "epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate", "sparsity",
-                   "seconds")
+HISTORY_COLUMNS = (
+    "stage",
+    "epoch",
+    "loss",
+    "accuracy",
+    "dev_loss",
+    "dev_accuracy",
+    "learning_rate",
+    "sparsity",
+    "seconds",
+)
 _RENAMED_LOGS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "dev_loss", "val_accuracy": "dev_accuracy"}
 
 
@@ -90,26 +99,43 @@ class CompressionSettings:
     qat_learning_rate: float = DEFAULT_QAT_LEARNING_RATE
 
     @classmethod
-    def from_options(cls, prune: float | None = None, prune_epochs: int | None = None, prune_block: int | None = None,
-                     prune_learning_rate: float | None = None, qat: bool = False, qat_epochs: int | None = None,
-                     qat_learning_rate: float | None = None) -> CompressionSettings:
+    def from_options(
+        cls,
+        prune: float | None = None,
+        prune_epochs: int | None = None,
+        prune_block: int | None = None,
+        prune_learning_rate: float | None = None,
+        qat: bool = False,
+        qat_epochs: int | None = None,
+        qat_learning_rate: float | None = None,
+    ) -> CompressionSettings:
         """Settings from command-line options (None: not given), checked.
 
         Raises:
             UserError: a value out of range, or a pruning/QAT option without ``--prune``/``--qat``.
         """
-        for value, option, flag in ((prune_epochs, "--prune-epochs", "--prune 0.5"),
-                                    (prune_block, "--prune-block", "--prune 0.5"),
-                                    (prune_learning_rate, "--prune-learning-rate", "--prune 0.5"),
-                                    (qat_epochs, "--qat-epochs", "--qat"),
-                                    (qat_learning_rate, "--qat-learning-rate", "--qat")):
+        for value, option, flag in (
+            (prune_epochs, "--prune-epochs", "--prune 0.5"),
+            (prune_block, "--prune-block", "--prune 0.5"),
+            (prune_learning_rate, "--prune-learning-rate", "--prune 0.5"),
+            (qat_epochs, "--qat-epochs", "--qat"),
+            (qat_learning_rate, "--qat-learning-rate", "--qat"),
+        ):
             enabled = prune is not None if flag.startswith("--prune") else qat
             if value is not None and not enabled:
                 raise UserError(f"{option} applies only with {flag.split()[0]}; add e.g. {flag} or drop {option}")
-        given = {"prune_epochs": prune_epochs, "prune_block": prune_block, "qat_epochs": qat_epochs,
-                 "qat_learning_rate": qat_learning_rate}
-        settings = cls(prune=prune, prune_learning_rate=prune_learning_rate, qat=qat,
-                       **{key: value for key, value in given.items() if value is not None})
+        given = {
+            "prune_epochs": prune_epochs,
+            "prune_block": prune_block,
+            "qat_epochs": qat_epochs,
+            "qat_learning_rate": qat_learning_rate,
+        }
+        settings = cls(
+            prune=prune,
+            prune_learning_rate=prune_learning_rate,
+            qat=qat,
+            **{key: value for key, value in given.items() if value is not None},
+        )
         settings.check()
         return settings
 
@@ -130,14 +156,21 @@ class CompressionSettings:
             UserError: sparsity outside [0, 1), epochs or block below 1, a learning rate that is not > 0.
         """
         if self.prune is not None and not 0.0 <= self.prune < 1.0:
-            raise UserError(f"--prune {self.prune:g} is not a sparsity in [0, 1); give the share of weights to set "
-                            "to zero, e.g. --prune 0.5")
-        for value, option in ((self.prune_epochs, "--prune-epochs"), (self.prune_block, "--prune-block"),
-                              (self.qat_epochs, "--qat-epochs")):
+            raise UserError(
+                f"--prune {self.prune:g} is not a sparsity in [0, 1); give the share of weights to set "
+                "to zero, e.g. --prune 0.5"
+            )
+        for value, option in (
+            (self.prune_epochs, "--prune-epochs"),
+            (self.prune_block, "--prune-block"),
+            (self.qat_epochs, "--qat-epochs"),
+        ):
             if value < 1:
                 raise UserError(f"{option} must be at least 1, got {value}; e.g. {option} 3")
-        for rate, option in ((self.prune_learning_rate, "--prune-learning-rate"),
-                             (self.qat_learning_rate, "--qat-learning-rate")):
+        for rate, option in (
+            (self.prune_learning_rate, "--prune-learning-rate"),
+            (self.qat_learning_rate, "--qat-learning-rate"),
+        ):
             if rate is not None and not (math.isfinite(rate) and rate > 0):
                 raise UserError(f"{option} must be > 0, got {rate:g}; e.g. {option} {DEFAULT_QAT_LEARNING_RATE:g}")
 
@@ -180,9 +213,14 @@ class CompressedModel:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json`` (without the model and the history)."""
-        return {"twin_max_abs_diff": self.twin_difference, "fusion_max_abs_diff": self.fusion_difference,
-                "folded_batch_norms": self.folded_batch_norms, "fused_relus": self.fused_relus,
-                "pruned_layers": self.pruned_layers, "qat_kept_epoch": self.qat_kept_epoch}
+        return {
+            "twin_max_abs_diff": self.twin_difference,
+            "fusion_max_abs_diff": self.fusion_difference,
+            "folded_batch_norms": self.folded_batch_norms,
+            "fused_relus": self.fused_relus,
+            "pruned_layers": self.pruned_layers,
+            "qat_kept_epoch": self.qat_kept_epoch,
+        }
 
 
 def import_tfmot() -> ModuleType:
@@ -271,8 +309,13 @@ def _quantizable(layer: Any, registry: Any) -> bool:
     return True
 
 
-def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings,
-                   report: Callable[[str], None] | None = None) -> CompressedModel:
+def compress_model(
+    model: Any,
+    config: TrainConfig,
+    data: PreparedData,
+    settings: CompressionSettings,
+    report: Callable[[str], None] | None = None,
+) -> CompressedModel:
     """Prune and/or quantization-aware train a run's model on its tf_keras twin.
 
     Every check (settings, task, twin and fusion equality, QAT support) runs before any fine-tuning and
@@ -293,8 +336,10 @@ def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings
     """
     settings.check()
     if data.task != "classification":
-        raise UserError(f"--prune and --qat fine-tune classifiers; this run is {data.task} detection "
-                        f"({config.recipe}): export it without --prune and --qat")
+        raise UserError(
+            f"--prune and --qat fine-tune classifiers; this run is {data.task} detection "
+            f"({config.recipe}): export it without --prune and --qat"
+        )
     from recipes.backend import import_keras
 
     import_keras(config.seed)
@@ -305,16 +350,23 @@ def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings
     x_check = data.validation()[0]
     twin, twin_difference = build_twin(model, config, data.spec, x_check)
     fused = fuse_for_quantization(twin)
-    result = CompressedModel(fused.model, [], twin_difference,
-                             check_same_outputs(twin, fused.model, x_check, "the fused tf_keras twin"),
-                             fused.folded_batch_norms, fused.fused_relus)
+    result = CompressedModel(
+        fused.model,
+        [],
+        twin_difference,
+        check_same_outputs(twin, fused.model, x_check, "the fused tf_keras twin"),
+        fused.folded_batch_norms,
+        fused.fused_relus,
+    )
     if settings.qat:
         problems = unquantizable_layers(result.model, tfmot)
         if problems:
             more = f" (nor of {len(problems) - 1} more layers)" if len(problems) > 1 else ""
             retrain = ", or train with --set activation=relu" if "(Activation " in problems[0] else ""
-            raise UserError(f"QAT cannot quantize layer {problems[0]}: tfmot's 8-bit scheme has no quantized form "
-                            f"of it{more}; export without --qat{retrain}")
+            raise UserError(
+                f"QAT cannot quantize layer {problems[0]}: tfmot's 8-bit scheme has no quantized form "
+                f"of it{more}; export without --qat{retrain}"
+            )
     split = split_standardization(result.model)
     if split is not None:
         result.model, result.standardization = split
@@ -324,8 +376,9 @@ def compress_model(model: Any, config: TrainConfig, data: PreparedData, settings
     if settings.prune is not None:
         result.model, result.pruned_layers = _prune(result.model, config, data, settings, tfmot, result.history, say)
     if settings.qat:
-        result.model, result.qat_kept_epoch = _quantization_aware(result.model, config, data, settings, tfmot,
-                                                                  result.history, say)
+        result.model, result.qat_kept_epoch = _quantization_aware(
+            result.model, config, data, settings, tfmot, result.history, say
+        )
     return result
 
 
@@ -334,8 +387,13 @@ def standardized_data(data: PreparedData, statistics: Standardization) -> Prepar
     a spec of mean 0 and variance 1, so noise augmentation stays in z-score units."""
     dataset = data.dataset
     channels = statistics.channels
-    spec = DataSpec(data.spec.input_shape, data.spec.num_classes, np.zeros(channels, np.float32),
-                    np.ones(channels, np.float32), data.spec.num_train_examples)
+    spec = DataSpec(
+        data.spec.input_shape,
+        data.spec.num_classes,
+        np.zeros(channels, np.float32),
+        np.ones(channels, np.float32),
+        data.spec.num_train_examples,
+    )
     return replace(data, dataset=replace(dataset, x=statistics.apply(dataset.x)), spec=spec)
 
 
@@ -343,18 +401,31 @@ def _plan_line(result: CompressedModel, settings: CompressionSettings, first_rat
     """One line: the twin checks and the fine-tuning to come."""
     steps = []
     if settings.prune is not None:
-        steps.append(f"pruning to {settings.prune:.0%} sparsity over {settings.prune_epochs} epochs "
-                     f"(Dense blocks of {settings.prune_block}; learning rate {first_rate:g} down a half cosine)")
+        steps.append(
+            f"pruning to {settings.prune:.0%} sparsity over {settings.prune_epochs} epochs "
+            f"(Dense blocks of {settings.prune_block}; learning rate {first_rate:g} down a half cosine)"
+        )
     if settings.qat:
         steps.append(f"QAT {settings.qat_epochs} epochs at learning rate {settings.qat_learning_rate:g}")
-    return (f"tf_keras twin equals the Keras model (max diff {result.twin_difference:.1e}); folded "
-            f"{len(result.folded_batch_norms)} BatchNorm, fused {len(result.fused_relus)} ReLU; "
-            + ", then ".join(steps))
+    return (
+        f"tf_keras twin equals the Keras model (max diff {result.twin_difference:.1e}); folded "
+        f"{len(result.folded_batch_norms)} BatchNorm, fused {len(result.fused_relus)} ReLU; " + ", then ".join(steps)
+    )
 
 
-def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage: str, rate: Callable[[int], float],
-         callbacks: list[Any], rows: list[dict[str, Any]], say: Callable[[str], None],
-         sparsity: Callable[[], float] | None = None, keep_best: bool = False) -> int:
+def _fit(
+    model: Any,
+    config: TrainConfig,
+    data: PreparedData,
+    epochs: int,
+    stage: str,
+    rate: Callable[[int], float],
+    callbacks: list[Any],
+    rows: list[dict[str, Any]],
+    say: Callable[[str], None],
+    sparsity: Callable[[], float] | None = None,
+    keep_best: bool = False,
+) -> int:
     """Compile and fine-tune a tf_keras model on the run's data at ``rate(epoch)`` (0-based), one progress
     line and history row per epoch.
 
@@ -374,9 +445,16 @@ def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage
 
     def show(row: dict[str, Any], note: str = "") -> None:
         rows.append(row)
-        values = "  ".join(f"{label} {row[key]:.4f}" for label, key in (
-            ("loss", "loss"), ("acc", "accuracy"), ("dev loss", "dev_loss"), ("dev acc", "dev_accuracy"))
-            if key in row)
+        values = "  ".join(
+            f"{label} {row[key]:.4f}"
+            for label, key in (
+                ("loss", "loss"),
+                ("acc", "accuracy"),
+                ("dev loss", "dev_loss"),
+                ("dev acc", "dev_accuracy"),
+            )
+            if key in row
+        )
         shown = f"  sparsity {row['sparsity']:.1%}" if row.get("sparsity") is not None else ""
         timing = f"  {row['seconds']:.2f}s" if "seconds" in row else ""
         say(f"{stage} {row['epoch']:>{width}}/{epochs}  {values}{shown}{timing}{note}")
@@ -389,26 +467,45 @@ def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage
                 x_dev, y_dev = data.validation()
                 scores = self.model.evaluate(x_dev, y_dev, batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)
                 self.best = (scores["loss"], 0, self.model.get_weights())
-                show({"stage": stage, "epoch": 0, "dev_loss": float(scores["loss"]),
-                      "dev_accuracy": float(scores["accuracy"])}, "  (start)")
+                show(
+                    {
+                        "stage": stage,
+                        "epoch": 0,
+                        "dev_loss": float(scores["loss"]),
+                        "dev_accuracy": float(scores["accuracy"]),
+                    },
+                    "  (start)",
+                )
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
             self.started = time.perf_counter()
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            show({"stage": stage, "epoch": epoch + 1, "learning_rate": rate(epoch),
-                  "sparsity": sparsity() if sparsity else None,
-                  "seconds": round(time.perf_counter() - self.started, 3),
-                  **{new: float(logs[old]) for old, new in _RENAMED_LOGS.items() if old in (logs or {})}})
+            show(
+                {
+                    "stage": stage,
+                    "epoch": epoch + 1,
+                    "learning_rate": rate(epoch),
+                    "sparsity": sparsity() if sparsity else None,
+                    "seconds": round(time.perf_counter() - self.started, 3),
+                    **{new: float(logs[old]) for old, new in _RENAMED_LOGS.items() if old in (logs or {})},
+                }
+            )
             if keep_best and logs["val_loss"] < self.best[0]:
                 self.best = (logs["val_loss"], epoch + 1, self.model.get_weights())
 
     progress = Progress()
     optimizer = make_optimizer(replace(config, learning_rate=rate(0)), keras_module=tf_keras)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(training_dataset(config, data), validation_data=data.validation(), validation_batch_size=EVALUATION_BATCH,
-              epochs=epochs, shuffle=False, verbose=0,
-              callbacks=[tf_keras.callbacks.LearningRateScheduler(rate), *callbacks, progress])
+    model.fit(
+        training_dataset(config, data),
+        validation_data=data.validation(),
+        validation_batch_size=EVALUATION_BATCH,
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+        callbacks=[tf_keras.callbacks.LearningRateScheduler(rate), *callbacks, progress],
+    )
     dev_loss, kept, weights = progress.best
     if keep_best:
         model.set_weights(weights)
@@ -416,8 +513,15 @@ def _fit(model: Any, config: TrainConfig, data: PreparedData, epochs: int, stage
     return kept
 
 
-def _prune(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings, tfmot: ModuleType,
-           rows: list[dict[str, Any]], say: Callable[[str], None]) -> tuple[Any, list[str]]:
+def _prune(
+    model: Any,
+    config: TrainConfig,
+    data: PreparedData,
+    settings: CompressionSettings,
+    tfmot: ModuleType,
+    rows: list[dict[str, Any]],
+    say: Callable[[str], None],
+) -> tuple[Any, list[str]]:
     """Magnitude-prune every linear layer to ``settings.prune`` while fine-tuning; return the stripped model."""
     import tf_keras
 
@@ -440,15 +544,30 @@ def _prune(model: Any, config: TrainConfig, data: PreparedData, settings: Compre
 
     pruned = tf_keras.models.clone_model(model, clone_function=wrap)  # wraps the model's own layers and weights
     first = settings.first_prune_learning_rate(config.learning_rate)
-    _fit(pruned, config, data, settings.prune_epochs, "prune",
-         lambda epoch: first * 0.5 * (1 + math.cos(math.pi * epoch / settings.prune_epochs)),
-         [sparsity.UpdatePruningStep()], rows, say, lambda: kernel_sparsity([wrapper.layer for wrapper in wrappers]))
+    _fit(
+        pruned,
+        config,
+        data,
+        settings.prune_epochs,
+        "prune",
+        lambda epoch: first * 0.5 * (1 + math.cos(math.pi * epoch / settings.prune_epochs)),
+        [sparsity.UpdatePruningStep()],
+        rows,
+        say,
+        lambda: kernel_sparsity([wrapper.layer for wrapper in wrappers]),
+    )
     return sparsity.strip_pruning(pruned), [wrapper.layer.name for wrapper in wrappers]
 
 
-def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, settings: CompressionSettings,
-                        tfmot: ModuleType, rows: list[dict[str, Any]],
-                        say: Callable[[str], None]) -> tuple[Any, int]:
+def _quantization_aware(
+    model: Any,
+    config: TrainConfig,
+    data: PreparedData,
+    settings: CompressionSettings,
+    tfmot: ModuleType,
+    rows: list[dict[str, Any]],
+    say: Callable[[str], None],
+) -> tuple[Any, int]:
     """Quantization-aware fine-tuning (sparsity-preserving after pruning) from the post-training ranges.
 
     Returns:
@@ -471,11 +590,13 @@ def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, set
         return quantization.quantize_annotate_layer(layer)
 
     annotated = tf_keras.models.clone_model(model, clone_function=annotate)  # wraps the model's own layers
-    scheme = (quantization.collab_opts.Default8BitPrunePreserveQuantizeScheme() if pruned
-              else quantization.default_8bit.Default8BitQuantizeScheme())
+    scheme = (
+        quantization.collab_opts.Default8BitPrunePreserveQuantizeScheme()
+        if pruned
+        else quantization.default_8bit.Default8BitQuantizeScheme()
+    )
     try:
-        with quantization.quantize_scope({output_config.__name__: output_config,
-                                          dense_config.__name__: dense_config}):
+        with quantization.quantize_scope({output_config.__name__: output_config, dense_config.__name__: dense_config}):
             quantized = quantization.quantize_apply(annotated, scheme)
     except (ValueError, RuntimeError) as error:  # a layer setting unquantizable_layers cannot see
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -484,15 +605,30 @@ def _quantization_aware(model: Any, config: TrainConfig, data: PreparedData, set
     x_train, y_train = data.part("train")
     calibration = calibration_samples(x_train, DEFAULT_CALIBRATION_SAMPLES, config.seed, y_train)
     calibrate_activation_ranges(quantized, calibration, tfmot)
-    kept = _fit(quantized, config, data, settings.qat_epochs, "qat", lambda epoch: settings.qat_learning_rate, [], rows,
-                say, keep_best=True)
+    kept = _fit(
+        quantized,
+        config,
+        data,
+        settings.qat_epochs,
+        "qat",
+        lambda epoch: settings.qat_learning_rate,
+        [],
+        rows,
+        say,
+        keep_best=True,
+    )
     # The input's range took in every training batch, augmented ones too; the device feeds clean examples.
     calibrate_activation_ranges(quantized, calibration, tfmot, kinds=("AllValuesQuantize",))
     return quantized, kept
 
 
-def calibrate_activation_ranges(model: Any, x: np.ndarray, tfmot: ModuleType, batch: int = 1024,
-                                kinds: tuple[str, ...] = ("MovingAvgQuantize", "AllValuesQuantize")) -> int:
+def calibrate_activation_ranges(
+    model: Any,
+    x: np.ndarray,
+    tfmot: ModuleType,
+    batch: int = 1024,
+    kinds: tuple[str, ...] = ("MovingAvgQuantize", "AllValuesQuantize"),
+) -> int:
     """Set the range of every activation fake-quantizer of a QAT model to what its float tensor spans on ``x``.
 
     tfmot starts each range at [-6, 6] and moves it by an exponential moving average with decay 0.999 per
@@ -511,8 +647,16 @@ def calibrate_activation_ranges(model: Any, x: np.ndarray, tfmot: ModuleType, ba
     quant_ops = importlib.import_module(f"{tfmot.__name__}.python.core.quantization.keras.quant_ops")
     seen: set[int] = set()
 
-    def record(inputs: Any, min_var: Any, max_var: Any, per_channel: bool = False, symmetric: bool = False,
-               num_bits: int = 8, narrow_range: bool = False, **_: Any) -> Any:
+    def record(
+        inputs: Any,
+        min_var: Any,
+        max_var: Any,
+        per_channel: bool = False,
+        symmetric: bool = False,
+        num_bits: int = 8,
+        narrow_range: bool = False,
+        **_: Any,
+    ) -> Any:
         axes = list(range(len(inputs.shape) - 1)) if per_channel and len(inputs.shape) >= 2 else None
         low = tf.minimum(tf.reduce_min(inputs, axis=axes), 0.0)
         high = tf.maximum(tf.reduce_max(inputs, axis=axes), 0.0)
@@ -533,7 +677,7 @@ def calibrate_activation_ranges(model: Any, x: np.ndarray, tfmot: ModuleType, ba
         setattr(quant_ops, kind, record)
     try:
         for start in range(0, len(x), batch):
-            model(x[start:start + batch], training=False)
+            model(x[start : start + batch], training=False)
     finally:
         for kind, original in originals.items():
             setattr(quant_ops, kind, original)
@@ -560,8 +704,11 @@ def _output_quantize_config(tfmot: ModuleType) -> type:
             return None
 
         def get_output_quantizers(self, layer: Any) -> list:
-            return [quantization.quantizers.MovingAverageQuantizer(num_bits=8, per_axis=False, symmetric=False,
-                                                                    narrow_range=False)]
+            return [
+                quantization.quantizers.MovingAverageQuantizer(
+                    num_bits=8, per_axis=False, symmetric=False, narrow_range=False
+                )
+            ]
 
         def get_config(self) -> dict[str, Any]:
             return {}
@@ -587,7 +734,8 @@ def dense_quantize_config(tfmot: ModuleType) -> type:
 
     quantization = tfmot.quantization.keras
     registry = importlib.import_module(
-        f"{tfmot.__name__}.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry")
+        f"{tfmot.__name__}.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry"
+    )
 
     class PerChannelKernelQuantizer(quantization.quantizers.Quantizer):
         """Round each output unit's weights onto 255 symmetric levels of step ``max|w| / 127``."""

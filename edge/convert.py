@@ -50,13 +50,22 @@ def calibration_samples(x_train: np.ndarray, count: int, seed: int, y_train: np.
         if taken.sum() >= wanted:
             break
         taken[index] = min(taken[index] + 1, counts[index])
-    chosen = np.concatenate([generator.choice(np.flatnonzero(y_train == label), size=size, replace=False)
-                             for label, size in zip(classes, taken, strict=True)])
+    chosen = np.concatenate(
+        [
+            generator.choice(np.flatnonzero(y_train == label), size=size, replace=False)
+            for label, size in zip(classes, taken, strict=True)
+        ]
+    )
     return np.asarray(x_train[np.sort(chosen)], dtype=np.float32)
 
 
-def convert_for_device(model: Any, variant: Variant, calibration: np.ndarray | None = None, float_io: bool = False,
-                       standardization: Standardization | None = None) -> tuple[bytes, Standardization | None]:
+def convert_for_device(
+    model: Any,
+    variant: Variant,
+    calibration: np.ndarray | None = None,
+    float_io: bool = False,
+    standardization: Standardization | None = None,
+) -> tuple[bytes, Standardization | None]:
     """Convert ``model`` as a device runs ``variant``: a full-integer variant without the model's z-score layer.
 
     Args:
@@ -103,8 +112,7 @@ def split_standardization(model: Any) -> tuple[Any, Standardization] | None:
     return core, statistics
 
 
-def convert_model(model: Any, variant: Variant, calibration: np.ndarray | None = None,
-                  float_io: bool = False) -> bytes:
+def convert_model(model: Any, variant: Variant, calibration: np.ndarray | None = None, float_io: bool = False) -> bytes:
     """Convert a Keras 3 model to the ``.tflite`` flatbuffer of ``variant``.
 
     Args:
@@ -143,5 +151,7 @@ def convert_model(model: Any, variant: Variant, calibration: np.ndarray | None =
             return bytes(converter.convert())
     except ConverterError as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"the model cannot be converted to {variant.name} ({first_line}); "
-                        "try another variant, e.g. --quantization float32") from None
+        raise UserError(
+            f"the model cannot be converted to {variant.name} ({first_line}); "
+            "try another variant, e.g. --quantization float32"
+        ) from None

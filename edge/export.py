@@ -69,10 +69,16 @@ class VariantResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json``."""
-        return {"name": self.name, "file": self.file, "bytes": self.bytes, "ratio_to_float32": self.ratio_to_float32,
-                "gzip_bytes": self.gzip_bytes, "sparsity": self.sparsity,
-                **{key: value for key, value in self.parity.to_dict().items() if key != "variant"},
-                **self.operators.to_dict()}
+        return {
+            "name": self.name,
+            "file": self.file,
+            "bytes": self.bytes,
+            "ratio_to_float32": self.ratio_to_float32,
+            "gzip_bytes": self.gzip_bytes,
+            "sparsity": self.sparsity,
+            **{key: value for key, value in self.parity.to_dict().items() if key != "variant"},
+            **self.operators.to_dict(),
+        }
 
 
 @dataclass
@@ -104,18 +110,30 @@ class ExportReport:
         """One line per variant outside its tolerance: what failed, what was done with it, where int8 loses most."""
         lines = []
         for name, shortfall in self.failing.items():
-            kept = ("written anyway (--keep-failing), marked failing in the manifest" if self.kept_failing
-                    else "not written (--keep-failing writes it for inspection)")
+            kept = (
+                "written anyway (--keep-failing), marked failing in the manifest"
+                if self.kept_failing
+                else "not written (--keep-failing writes it for inspection)"
+            )
             worst = [row for row in self.layers.get(name, [])[:layers] if row.added > 0]
-            where = ("; most signal lost at " + ", ".join(f"{row.op} '{row.tensor[:48]}' (+{row.added:.0%})"
-                                                          for row in worst)) if worst else ""
+            where = (
+                (
+                    "; most signal lost at "
+                    + ", ".join(f"{row.op} '{row.tensor[:48]}' (+{row.added:.0%})" for row in worst)
+                )
+                if worst
+                else ""
+            )
             lines.append(f"{name} is outside its tolerance: {shortfall}; {kept}{where}")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json`` (paths relative to the run)."""
-        keras = ({"keras_auc": self.keras_auc, "threshold": self.threshold} if self.task == "anomaly"
-                 else {"keras_accuracy": self.keras_accuracy})
+        keras = (
+            {"keras_auc": self.keras_auc, "threshold": self.threshold}
+            if self.task == "anomaly"
+            else {"keras_accuracy": self.keras_accuracy}
+        )
         return {
             "run": str(self.run_dir),
             "task": self.task,
@@ -168,46 +186,77 @@ def _read_run(run_dir: Path) -> _RunInputs:
     data = read_json(run_dir / "data.json")
     split = load_split(run_dir / "split.npz")
     dataset = load_dataset(config.data, config.label, config.image_size)
-    if len(dataset.y) != data.get("examples") or max(int(part.max(initial=0)) for part in
-                                                    (split.train, split.dev, split.test)) >= len(dataset.y):
-        raise UserError(f"data {config.data} has {len(dataset.y)} examples but the run was trained on "
-                        f"{data.get('examples')}; the data changed since training: train again")
+    if len(dataset.y) != data.get("examples") or max(
+        int(part.max(initial=0)) for part in (split.train, split.dev, split.test)
+    ) >= len(dataset.y):
+        raise UserError(
+            f"data {config.data} has {len(dataset.y)} examples but the run was trained on "
+            f"{data.get('examples')}; the data changed since training: train again"
+        )
     if len(split.test) == 0:
         raise UserError(f"{run_dir} has an empty test split; train again with a test fraction > 0")
     trained = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
     metrics = read_metrics(run_dir) if (run_dir / "metrics.json").is_file() else None
-    run_info = {"path": str(run_dir.resolve()), "name": run_dir.name, "config": config.to_dict(),
-                "metrics": metrics, "versions": trained.get("versions")}
+    run_info = {
+        "path": str(run_dir.resolve()),
+        "name": run_dir.name,
+        "config": config.to_dict(),
+        "metrics": metrics,
+        "versions": trained.get("versions"),
+    }
     task = data.get("task") or task_of(config.recipe)
     anomaly = None
     if task == "anomaly":
         if not isinstance(metrics, dict) or not isinstance(metrics.get("threshold"), int | float):
-            raise UserError(f"{run_dir} is an anomaly-detection run without a threshold in metrics.json; "
-                            "train it again with 'python cli.py train'")
+            raise UserError(
+                f"{run_dir} is an anomaly-detection run without a threshold in metrics.json; "
+                "train it again with 'python cli.py train'"
+            )
         anomaly = {"threshold": float(metrics["threshold"]), "threshold_rule": metrics.get("threshold_rule")}
         dataset = binary_labels(dataset, config.normal_class)
         if len(set(dataset.y[split.test].tolist())) < 2:
-            raise UserError(f"the test split of {run_dir} holds only one kind of example; comparing AUC and "
-                            "decisions needs normal and anomalous ones: train again with a larger test fraction")
-    return _RunInputs(load_model(run_dir), config, data, dataset.x[split.train], dataset.x[split.dev],
-                      dataset.x[split.test], dataset.y[split.test], run_info, dataset, split, task, anomaly)
+            raise UserError(
+                f"the test split of {run_dir} holds only one kind of example; comparing AUC and "
+                "decisions needs normal and anomalous ones: train again with a larger test fraction"
+            )
+    return _RunInputs(
+        load_model(run_dir),
+        config,
+        data,
+        dataset.x[split.train],
+        dataset.x[split.dev],
+        dataset.x[split.test],
+        dataset.y[split.test],
+        run_info,
+        dataset,
+        split,
+        task,
+        anomaly,
+    )
 
 
-def _compress(inputs: _RunInputs, settings: CompressionSettings,
-              report: Callable[[str], None] | None) -> CompressedModel:
+def _compress(
+    inputs: _RunInputs, settings: CompressionSettings, report: Callable[[str], None] | None
+) -> CompressedModel:
     """Fine-tune the run's model as ``settings`` asks, on the run's own split."""
     from edge.twin import data_spec_of
     from recipes.training import PreparedData
 
     spec = data_spec_of(inputs.model, inputs.dataset.input_shape, inputs.dataset.num_classes, len(inputs.split.train))
-    return compress_model(inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, inputs.task),
-                          settings, report)
+    return compress_model(
+        inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, inputs.task), settings, report
+    )
 
 
-def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
-               calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, float_io: bool = False,
-               compression: CompressionSettings | None = None,
-               report: Callable[[str], None] | None = None, keep_failing: bool = False) -> ExportReport:
+def export_run(
+    run_dir: str | Path,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
+    calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
+    float_io: bool = False,
+    compression: CompressionSettings | None = None,
+    report: Callable[[str], None] | None = None,
+    keep_failing: bool = False,
+) -> ExportReport:
     """Convert a run's model to ``.tflite`` variants and write ``edge/`` inside the run.
 
     ``edge/`` receives ``model_<variant>.tflite`` for each variant within its tolerance, ``report.json``
@@ -266,8 +315,18 @@ def export_run(run_dir: str | Path, variants: Sequence[str] = DEFAULT_VARIANTS,
     keras_outputs = np.asarray(inputs.model.predict(inputs.x_test, batch_size=EVALUATION_BATCH, verbose=0))
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".edge-staging-"))
     try:
-        result = _build(staging, run_dir, names, inputs, keras_outputs, (calibration, calibration_info), float_io,
-                        warnings, (compression, compressed) if compressed is not None else None, keep_failing)
+        result = _build(
+            staging,
+            run_dir,
+            names,
+            inputs,
+            keras_outputs,
+            (calibration, calibration_info),
+            float_io,
+            warnings,
+            (compression, compressed) if compressed is not None else None,
+            keep_failing,
+        )
         result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR) if result.written else None
     finally:
         if staging.exists():
@@ -285,22 +344,28 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
     if len(calibration) < MIN_CALIBRATION_WARNING:
         source = "the whole training split" if exhausted else "a sample of the training split"
         fix = "train on more data" if exhausted else "give --calibration-samples 300 or more"
-        warnings.append(f"int8 is calibrated on {len(calibration)} examples ({source}, fewer than "
-                        f"{MIN_CALIBRATION_WARNING}): its activation ranges may be off; {fix}")
+        warnings.append(
+            f"int8 is calibrated on {len(calibration)} examples ({source}, fewer than "
+            f"{MIN_CALIBRATION_WARNING}): its activation ranges may be off; {fix}"
+        )
     elif exhausted:
-        warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on "
-                        "all of them")
+        warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on all of them")
     if inputs.threshold is None:
         return calibration, {"samples": len(calibration), "split": "train", "stratified": "by class"}
     dev_scores = inputs.model.predict(inputs.x_dev, batch_size=EVALUATION_BATCH, verbose=0)
     borderline = borderline_examples(inputs.x_dev, dev_scores, inputs.threshold, count, inputs.config.seed)
     return np.concatenate([calibration, borderline]), {
-        "samples": len(calibration) + len(borderline), "split": "train+dev", "train_samples": len(calibration),
-        "dev_samples": len(borderline), "dev_score_range": [inputs.threshold, SCORE_SPAN * inputs.threshold]}
+        "samples": len(calibration) + len(borderline),
+        "split": "train+dev",
+        "train_samples": len(calibration),
+        "dev_samples": len(borderline),
+        "dev_score_range": [inputs.threshold, SCORE_SPAN * inputs.threshold],
+    }
 
 
-def _targets(names: list[str], inputs: _RunInputs,
-             compressed: tuple[CompressionSettings, CompressedModel] | None) -> list[tuple[Variant, Any, Any]]:
+def _targets(
+    names: list[str], inputs: _RunInputs, compressed: tuple[CompressionSettings, CompressedModel] | None
+) -> list[tuple[Variant, Any, Any]]:
     """Each variant with the Keras model it is converted from and the z-score in front of it: full-integer
     variants take the model after its z-score layer, float variants the whole model (raw inputs)."""
     split = split_standardization(inputs.model)
@@ -315,10 +380,18 @@ def _targets(names: list[str], inputs: _RunInputs,
     return targets
 
 
-def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, keras_outputs: np.ndarray,
-           calibration: tuple[np.ndarray | None, dict[str, Any]], float_io: bool, warnings: list[str],
-           compressed: tuple[CompressionSettings, CompressedModel] | None = None,
-           keep_failing: bool = False) -> ExportReport:
+def _build(
+    staging: Path,
+    run_dir: Path,
+    names: list[str],
+    inputs: _RunInputs,
+    keras_outputs: np.ndarray,
+    calibration: tuple[np.ndarray | None, dict[str, Any]],
+    float_io: bool,
+    warnings: list[str],
+    compressed: tuple[CompressionSettings, CompressedModel] | None = None,
+    keep_failing: bool = False,
+) -> ExportReport:
     """Write every file of the export into ``staging`` and return the report."""
     representative, calibration_info = calibration
     class_names = list(inputs.data.get("class_names") or [])
@@ -328,17 +401,37 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
     failing: dict[str, str] = {}
     for variant, model, standardization in _targets(names, inputs, compressed):
         name = variant.name
-        content, standardization = convert_for_device(model, variant, representative,
-                                                      float_io and "float_io" in variant.options, standardization)
-        edge_model = EdgeModel(content, class_names, source=variant.filename, threshold=inputs.threshold,
-                               front_end=inputs.data.get("front_end"), standardization=standardization)
-        parity = (measure_parity(edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs)
-                  if inputs.threshold is None else
-                  measure_anomaly_parity(edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs,
-                                         inputs.threshold))
+        content, standardization = convert_for_device(
+            model, variant, representative, float_io and "float_io" in variant.options, standardization
+        )
+        edge_model = EdgeModel(
+            content,
+            class_names,
+            source=variant.filename,
+            threshold=inputs.threshold,
+            front_end=inputs.data.get("front_end"),
+            standardization=standardization,
+        )
+        parity = (
+            measure_parity(edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs)
+            if inputs.threshold is None
+            else measure_anomaly_parity(
+                edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs, inputs.threshold
+            )
+        )
         operators = operator_report(content, variant.full_integer)
-        results.append(VariantResult(name, variant.filename, len(content), None, parity, operators,
-                                     gzip_size(content), weight_sparsity(content)))
+        results.append(
+            VariantResult(
+                name,
+                variant.filename,
+                len(content),
+                None,
+                parity,
+                operators,
+                gzip_size(content),
+                weight_sparsity(content),
+            )
+        )
         if variant.full_integer:
             layers[name] = _layer_errors(model, standardization, edge_model, inputs.x_test)
         if not parity.within_tolerance:
@@ -352,24 +445,39 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         if outside is not None:
             warnings.append(outside)
         if operators.micro_int8_unsupported:
-            warnings.append(f"{name} uses {', '.join(operators.micro_int8_unsupported)}, for which TFLite Micro has "
-                            "no int8 kernel: it will not run on a microcontroller; change the model (e.g. "
-                            "--set activation=relu) or run it with LiteRT")
+            warnings.append(
+                f"{name} uses {', '.join(operators.micro_int8_unsupported)}, for which TFLite Micro has "
+                "no int8 kernel: it will not run on a microcontroller; change the model (e.g. "
+                "--set activation=relu) or run it with LiteRT"
+            )
     float_bytes = next((result.bytes for result in results if result.name == "float32"), None)
     for result in results:
         result.ratio_to_float32 = result.bytes / float_bytes if float_bytes else None
-    micro_checks = {result.name: _micro(staging, run_dir.name, result, models[result.name], inputs.x_test)
-                    for result in results if result.name in MICRO_VARIANTS and result.name in models}
+    micro_checks = {
+        result.name: _micro(staging, run_dir.name, result, models[result.name], inputs.x_test)
+        for result in results
+        if result.name in MICRO_VARIANTS and result.name in models
+    }
     unsupported = {result.name: result.operators.micro_int8_unsupported for result in results}
     for name, (check, _) in micro_checks.items():
         if micro_available() and not check.measured and not unsupported[name]:  # it ran nowhere: say so
             warnings.append(f"{name}: {check.note}; it may not run on a microcontroller")
     micro, micro_files = micro_checks.get("int8", (None, []))
     keras = results[0].parity
-    report = ExportReport(run_dir, staging, results, inputs.task,
-                          keras.keras_accuracy if isinstance(keras, Parity) else None,
-                          keras.keras_auc if isinstance(keras, AnomalyParity) else None, inputs.threshold,
-                          len(inputs.y_test), calibration_info, micro, micro_files, warnings)
+    report = ExportReport(
+        run_dir,
+        staging,
+        results,
+        inputs.task,
+        keras.keras_accuracy if isinstance(keras, Parity) else None,
+        keras.keras_auc if isinstance(keras, AnomalyParity) else None,
+        inputs.threshold,
+        len(inputs.y_test),
+        calibration_info,
+        micro,
+        micro_files,
+        warnings,
+    )
     report.layers, report.failing, report.written = layers, failing, bool(models)
     report.kept_failing = keep_failing
     if compressed is not None:
@@ -377,22 +485,43 @@ def _build(staging: Path, run_dir: Path, names: list[str], inputs: _RunInputs, k
         history = f"{settings.variant_name}_history.csv"
         write_atomic(staging / history, history_csv(model.history))
         compressed_micro, compressed_files = micro_checks.get(
-            settings.variant_name, (MicroCheck(False, "not written: outside its tolerance"), []))
-        report.compression = {"variant": settings.variant_name, "settings": settings.to_dict(), **model.to_dict(),
-                              "history": history, "micro": compressed_micro.to_dict(),
-                              "micro_files": compressed_files}
+            settings.variant_name, (MicroCheck(False, "not written: outside its tolerance"), [])
+        )
+        report.compression = {
+            "variant": settings.variant_name,
+            "settings": settings.to_dict(),
+            **model.to_dict(),
+            "history": history,
+            "micro": compressed_micro.to_dict(),
+            "micro_files": compressed_files,
+        }
     if layers:
-        write_json(staging / QUANTIZATION_REPORT_NAME, {
-            "description": "per full-integer variant, each int8 activation against the float model's on the test "
-                           "split, worst first (edge/quantization_report.py)",
-            "variants": {name: [row.to_dict() for row in rows] for name, rows in layers.items()}})
+        write_json(
+            staging / QUANTIZATION_REPORT_NAME,
+            {
+                "description": "per full-integer variant, each int8 activation against the float model's on the test "
+                "split, worst first (edge/quantization_report.py)",
+                "variants": {name: [row.to_dict() for row in rows] for name, rows in layers.items()},
+            },
+        )
     write_json(staging / REPORT_NAME, report.to_dict())
-    write_json(staging / MANIFEST_NAME, build_manifest(
-        staging, inputs.run_info, inputs.data, models,
-        {"variants": list(models), "calibration": report.calibration, "parity_split": "test",
-         "compression": compressed[0].to_dict() if compressed is not None else None},
-        inputs.task, inputs.anomaly,
-    ))
+    write_json(
+        staging / MANIFEST_NAME,
+        build_manifest(
+            staging,
+            inputs.run_info,
+            inputs.data,
+            models,
+            {
+                "variants": list(models),
+                "calibration": report.calibration,
+                "parity_split": "test",
+                "compression": compressed[0].to_dict() if compressed is not None else None,
+            },
+            inputs.task,
+            inputs.anomaly,
+        ),
+    )
     return report
 
 
@@ -405,20 +534,26 @@ def _layer_errors(model: Any, standardization: Any, edge_model: EdgeModel, x: np
     return layer_errors(float_content, edge_model.content, float_inputs, edge_model.quantize(batch))
 
 
-def _micro(staging: Path, run_name: str, result: VariantResult, model: EdgeModel,
-           x_test: np.ndarray) -> tuple[MicroCheck, list[str]]:
+def _micro(
+    staging: Path, run_name: str, result: VariantResult, model: EdgeModel, x_test: np.ndarray
+) -> tuple[MicroCheck, list[str]]:
     """Check a full-integer variant on the TFLite Micro host interpreter (unless it uses an operator TFLite
     Micro has no int8 kernel for) and write it as a C array; return the check and the files' names."""
     unsupported = result.operators.micro_int8_unsupported
-    micro = (MicroCheck(False, f"not run on TFLite Micro: it has no int8 kernel for {', '.join(unsupported)}")
-             if unsupported else micro_check(model, x_test))
+    micro = (
+        MicroCheck(False, f"not run on TFLite Micro: it has no int8 kernel for {', '.join(unsupported)}")
+        if unsupported
+        else micro_check(model, x_test)
+    )
     return micro, _write_micro(staging, run_name, result.name, model, micro)
 
 
 def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micro: MicroCheck) -> list[str]:
     """Write variant ``name`` as ``model_<name>.h`` and ``model_<name>.cc`` for TFLite Micro; return their names."""
-    notes = [f"Source run: {run_name}. Input {list(model.input.shape)} {model.input.dtype}, "
-             f"output {list(model.output.shape)} {model.output.dtype}."]
+    notes = [
+        f"Source run: {run_name}. Input {list(model.input.shape)} {model.input.dtype}, "
+        f"output {list(model.output.shape)} {model.output.dtype}."
+    ]
     for role, tensor in (("input", model.input), ("output", model.output)):
         if tensor.quantized:
             shift = f"- {tensor.zero_point}" if tensor.zero_point >= 0 else f"+ {-tensor.zero_point}"
@@ -435,11 +570,14 @@ def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micr
     identifier = c_identifier(run_name, stem)
     preprocess = ""
     if model.standardization is not None:
-        notes.append(f"The model takes z-scored inputs: call {identifier}_preprocess(raw, input) to fill the input "
-                     "tensor from one raw example.")
+        notes.append(
+            f"The model takes z-scored inputs: call {identifier}_preprocess(raw, input) to fill the input "
+            "tensor from one raw example."
+        )
         size = int(np.prod(model.input_shape, dtype=np.int64))
-        preprocess = model.standardization.c_declarations(identifier, model.input.dtype, model.input.scale,
-                                                          model.input.zero_point, size)
+        preprocess = model.standardization.c_declarations(
+            identifier, model.input.dtype, model.input.scale, model.input.zero_point, size
+        )
     header, source = c_array_sources(model.content, identifier, header_name, notes, preprocess)
     write_atomic(staging / header_name, header)
     write_atomic(staging / source_name, source)

@@ -29,9 +29,16 @@ import numpy as np
 LINEAR_LAYERS = ("Dense", "Conv2D", "DepthwiseConv2D")
 
 
-def fold_batch_norm(kernel: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray | None, beta: np.ndarray | None,
-                    mean: np.ndarray, variance: np.ndarray, epsilon: float,
-                    depthwise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def fold_batch_norm(
+    kernel: np.ndarray,
+    bias: np.ndarray | None,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    mean: np.ndarray,
+    variance: np.ndarray,
+    epsilon: float,
+    depthwise: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Fold BatchNorm's inference transform into the kernel and bias of the linear layer before it.
 
     ``W' = W·γ/√(σ² + ε)`` per output channel and ``b' = (b − μ)·γ/√(σ² + ε) + β``, computed in float64.
@@ -158,10 +165,18 @@ def _fold_batch_norms(model: Any, config: dict[str, Any], folded: list[str]) -> 
             continue
         linear = model.get_layer(producer)
         kernel, bias = linear.get_weights()[0], (linear.get_weights()[1] if linear.use_bias else None)
-        weights[producer] = list(fold_batch_norm(
-            kernel, bias, None if norm.gamma is None else norm.gamma.numpy(),
-            None if norm.beta is None else norm.beta.numpy(), norm.moving_mean.numpy(),
-            norm.moving_variance.numpy(), norm.epsilon, type(linear).__name__ == "DepthwiseConv2D"))
+        weights[producer] = list(
+            fold_batch_norm(
+                kernel,
+                bias,
+                None if norm.gamma is None else norm.gamma.numpy(),
+                None if norm.beta is None else norm.beta.numpy(),
+                norm.moving_mean.numpy(),
+                norm.moving_variance.numpy(),
+                norm.epsilon,
+                type(linear).__name__ == "DepthwiseConv2D",
+            )
+        )
         _entry(config, producer)["config"]["use_bias"] = True
         _remove(config, entry["name"], producer)
         folded.append(entry["name"])

@@ -39,20 +39,30 @@ def package_versions() -> dict[str, str]:
 def _variant_entry(name: str, model: EdgeModel) -> dict[str, Any]:
     """One variant's file and tensors; for an anomaly detector with an int8 output also the raw int8 value
     from which the output is an anomaly (what a microcontroller compares against)."""
-    entry = {"file": f"model_{name}.tflite", "input": model.input.to_dict(), "output": model.output.to_dict(),
-             "dynamic_batch": model.dynamic_batch}
+    entry = {
+        "file": f"model_{name}.tflite",
+        "input": model.input.to_dict(),
+        "output": model.output.to_dict(),
+        "dynamic_batch": model.dynamic_batch,
+    }
     if model.standardization is not None:
         entry["standardization"] = model.standardization.to_dict()
     if model.failing:
         entry["failing"] = True
     if model.threshold is not None and model.output.quantized:
-        entry["threshold_quantized"] = quantized_threshold(model.threshold, model.output.scale,
-                                                           model.output.zero_point)
+        entry["threshold_quantized"] = quantized_threshold(model.threshold, model.output.scale, model.output.zero_point)
     return entry
 
 
-def build_manifest(folder: Path, run: dict[str, Any], data: dict[str, Any], models: dict[str, EdgeModel],
-                   export_options: dict[str, Any], task: str, anomaly: dict[str, Any] | None) -> dict[str, Any]:
+def build_manifest(
+    folder: Path,
+    run: dict[str, Any],
+    data: dict[str, Any],
+    models: dict[str, EdgeModel],
+    export_options: dict[str, Any],
+    task: str,
+    anomaly: dict[str, Any] | None,
+) -> dict[str, Any]:
     """The manifest of an export folder; hashes every file in it except the manifest itself.
 
     Args:
@@ -70,23 +80,33 @@ def build_manifest(folder: Path, run: dict[str, Any], data: dict[str, Any], mode
         threshold rule; None for a classifier), ``class_names``, ``input_shape``, ``front_end`` (the audio
         front end's parameters, None for other data), ``source_run``, ``export`` and ``versions``.
     """
-    files = {path.name: file_entry(path) for path in sorted(folder.iterdir())
-             if path.is_file() and path.name != MANIFEST_NAME}
+    files = {
+        path.name: file_entry(path)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.name != MANIFEST_NAME
+    }
     return {
         "format": MANIFEST_FORMAT,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": files,
         "variants": {name: _variant_entry(name, model) for name, model in models.items()},
         "task": task,
-        "anomaly": None if anomaly is None else {
-            "threshold": anomaly["threshold"], "decision": DECISION_RULE, "threshold_rule": anomaly["threshold_rule"]},
+        "anomaly": None
+        if anomaly is None
+        else {
+            "threshold": anomaly["threshold"],
+            "decision": DECISION_RULE,
+            "threshold_rule": anomaly["threshold_rule"],
+        },
         "class_names": list(data.get("class_names") or []),
         "input_shape": list(data.get("input_shape") or []),
         "feature_names": data.get("feature_names"),
         "front_end": data.get("front_end"),
-        "raw_inputs": ("feed raw feature or pixel values (audio: the front end's MFCCs); a variant with "
-                       "'standardization' takes z-scores: apply it first (the runtime and the C header's "
-                       "_preprocess function do), the others normalize inside"),
+        "raw_inputs": (
+            "feed raw feature or pixel values (audio: the front end's MFCCs); a variant with "
+            "'standardization' takes z-scores: apply it first (the runtime and the C header's "
+            "_preprocess function do), the others normalize inside"
+        ),
         "source_run": run,
         "export": export_options,
         "versions": package_versions(),

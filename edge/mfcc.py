@@ -39,8 +39,16 @@ from recipes.errors import UserError
 MEL_BREAK_HZ = 700.0
 MEL_HIGH_FREQUENCY_Q = 1127.0
 # The front-end parameters this module computes; the clip preparation's must equal recipes.audio.FRONT_END.
-MFCC_KEYS = ("window_samples", "stride_samples", "fft_length", "mel_bins", "lower_hz", "upper_hz", "log_offset",
-             "mfcc_coefficients")
+MFCC_KEYS = (
+    "window_samples",
+    "stride_samples",
+    "fft_length",
+    "mel_bins",
+    "lower_hz",
+    "upper_hz",
+    "log_offset",
+    "mfcc_coefficients",
+)
 CLIP_KEYS = ("sample_rate", "clip_samples", "peak_normalized")
 
 
@@ -58,8 +66,9 @@ def mel_weight_matrix(front_end: dict[str, Any]) -> np.ndarray:
     """The ``(fft_length // 2 + 1, mel_bins)`` filter bank of ``tf.signal.linear_to_mel_weight_matrix``."""
     spectrogram_bins = front_end["fft_length"] // 2 + 1
     bins_mel = hertz_to_mel(np.linspace(0.0, front_end["sample_rate"] / 2.0, spectrogram_bins)[1:])[:, np.newaxis]
-    edges = np.linspace(hertz_to_mel(front_end["lower_hz"]), hertz_to_mel(front_end["upper_hz"]),
-                        front_end["mel_bins"] + 2)
+    edges = np.linspace(
+        hertz_to_mel(front_end["lower_hz"]), hertz_to_mel(front_end["upper_hz"]), front_end["mel_bins"] + 2
+    )
     lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (bins_mel - lower) / (center - lower)
     falling = (upper - bins_mel) / (upper - center)
@@ -113,12 +122,16 @@ def wav_features(path: str | Path, front_end: dict[str, Any]) -> np.ndarray:
     missing = [key for key in MFCC_KEYS if key not in front_end]
     different = [key for key in CLIP_KEYS if front_end.get(key) != FRONT_END[key]]
     if missing or different:
-        raise UserError(f"the model's audio front end ({', '.join(missing + different)} missing or different) is "
-                        "not the one this runtime computes; give its MFCC features as a .npy file instead")
+        raise UserError(
+            f"the model's audio front end ({', '.join(missing + different)} missing or different) is "
+            "not the one this runtime computes; give its MFCC features as a .npy file instead"
+        )
     samples, rate = read_wav(path)
     try:
         clip = prepare_clip(samples, rate)
     except ImportError:
-        raise UserError(f"{path} is sampled at {rate} Hz and resampling to {FRONT_END['sample_rate']} Hz needs "
-                        "scipy; pip install scipy, or record the clip at 16 kHz") from None
+        raise UserError(
+            f"{path} is sampled at {rate} Hz and resampling to {FRONT_END['sample_rate']} Hz needs "
+            "scipy; pip install scipy, or record the clip at 16 kHz"
+        ) from None
     return mfcc(clip[np.newaxis], front_end)

@@ -55,17 +55,23 @@ class Parity:
 
     def shortfall(self) -> str:
         """What the tolerance is about, measured against its limits, for a warning."""
-        return (f"max |diff| {self.max_abs_diff:.2e} (limit {self.max_abs_diff_limit:g}), accuracy drop "
-                f"{self.accuracy_drop_points:.2f} points (limit {self.max_accuracy_drop:g})")
+        return (
+            f"max |diff| {self.max_abs_diff:.2e} (limit {self.max_abs_diff_limit:g}), accuracy drop "
+            f"{self.accuracy_drop_points:.2f} points (limit {self.max_accuracy_drop:g})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json``."""
-        return {**vars(self), "accuracy_drop_points": self.accuracy_drop_points,
-                "within_tolerance": self.within_tolerance}
+        return {
+            **vars(self),
+            "accuracy_drop_points": self.accuracy_drop_points,
+            "within_tolerance": self.within_tolerance,
+        }
 
 
-def measure_parity(model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray,
-                   keras_outputs: np.ndarray) -> Parity:
+def measure_parity(
+    model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray, keras_outputs: np.ndarray
+) -> Parity:
     """Run ``model`` on ``x`` and compare its outputs with the Keras model's.
 
     Args:
@@ -135,17 +141,25 @@ class AnomalyParity:
 
     def shortfall(self) -> str:
         """What the tolerance is about, measured against its limits, for a warning."""
-        return (f"AUC {self.auc:.4f} against Keras {self.keras_auc:.4f} (drop limit {self.max_auc_drop:g}), decisions "
-                f"agree on {self.agreement:.1%} (floor {self.min_decision_agreement:.0%})")
+        return (
+            f"AUC {self.auc:.4f} against Keras {self.keras_auc:.4f} (drop limit {self.max_auc_drop:g}), decisions "
+            f"agree on {self.agreement:.1%} (floor {self.min_decision_agreement:.0%})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json``."""
-        return {**vars(self), "score_range": list(self.score_range), "keras_score_range": list(self.keras_score_range),
-                "auc_drop": self.auc_drop, "within_tolerance": self.within_tolerance}
+        return {
+            **vars(self),
+            "score_range": list(self.score_range),
+            "keras_score_range": list(self.keras_score_range),
+            "auc_drop": self.auc_drop,
+            "within_tolerance": self.within_tolerance,
+        }
 
 
-def measure_anomaly_parity(model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray,
-                           keras_scores: np.ndarray, threshold: float) -> AnomalyParity:
+def measure_anomaly_parity(
+    model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray, keras_scores: np.ndarray, threshold: float
+) -> AnomalyParity:
     """Run an anomaly detector's variant on ``x`` and compare its scores and decisions with the Keras model's.
 
     Args:

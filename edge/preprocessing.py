@@ -67,16 +67,26 @@ class Standardization:
             std = np.asarray(entry["std"], np.float64)
         except (KeyError, TypeError, ValueError):
             raise UserError(damaged) from None
-        if (mean.ndim != 1 or mean.shape != std.shape or len(mean) == 0 or not np.isfinite(mean).all()
-                or not np.isfinite(std).all() or not (std > 0).all()):
+        if (
+            mean.ndim != 1
+            or mean.shape != std.shape
+            or len(mean) == 0
+            or not np.isfinite(mean).all()
+            or not np.isfinite(std).all()
+            or not (std > 0).all()
+        ):
             raise UserError(damaged)
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``manifest.json`` (float32 values written so that they read back exactly)."""
-        return {"kind": ZSCORE, "axis": -1, "mean": [float(value) for value in self.mean],
-                "std": [float(value) for value in self.std],
-                "formula": "z = (x - mean[c]) / std[c], c the index on the last axis"}
+        return {
+            "kind": ZSCORE,
+            "axis": -1,
+            "mean": [float(value) for value in self.mean],
+            "std": [float(value) for value in self.std],
+            "formula": "z = (x - mean[c]) / std[c], c the index on the last axis",
+        }
 
     @property
     def channels(self) -> int:
@@ -86,8 +96,10 @@ class Standardization:
     def check_shape(self, input_shape: tuple[int, ...], where: str) -> None:
         """Refuse statistics that do not fit examples of ``input_shape`` (a damaged or foreign manifest)."""
         if not input_shape or input_shape[-1] != self.channels:
-            raise UserError(f"{where} standardizes {self.channels} channels but the model takes examples of shape "
-                            f"{tuple(input_shape)}; export again")
+            raise UserError(
+                f"{where} standardizes {self.channels} channels but the model takes examples of shape "
+                f"{tuple(input_shape)}; export again"
+            )
 
     def inverse_std(self) -> np.ndarray:
         """float32 1/std per channel (what a float-input model's values are multiplied by)."""
@@ -107,8 +119,7 @@ class Standardization:
         steps = np.rint((np.asarray(x, np.float32) - self.mean) * self.multiplier(scale))
         return np.clip(steps.astype(np.int64) + int(zero_point), limits.min, limits.max).astype(dtype)
 
-    def c_declarations(self, identifier: str, input_dtype: str, scale: float, zero_point: int,
-                       size: int) -> str:
+    def c_declarations(self, identifier: str, input_dtype: str, scale: float, zero_point: int, size: int) -> str:
         """C text: the constants and a ``<identifier>_preprocess`` function turning one raw example into the
         model's input tensor, exactly as :meth:`quantize` (int8 input) or :meth:`apply` (float input) does.
 
@@ -121,26 +132,36 @@ class Standardization:
         """
         channels = self.channels
         means = _c_floats(self.mean)
-        doc = (f"// Raw example (x[0..{size - 1}], channel c = i % {channels}) -> model input.\n"
-               f"// Statistics of the training split; every step in float32, rounding half to even (rintf),\n"
-               f"// as edge/preprocessing.py does: the same bytes as the Python runtime.\n")
+        doc = (
+            f"// Raw example (x[0..{size - 1}], channel c = i % {channels}) -> model input.\n"
+            f"// Statistics of the training split; every step in float32, rounding half to even (rintf),\n"
+            f"// as edge/preprocessing.py does: the same bytes as the Python runtime.\n"
+        )
         if input_dtype == "int8":
             factors = _c_floats(self.multiplier(scale))
-            body = (f"    const float v = (raw[i] - {identifier}_input_mean[c]) * {identifier}_input_multiplier[c];\n"
-                    f"    long q = lrintf(v) + ({int(zero_point)});\n"
-                    f"    out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));\n")
-            constants = (f"static const float {identifier}_input_mean[{channels}] = {{{means}}};\n"
-                         f"// 1 / (std * input scale {float(scale)!r})\n"
-                         f"static const float {identifier}_input_multiplier[{channels}] = {{{factors}}};\n")
+            body = (
+                f"    const float v = (raw[i] - {identifier}_input_mean[c]) * {identifier}_input_multiplier[c];\n"
+                f"    long q = lrintf(v) + ({int(zero_point)});\n"
+                f"    out[i] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));\n"
+            )
+            constants = (
+                f"static const float {identifier}_input_mean[{channels}] = {{{means}}};\n"
+                f"// 1 / (std * input scale {float(scale)!r})\n"
+                f"static const float {identifier}_input_multiplier[{channels}] = {{{factors}}};\n"
+            )
             signature = f"static inline void {identifier}_preprocess(const float* raw, int8_t* out)"
         else:
             factors = _c_floats(self.inverse_std())
             body = f"    out[i] = (raw[i] - {identifier}_input_mean[c]) * {identifier}_input_inverse_std[c];\n"
-            constants = (f"static const float {identifier}_input_mean[{channels}] = {{{means}}};\n"
-                         f"static const float {identifier}_input_inverse_std[{channels}] = {{{factors}}};\n")
+            constants = (
+                f"static const float {identifier}_input_mean[{channels}] = {{{means}}};\n"
+                f"static const float {identifier}_input_inverse_std[{channels}] = {{{factors}}};\n"
+            )
             signature = f"static inline void {identifier}_preprocess(const float* raw, float* out)"
-        return (f"#include <math.h>\n#include <stdint.h>\n\n{constants}\n{doc}{signature} {{\n"
-                f"  for (int i = 0; i < {size}; ++i) {{\n    const int c = i % {channels};\n{body}  }}\n}}\n")
+        return (
+            f"#include <math.h>\n#include <stdint.h>\n\n{constants}\n{doc}{signature} {{\n"
+            f"  for (int i = 0; i < {size}; ++i) {{\n    const int c = i % {channels};\n{body}  }}\n}}\n"
+        )
 
 
 def _c_floats(values: np.ndarray) -> str:

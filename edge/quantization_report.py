@@ -66,15 +66,20 @@ class LayerError:
 
     def to_line(self) -> str:
         """One line for the console."""
-        return (f"{self.op:<15} {self.tensor[:48]:<48} lost {self.signal_lost:5.1%} (+{self.added:5.1%}), worst "
-                f"channel {self.worst_channel} {self.worst_channel_lost:5.1%}, clipped {self.clipped:.1%}")
+        return (
+            f"{self.op:<15} {self.tensor[:48]:<48} lost {self.signal_lost:5.1%} (+{self.added:5.1%}), worst "
+            f"channel {self.worst_channel} {self.worst_channel_lost:5.1%}, clipped {self.clipped:.1%}"
+        )
 
 
 def _interpreter(content: bytes) -> Interpreter:
     with captured_native_output(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # LiteRT warns that preserving every tensor is for debugging: it is
-        return Interpreter(model_content=content, experimental_preserve_all_tensors=True,
-                           experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        return Interpreter(
+            model_content=content,
+            experimental_preserve_all_tensors=True,
+            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+        )
 
 
 def _run_all(content: bytes, batch: np.ndarray) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any]]:
@@ -97,8 +102,9 @@ def _run_all(content: bytes, batch: np.ndarray) -> tuple[dict[str, np.ndarray], 
     return values, interpreter._get_ops_details(), details
 
 
-def layer_errors(float_content: bytes, int8_content: bytes, float_inputs: np.ndarray,
-                 int8_inputs: np.ndarray) -> list[LayerError]:
+def layer_errors(
+    float_content: bytes, int8_content: bytes, float_inputs: np.ndarray, int8_inputs: np.ndarray
+) -> list[LayerError]:
     """Compare every int8 activation with the float model's, worst ``added`` loss first.
 
     Args:
@@ -113,8 +119,11 @@ def layer_errors(float_content: bytes, int8_content: bytes, float_inputs: np.nda
     count = min(EXAMPLES, len(float_inputs))
     float_values, _, _ = _run_all(float_content, np.ascontiguousarray(float_inputs[:count]))
     int8_values, operators, details = _run_all(int8_content, np.ascontiguousarray(int8_inputs[:count]))
-    input_name = next(name for name, item in details.items()
-                      if item["index"] == operators[0]["inputs"][0]) if operators else None
+    input_name = (
+        next(name for name, item in details.items() if item["index"] == operators[0]["inputs"][0])
+        if operators
+        else None
+    )
     producers: dict[int, tuple[int, dict[str, Any]]] = {}
     for order, operator in enumerate(operators, 1):
         for index in operator["outputs"]:
@@ -140,8 +149,19 @@ def layer_errors(float_content: bytes, int8_content: bytes, float_inputs: np.nda
         low, high = (limits.min - zero_point) * scale, (limits.max - zero_point) * scale
         clipped = float(np.mean((reference < low - scale) | (reference > high + scale)))
         order, operator = produced if produced is not None else (0, {"op_name": "INPUT", "inputs": []})
-        rows[name] = LayerError(name, str(operator["op_name"]), order, list(quantized.shape), float(scale),
-                                int(zero_point), lost, lost, worst, worst_lost, clipped)
+        rows[name] = LayerError(
+            name,
+            str(operator["op_name"]),
+            order,
+            list(quantized.shape),
+            float(scale),
+            int(zero_point),
+            lost,
+            lost,
+            worst,
+            worst_lost,
+            clipped,
+        )
         inputs_of[name] = [by_index[int(source)] for source in operator["inputs"] if int(source) in by_index]
     for name, row in rows.items():
         upstream = [rows[source].signal_lost for source in inputs_of[name] if source in rows]

@@ -60,8 +60,12 @@ class TensorInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``manifest.json``."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
-                "quantization": {"scale": self.scale, "zero_point": self.zero_point} if self.quantized else None}
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "quantization": {"scale": self.scale, "zero_point": self.zero_point} if self.quantized else None,
+        }
 
 
 def is_anomaly(scores: np.ndarray, threshold: float) -> np.ndarray:
@@ -72,8 +76,13 @@ def is_anomaly(scores: np.ndarray, threshold: float) -> np.ndarray:
 
 def _tensor_info(details: dict[str, Any]) -> TensorInfo:
     scale, zero_point = details["quantization"]
-    return TensorInfo(str(details["name"]), tuple(int(side) for side in details["shape"]),
-                      np.dtype(details["dtype"]).name, float(scale), int(zero_point))
+    return TensorInfo(
+        str(details["name"]),
+        tuple(int(side) for side in details["shape"]),
+        np.dtype(details["dtype"]).name,
+        float(scale),
+        int(zero_point),
+    )
 
 
 class EdgeModel:
@@ -97,10 +106,17 @@ class EdgeModel:
             model with more than one output value.
     """
 
-    def __init__(self, content: bytes, class_names: list[str] | None = None, num_threads: int | None = None,
-                 source: str = "the model", threshold: float | None = None,
-                 front_end: dict[str, Any] | None = None, standardization: Standardization | None = None,
-                 failing: bool = False) -> None:
+    def __init__(
+        self,
+        content: bytes,
+        class_names: list[str] | None = None,
+        num_threads: int | None = None,
+        source: str = "the model",
+        threshold: float | None = None,
+        front_end: dict[str, Any] | None = None,
+        standardization: Standardization | None = None,
+        failing: bool = False,
+    ) -> None:
         self.source = source
         self.content = bytes(content)
         self._num_threads = num_threads
@@ -110,8 +126,10 @@ class EdgeModel:
             self.interpreter, self._delegated = _open_interpreter(self.content, num_threads, source, False), False
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
-            raise UserError(f"{source} has {len(inputs)} inputs and {len(outputs)} outputs; the runtime runs "
-                            "models with one input and one output, as 'python cli.py export' writes them")
+            raise UserError(
+                f"{source} has {len(inputs)} inputs and {len(outputs)} outputs; the runtime runs "
+                "models with one input and one output, as 'python cli.py export' writes them"
+            )
         self.input = _tensor_info(inputs[0])
         self.output = _tensor_info(outputs[0])
         self._input_index = int(inputs[0]["index"])
@@ -122,8 +140,10 @@ class EdgeModel:
         names = list(class_names) if class_names else []
         self.class_names = names if len(names) == self.num_classes else [f"class {i}" for i in range(self.num_classes)]
         if threshold is not None and self.num_classes != 1:
-            raise UserError(f"{source} outputs {self.num_classes} values per example but has an anomaly threshold; "
-                            "an anomaly detector outputs one score: export the run again")
+            raise UserError(
+                f"{source} outputs {self.num_classes} values per example but has an anomaly threshold; "
+                "an anomaly detector outputs one score: export the run again"
+            )
         self.threshold = threshold
         self.front_end = front_end
         if standardization is not None:
@@ -153,10 +173,20 @@ class EdgeModel:
         if entry is None:
             return cls(content, None, num_threads, str(path))
         if entry.sha256 != hashlib.sha256(content).hexdigest():
-            raise UserError(f"{path} is not the file {MANIFEST_NAME} beside it describes (sha256 differs); "
-                            "copy the model and manifest of the same export together, or export again")
-        return cls(content, entry.class_names, num_threads, str(path), entry.threshold, entry.front_end,
-                   entry.standardization, entry.failing)
+            raise UserError(
+                f"{path} is not the file {MANIFEST_NAME} beside it describes (sha256 differs); "
+                "copy the model and manifest of the same export together, or export again"
+            )
+        return cls(
+            content,
+            entry.class_names,
+            num_threads,
+            str(path),
+            entry.threshold,
+            entry.front_end,
+            entry.standardization,
+            entry.failing,
+        )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -179,8 +209,10 @@ class EdgeModel:
         """
         x = np.asarray(x)
         if x.dtype.kind not in "iuf":
-            raise UserError(f"input has dtype {x.dtype}; {self.source} takes numbers (raw feature or pixel "
-                            "values), e.g. a float32 array")
+            raise UserError(
+                f"input has dtype {x.dtype}; {self.source} takes numbers (raw feature or pixel "
+                "values), e.g. a float32 array"
+            )
         example = self.input_shape
         size = int(np.prod(example, dtype=np.int64))
         if x.shape == example or (x.ndim == 1 and x.size == size):
@@ -192,8 +224,10 @@ class EdgeModel:
         elif len(example) > 1 and example[-1] == 1 and x.shape[1:] == example[:-1]:
             x = x[..., np.newaxis]
         else:
-            raise UserError(f"input has shape {x.shape}; {self.source} takes examples of shape {example} "
-                            f"({size} values): give (n, {', '.join(map(str, example))}), (n, {size}) or one example")
+            raise UserError(
+                f"input has shape {x.shape}; {self.source} takes examples of shape {example} "
+                f"({size} values): give (n, {', '.join(map(str, example))}), (n, {size}) or one example"
+            )
         if len(x) == 0:
             raise UserError("input holds no examples; give at least one")
         with np.errstate(over="ignore", invalid="ignore"):
@@ -235,8 +269,10 @@ class EdgeModel:
             return self._invoke(batch)
         except RuntimeError as error:
             if not self._delegated:
-                raise UserError(f"{self.source} failed in LiteRT ({_first_line(error)}); check that the model "
-                                "runs where it was made, or export it again") from None
+                raise UserError(
+                    f"{self.source} failed in LiteRT ({_first_line(error)}); check that the model "
+                    "runs where it was made, or export it again"
+                ) from None
         self.interpreter = _open_interpreter(self.content, self._num_threads, self.source, delegated=False)
         self._delegated, self._batch = False, self.input.shape[0]
         return self.invoke(batch)
@@ -257,11 +293,11 @@ class EdgeModel:
         chunk = CHUNK if self.dynamic_batch else self.input.shape[0]
         rows = []
         for start in range(0, len(prepared), chunk):
-            part = prepared[start:start + chunk]
+            part = prepared[start : start + chunk]
             missing = chunk - len(part) if not self.dynamic_batch else 0
             if missing:
                 part = np.concatenate([part, np.zeros((missing, *self.input_shape), part.dtype)])
-            rows.append(self.invoke(part)[:len(part) - missing])
+            rows.append(self.invoke(part)[: len(part) - missing])
         return np.concatenate(rows).reshape(len(prepared), -1)
 
     def predict(self, x: Any) -> np.ndarray:
@@ -279,8 +315,9 @@ def _open_interpreter(content: bytes, num_threads: int | None, source: str, dele
     try:
         with captured_native_output():  # LiteRT announces its CPU delegate on stderr
             resolver = OpResolverType.AUTO if delegated else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-            interpreter = Interpreter(model_content=content, num_threads=num_threads,
-                                      experimental_op_resolver_type=resolver)
+            interpreter = Interpreter(
+                model_content=content, num_threads=num_threads, experimental_op_resolver_type=resolver
+            )
             interpreter.allocate_tensors()
     except ValueError as error:
         raise UserError(f"{source} is not a valid .tflite model ({_first_line(error)}); {fix}") from None
@@ -327,14 +364,23 @@ def _manifest_entry(path: Path) -> ManifestEntry | None:
         if not isinstance(files, dict) or path.name not in files:
             return None
         threshold = float(manifest["anomaly"]["threshold"]) if manifest.get("task") == "anomaly" else None
-        variant = next((entry for entry in (manifest.get("variants") or {}).values()
-                        if isinstance(entry, dict) and entry.get("file") == path.name), {})
+        variant = next(
+            (
+                entry
+                for entry in (manifest.get("variants") or {}).values()
+                if isinstance(entry, dict) and entry.get("file") == path.name
+            ),
+            {},
+        )
         standardization = variant.get("standardization")
-        entry = ManifestEntry(files[path.name].get("sha256"), manifest.get("class_names"), threshold,
-                              manifest.get("front_end"),
-                              None if standardization is None else Standardization.from_dict(standardization,
-                                                                                              str(manifest_path)),
-                              variant.get("failing") is True)
+        entry = ManifestEntry(
+            files[path.name].get("sha256"),
+            manifest.get("class_names"),
+            threshold,
+            manifest.get("front_end"),
+            None if standardization is None else Standardization.from_dict(standardization, str(manifest_path)),
+            variant.get("failing") is True,
+        )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
         raise UserError(damaged) from None
     if (threshold is not None and not math.isfinite(threshold)) or not isinstance(entry.front_end, dict | None):
@@ -386,14 +432,17 @@ def _read_csv(path: Path) -> np.ndarray:
     values = []
     for number, row in rows:
         if len(row) != width:
-            raise UserError(f"CSV file {path} line {number} has {len(row)} values but line {rows[0][0]} has {width}; "
-                            "give every example the same number of values")
+            raise UserError(
+                f"CSV file {path} line {number} has {len(row)} values but line {rows[0][0]} has {width}; "
+                "give every example the same number of values"
+            )
         try:
             values.append([float(cell) for cell in row])
         except ValueError:
             bad = next(cell for cell in row if not _is_number(cell))
-            raise UserError(f"CSV file {path} line {number} holds '{bad}', which is not a number; "
-                            "give raw numeric values only") from None
+            raise UserError(
+                f"CSV file {path} line {number} holds '{bad}', which is not a number; give raw numeric values only"
+            ) from None
     return np.asarray(values, dtype=np.float64)
 
 
@@ -410,15 +459,17 @@ def _read_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
-        raise UserError(f"{path} is not a readable .npy file of numbers ({_first_line(error)}); "
-                        "save it with np.save(path, array)") from None
+        raise UserError(
+            f"{path} is not a readable .npy file of numbers ({_first_line(error)}); save it with np.save(path, array)"
+        ) from None
 
 
 def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     """One image as raw pixel values shaped like the model's input (channels and size)."""
     if len(input_shape) != 3:
-        raise UserError(f"{path} is an image but the model takes examples of shape {input_shape}; "
-                        "give a .csv or .npy file")
+        raise UserError(
+            f"{path} is an image but the model takes examples of shape {input_shape}; give a .csv or .npy file"
+        )
     try:
         from PIL import Image
     except ImportError:
@@ -443,8 +494,10 @@ def _read_wav(path: Path, model: EdgeModel) -> np.ndarray:
     """One clip's MFCCs, computed by the front end of the manifest beside the model."""
     if model.front_end is None:
         shape = ", ".join(map(str, model.input_shape))
-        raise UserError(f"{path} is a WAV clip but {model.source} has no audio front end (none in a manifest.json "
-                        f"beside it); give its input features instead, a .npy file of shape (n, {shape})")
+        raise UserError(
+            f"{path} is a WAV clip but {model.source} has no audio front end (none in a manifest.json "
+            f"beside it); give its input features instead, a .npy file of shape (n, {shape})"
+        )
     from edge.mfcc import wav_features
 
     return wav_features(path, model.front_end)
@@ -460,13 +513,16 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
-        return {"index": self.index, "top": [{"label": label, "score": score}
-                                             for label, score in zip(self.labels, self.scores, strict=True)]}
+        return {
+            "index": self.index,
+            "top": [{"label": label, "score": score} for label, score in zip(self.labels, self.scores, strict=True)],
+        }
 
     def to_line(self) -> str:
         """One line for the console, e.g. ``   0: 7 (0.981), 9 (0.012)``."""
         return f"{self.index:>4}: " + ", ".join(
-            f"{label} ({score:.3f})" for label, score in zip(self.labels, self.scores, strict=True))
+            f"{label} ({score:.3f})" for label, score in zip(self.labels, self.scores, strict=True)
+        )
 
 
 @dataclass
@@ -492,15 +548,22 @@ class AnomalyPrediction:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
-        return {"index": self.index, "score": self.score, "threshold": self.threshold, "decision": self.decision,
-                "saturated": self.saturated}
+        return {
+            "index": self.index,
+            "score": self.score,
+            "threshold": self.threshold,
+            "decision": self.decision,
+            "saturated": self.saturated,
+        }
 
     def to_line(self) -> str:
         """One line for the console, e.g. ``   3: anomaly  score 2.4127 >= threshold 1.0963``."""
         relation = ">=" if self.decision == "anomaly" else "<"
         note = " (the int8 maximum: at least this)" if self.saturated else ""
-        return (f"{self.index:>4}: {self.decision:<8} score {self.score:.5g}{note} {relation} "
-                f"threshold {self.threshold:.5g}")
+        return (
+            f"{self.index:>4}: {self.decision:<8} score {self.score:.5g}{note} {relation} "
+            f"threshold {self.threshold:.5g}"
+        )
 
 
 def anomaly_scores(model: EdgeModel, x: Any) -> list[AnomalyPrediction]:
@@ -514,8 +577,9 @@ def anomaly_scores(model: EdgeModel, x: Any) -> list[AnomalyPrediction]:
     raw = model.run(x)
     scores = model.dequantize(raw).reshape(-1)
     saturated = (raw == np.iinfo(raw.dtype).max).reshape(-1) if model.output.quantized else np.zeros(len(scores), bool)
-    return [AnomalyPrediction(row, float(scores[row]), model.threshold, bool(saturated[row]))
-            for row in range(len(scores))]
+    return [
+        AnomalyPrediction(row, float(scores[row]), model.threshold, bool(saturated[row])) for row in range(len(scores))
+    ]
 
 
 def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Prediction]:
@@ -528,12 +592,15 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Pre
         raise UserError(f"--top-k is {k}; give 1 or more")
     k = min(k, probabilities.shape[1])
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    return [Prediction(row, [class_names[i] for i in order[row]],
-                       [float(probabilities[row, i]) for i in order[row]]) for row in range(len(probabilities))]
+    return [
+        Prediction(row, [class_names[i] for i in order[row]], [float(probabilities[row, i]) for i in order[row]])
+        for row in range(len(probabilities))
+    ]
 
 
-def predict_file(model_path: str | Path, input_path: str | Path, k: int = 3,
-                 num_threads: int | None = None) -> tuple[EdgeModel, list[Prediction] | list[AnomalyPrediction]]:
+def predict_file(
+    model_path: str | Path, input_path: str | Path, k: int = 3, num_threads: int | None = None
+) -> tuple[EdgeModel, list[Prediction] | list[AnomalyPrediction]]:
     """Load a model, read an input file and return the top-``k`` classes of every example, or for an anomaly
     detector every example's score and decision.
 
@@ -554,4 +621,3 @@ def predict_file(model_path: str | Path, input_path: str | Path, k: int = 3,
     if model.threshold is not None:
         return model, anomaly_scores(model, x)
     return model, top_k(model.predict(x), model.class_names, k)
-

@@ -69,8 +69,10 @@ def check_same_outputs(reference: Any, candidate: Any, x: np.ndarray, what: str)
     """
     difference = max_output_difference(reference, candidate, x)
     if not difference <= TWIN_TOLERANCE:
-        raise TwinMismatchError(f"{what} differs from the model it was made from by {difference:.2e} "
-                                f"(limit {TWIN_TOLERANCE:g}) on {len(x)} examples")
+        raise TwinMismatchError(
+            f"{what} differs from the model it was made from by {difference:.2e} "
+            f"(limit {TWIN_TOLERANCE:g}) on {len(x)} examples"
+        )
     return difference
 
 
@@ -99,9 +101,12 @@ def build_twin(model: Any, config: TrainConfig, spec: DataSpec, x_check: np.ndar
     weights = model.get_weights()
     kinds = [type(layer).__name__ for layer in built.layers]
     if kinds != [type(layer).__name__ for layer in model.layers] or [tuple(weight.shape) for weight in weights] != [
-            tuple(weight.shape) for weight in built.get_weights()]:
-        raise UserError(f"the run's model does not match the current {config.recipe} recipe (other layers or weight "
-                        "shapes): it was trained by another version of the recipe; train again")
+        tuple(weight.shape) for weight in built.get_weights()
+    ]:
+        raise UserError(
+            f"the run's model does not match the current {config.recipe} recipe (other layers or weight "
+            "shapes): it was trained by another version of the recipe; train again"
+        )
     twin = _renamed(built, [layer.name for layer in model.layers])
     twin.set_weights(weights)
     return twin, check_same_outputs(model, twin, x_check, f"the tf_keras twin of {config.recipe}")

@@ -66,13 +66,25 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     variant.name: variant
     for variant in (
-        Variant("float32", "float32 weights and activations (reference)", False, None, False, (), 1e-5, 0.0,
-                0.001, 0.99),
+        Variant(
+            "float32", "float32 weights and activations (reference)", False, None, False, (), 1e-5, 0.0, 0.001, 0.99
+        ),
         Variant("float16", "float16 weights, float32 compute", True, "float16", False, (), 5e-3, 0.5, 0.002, 0.99),
-        Variant("dynamic", "dynamic-range: int8 weights, float activations", True, None, False, (), 5e-2, 1.0,
-                0.005, 0.98),
-        Variant("int8", "full integer: int8 weights and activations (TFLite Micro)", True, None, True,
-                ("calibration_samples", "float_io"), 0.1, 1.0, 0.01, 0.97),
+        Variant(
+            "dynamic", "dynamic-range: int8 weights, float activations", True, None, False, (), 5e-2, 1.0, 0.005, 0.98
+        ),
+        Variant(
+            "int8",
+            "full integer: int8 weights and activations (TFLite Micro)",
+            True,
+            None,
+            True,
+            ("calibration_samples", "float_io"),
+            0.1,
+            1.0,
+            0.01,
+            0.97,
+        ),
     )
 }
 
@@ -83,12 +95,42 @@ VARIANTS: dict[str, Variant] = {
 COMPRESSED_VARIANTS: dict[str, Variant] = {
     variant.name: variant
     for variant in (
-        Variant("int8_pruned", "int8 after magnitude pruning (tfmot)", True, None, True,
-                ("calibration_samples", "float_io"), 1.0, 1.0, 0.01, 0.97),
-        Variant("int8_qat", "int8 after quantization-aware training (tfmot)", True, None, True,
-                ("calibration_samples", "float_io"), 1.0, 1.0, 0.01, 0.97),
-        Variant("int8_pruned_qat", "int8 after pruning, then sparsity-preserving QAT (tfmot)", True, None, True,
-                ("calibration_samples", "float_io"), 1.0, 1.0, 0.01, 0.97),
+        Variant(
+            "int8_pruned",
+            "int8 after magnitude pruning (tfmot)",
+            True,
+            None,
+            True,
+            ("calibration_samples", "float_io"),
+            1.0,
+            1.0,
+            0.01,
+            0.97,
+        ),
+        Variant(
+            "int8_qat",
+            "int8 after quantization-aware training (tfmot)",
+            True,
+            None,
+            True,
+            ("calibration_samples", "float_io"),
+            1.0,
+            1.0,
+            0.01,
+            0.97,
+        ),
+        Variant(
+            "int8_pruned_qat",
+            "int8 after pruning, then sparsity-preserving QAT (tfmot)",
+            True,
+            None,
+            True,
+            ("calibration_samples", "float_io"),
+            1.0,
+            1.0,
+            0.01,
+            0.97,
+        ),
     )
 }
 
@@ -127,7 +169,9 @@ def check_options(names: list[str], calibration_samples: int, float_io: bool) ->
         raise UserError(f"--calibration-samples is {calibration_samples}; give a count >= 1, e.g. 300")
     chosen = [VARIANTS[name] for name in names]
     if calibration_samples == 0 and any(variant.full_integer for variant in chosen):
-        raise UserError("int8 needs representative data but --calibration-samples is 0; "
-                        f"give e.g. --calibration-samples {DEFAULT_CALIBRATION_SAMPLES}")
+        raise UserError(
+            "int8 needs representative data but --calibration-samples is 0; "
+            f"give e.g. --calibration-samples {DEFAULT_CALIBRATION_SAMPLES}"
+        )
     if float_io and not any("float_io" in variant.options for variant in chosen):
         raise UserError("--float-io applies to int8 only; add int8 to --quantization or drop --float-io")

@@ -16,10 +16,16 @@ from ai_edge_litert import schema_py_generated as schema
 from recipes.errors import UserError
 
 GZIP_LEVEL = 9
-WEIGHT_OPERATORS = frozenset({schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.CONV_2D,
-                              schema.BuiltinOperator.DEPTHWISE_CONV_2D})
-_DTYPES = {schema.TensorType.FLOAT32: np.float32, schema.TensorType.FLOAT16: np.float16,
-           schema.TensorType.INT8: np.int8, schema.TensorType.UINT8: np.uint8, schema.TensorType.INT16: np.int16}
+WEIGHT_OPERATORS = frozenset(
+    {schema.BuiltinOperator.FULLY_CONNECTED, schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D}
+)
+_DTYPES = {
+    schema.TensorType.FLOAT32: np.float32,
+    schema.TensorType.FLOAT16: np.float16,
+    schema.TensorType.INT8: np.int8,
+    schema.TensorType.UINT8: np.uint8,
+    schema.TensorType.INT16: np.int16,
+}
 
 
 def gzip_size(content: bytes) -> int:
@@ -27,8 +33,9 @@ def gzip_size(content: bytes) -> int:
     return len(gzip.compress(content, compresslevel=GZIP_LEVEL, mtime=0))
 
 
-def _constant(model: schema.Model, graph: schema.SubGraph, tensor_index: int,
-              producers: dict[int, schema.Operator]) -> np.ndarray | None:
+def _constant(
+    model: schema.Model, graph: schema.SubGraph, tensor_index: int, producers: dict[int, schema.Operator]
+) -> np.ndarray | None:
     """The stored values of a tensor, following a DEQUANTIZE back to its stored input; None if computed."""
     tensor = graph.Tensors(tensor_index)
     data = model.Buffers(tensor.Buffer()).DataAsNumpy() if tensor.Buffer() < model.BuffersLength() else 0

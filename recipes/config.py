@@ -129,9 +129,7 @@ class TrainConfig:
         "default the recipe's reference: 1e-4 for ds_cnn, mobilenet_v1, resnet8, else 0",
         None,
     )
-    noise_stddev: float = _doc(
-        "tabular augmentation: Gaussian noise in units of each feature's training std", 0.0
-    )
+    noise_stddev: float = _doc("tabular augmentation: Gaussian noise in units of each feature's training std", 0.0)
     flip: str = _doc("image augmentation: none, horizontal, vertical, horizontal_and_vertical", "none")
     rotation: float = _doc("image augmentation: max rotation as a fraction of a full turn", 0.0)
     translation: float = _doc("image augmentation: max shift as a fraction of height/width", 0.0)
@@ -199,8 +197,7 @@ def describe_fields() -> list[tuple[str, str, str]]:
 
 def _unknown_key(key: str) -> UserError:
     return UserError(
-        f"unknown config key '{key}'{closest(key, FIELDS)} "
-        "(python cli.py train --help-config lists every key)"
+        f"unknown config key '{key}'{closest(key, FIELDS)} (python cli.py train --help-config lists every key)"
     )
 
 
@@ -351,15 +348,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("l1", "l2", "noise_stddev", "rotation", "translation", "zoom", "min_delta"):
         value = getattr(config, key)
         _check(math.isfinite(value) and value >= 0, f"{key} must be >= 0, got {value}")
-    _check(
-        0 < config.exponential_rate <= 1, f"exponential_rate must be in (0, 1], got {config.exponential_rate}"
-    )
+    _check(0 < config.exponential_rate <= 1, f"exponential_rate must be in (0, 1], got {config.exponential_rate}")
     _check(0 < config.step_factor <= 1, f"step_factor must be in (0, 1], got {config.step_factor}")
     _check(config.step_epochs >= 1, f"step_epochs must be at least 1, got {config.step_epochs}")
     _check(config.patience >= 0, f"patience must be >= 0, got {config.patience}")
-    _check(
-        0.0 <= config.bayes_error < 1.0, f"bayes_error is an error rate in [0, 1), got {config.bayes_error}"
-    )
+    _check(0.0 <= config.bayes_error < 1.0, f"bayes_error is an error rate in [0, 1), got {config.bayes_error}")
     _check(
         all(units >= 1 for units in config.hidden_units),
         f"hidden_units must all be >= 1, got {config.hidden_units}",
@@ -369,9 +362,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         f"conv_filters must all be >= 1, got {config.conv_filters}",
     )
     if config.recipe == "cnn":
-        _check(
-            len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64"
-        )
+        _check(len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64")
     for key in ("convs_per_block", "kernel_size", "pool_size", "bottleneck_units"):
         _check(getattr(config, key) >= 1, f"{key} must be at least 1, got {getattr(config, key)}")
     _check(

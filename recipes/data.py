@@ -185,9 +185,7 @@ def _load_csv(path: Path, label: str) -> Dataset:
         del row[label_index]
     x = _parse_features(rows, line_numbers, feature_names, path)
     y, class_names = _encode_labels(_label_array(labels))
-    return Dataset(
-        x=x, y=y, class_names=class_names, kind="tabular", name=path.stem, feature_names=feature_names
-    )
+    return Dataset(x=x, y=y, class_names=class_names, kind="tabular", name=path.stem, feature_names=feature_names)
 
 
 def _read_csv_rows(reader, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -220,15 +218,11 @@ def _label_column(header: list[str], label: str, path: Path) -> int:
             f"(columns: {', '.join(header)}); pass --label COLUMN naming the class column"
         )
     if header.count(label) > 1:
-        raise UserError(
-            f"CSV file {path} has {header.count(label)} columns named '{label}'; rename all but one"
-        )
+        raise UserError(f"CSV file {path} has {header.count(label)} columns named '{label}'; rename all but one")
     return header.index(label)
 
 
-def _parse_features(
-    rows: list[list[str]], line_numbers: list[int], feature_names: list[str], path: Path
-) -> np.ndarray:
+def _parse_features(rows: list[list[str]], line_numbers: list[int], feature_names: list[str], path: Path) -> np.ndarray:
     """Convert the feature cells to float32, naming the column, line and value of the first bad one."""
     values = []
     for row, line in zip(rows, line_numbers, strict=True):
@@ -253,9 +247,7 @@ def _bad_cell(row: list[str], line: int, feature_names: list[str], path: Path) -
     index = next(index for index, cell in enumerate(row) if not _is_number(cell))
     name, cell = feature_names[index], row[index]
     if not cell:
-        return UserError(
-            f"CSV file {path} line {line}: column '{name}' is empty; fill in a number or drop the row"
-        )
+        return UserError(f"CSV file {path} line {line}: column '{name}' is empty; fill in a number or drop the row")
     return UserError(
         f"CSV file {path} line {line}: column '{name}' holds '{cell}', which is not a number; "
         "every column except the label must be numeric (pass --label COLUMN for the class column)"
@@ -356,9 +348,7 @@ def _npz_labels(y: np.ndarray, path: Path) -> np.ndarray:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.reshape(-1)
     if y.ndim != 1:
-        raise UserError(
-            f"NPZ file {path}: array 'y' has shape {y.shape}; give one label per example, shape (n,)"
-        )
+        raise UserError(f"NPZ file {path}: array 'y' has shape {y.shape}; give one label per example, shape (n,)")
     if y.dtype.kind == "S":
         return y.astype(str)
     if y.dtype.kind in "biuU":
@@ -462,9 +452,7 @@ def _read_image(file: Path, size: tuple[int, int] | None) -> np.ndarray:
             grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
             image = image.convert("F" if grayscale else "RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise UserError(
-            f"image {file} cannot be read ({_first_line(error)}); replace or remove the file"
-        ) from None
+        raise UserError(f"image {file} cannot be read ({_first_line(error)}); replace or remove the file") from None
     if size is not None and (image.height, image.width) != tuple(size):
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.float32)

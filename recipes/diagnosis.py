@@ -68,14 +68,9 @@ class Diagnosis:
         """
         optimal = f"optimal ≈ {self.bayes_error:.1%}"
         if self.verdict == HIGH_BIAS:
-            return (
-                f"{self.verdict}: train error {self.train_error:.1%} vs {optimal} (dev {self.dev_error:.1%})"
-            )
+            return f"{self.verdict}: train error {self.train_error:.1%} vs {optimal} (dev {self.dev_error:.1%})"
         if self.verdict == HIGH_BIAS_AND_VARIANCE:
-            return (
-                f"{self.verdict}: train error {self.train_error:.1%} vs {optimal}, "
-                f"dev error {self.dev_error:.1%}"
-            )
+            return f"{self.verdict}: train error {self.train_error:.1%} vs {optimal}, dev error {self.dev_error:.1%}"
         return f"{self.verdict}: dev error {self.dev_error:.1%} vs train {self.train_error:.1%} ({optimal})"
 
     def to_markdown(self, title: str = "Diagnosis") -> str:
@@ -131,9 +126,7 @@ def _fraction(name: str, value: Any) -> float:
     return float(value)
 
 
-def diagnose(
-    train_error: float, dev_error: float, bayes_error: float = 0.0, tolerance: float = 0.02
-) -> Diagnosis:
+def diagnose(train_error: float, dev_error: float, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
     """Diagnose bias and variance from the training, dev and optimal errors.
 
     High bias when ``train_error - bayes_error > tolerance``; high variance when
@@ -195,9 +188,7 @@ def _accuracy(metrics: dict, split: str) -> float:
             "train and dev splits (train with a dev split, e.g. --set split=0.8,0.1,0.1)"
         )
     if not _is_real(accuracy) or not 0.0 <= accuracy <= 1.0:
-        raise UserError(
-            f"metrics.json in this run has {split} accuracy {accuracy!r}; expected a number in [0, 1]"
-        )
+        raise UserError(f"metrics.json in this run has {split} accuracy {accuracy!r}; expected a number in [0, 1]")
     return float(accuracy)
 
 
@@ -219,9 +210,7 @@ def diagnose_metrics(metrics: dict, bayes_error: float = 0.0, tolerance: float =
         UserError: If ``metrics`` lacks the train or dev accuracy, or a value is out of range.
     """
     if not isinstance(metrics, dict):
-        raise UserError(
-            f"metrics.json must hold an object with train and dev sections, got {type(metrics).__name__}"
-        )
+        raise UserError(f"metrics.json must hold an object with train and dev sections, got {type(metrics).__name__}")
     train_error = 1.0 - _accuracy(metrics, "train")
     dev_error = 1.0 - _accuracy(metrics, "dev")
     return diagnose(train_error, dev_error, bayes_error=bayes_error, tolerance=tolerance)

@@ -251,8 +251,7 @@ def check_gradients(
         for variable, gradient in zip(variables, analytic, strict=True):
             if tuple(gradient.shape) != tuple(variable.shape):
                 raise ValueError(
-                    f"gradient for {variable.path} has shape {gradient.shape}, "
-                    f"expected {tuple(variable.shape)}"
+                    f"gradient for {variable.path} has shape {gradient.shape}, expected {tuple(variable.shape)}"
                 )
         first, second = float(compiled_cost()), float(compiled_cost())
         if first != second:

@@ -82,9 +82,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: floa
     """
     series = {key: _numbers(history.get(key, ()), key) for panel in _PANELS for key in panel[2:]}
     if not any(series.values()):
-        raise UserError(
-            "no learning curves to plot: the history has none of loss, accuracy, dev_loss, dev_accuracy"
-        )
+        raise UserError("no learning curves to plot: the history has none of loss, accuracy, dev_loss, dev_accuracy")
     smoothed = {key: ewma(values, beta=beta) for key, values in series.items() if values}
 
     pyplot = _pyplot()
@@ -108,9 +106,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: floa
             if drawn:
                 axis.legend()
             else:
-                axis.text(
-                    0.5, 0.5, f"no {y_label} recorded", ha="center", va="center", transform=axis.transAxes
-                )
+                axis.text(0.5, 0.5, f"no {y_label} recorded", ha="center", va="center", transform=axis.transAxes)
         figure.suptitle(f"Learning curves (bias-corrected EWMA, β = {beta:g})")
         figure.tight_layout()
         _save_figure(figure, path)

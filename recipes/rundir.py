@@ -53,9 +53,7 @@ def write_json(path: str | Path, data: Any) -> Path:
 
 def _next_number(parent: Path, name: str) -> int:
     pattern = re.compile(rf"^{re.escape(name)}-(\d+)$")
-    numbers = (
-        [int(m.group(1)) for p in parent.iterdir() if (m := pattern.match(p.name))] if parent.is_dir() else []
-    )
+    numbers = [int(m.group(1)) for p in parent.iterdir() if (m := pattern.match(p.name))] if parent.is_dir() else []
     return max(numbers, default=0) + 1
 
 

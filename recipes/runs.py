@@ -23,8 +23,7 @@ def require_run(run_dir: str | Path, *needed: str) -> Path:
     for name in needed:
         if not (run_dir / name).is_file():
             raise UserError(
-                f"{run_dir} has no {name}: it is not a finished train run; "
-                "train again with 'python cli.py train'"
+                f"{run_dir} has no {name}: it is not a finished train run; train again with 'python cli.py train'"
             )
     return run_dir
 

@@ -59,9 +59,7 @@ def split_sizes(num_examples: int, fractions: Sequence[float]) -> tuple[int, int
     """
     _check_fractions(fractions)
     if num_examples < 3:
-        raise UserError(
-            f"{num_examples} example(s) cannot be split into train, dev and test; at least 3 are needed"
-        )
+        raise UserError(f"{num_examples} example(s) cannot be split into train, dev and test; at least 3 are needed")
     dev = max(1, round(num_examples * fractions[1]))
     test = max(1, round(num_examples * fractions[2]))
     while num_examples - dev - test < 1:
@@ -170,13 +168,12 @@ def anomaly_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> 
     to_dev = min(max(to_dev, 1), len(anomalous) - 1)
     dev = generator.permutation(np.concatenate([normal[normal_split.dev], anomalous[:to_dev]]))
     test = generator.permutation(np.concatenate([normal[normal_split.test], anomalous[to_dev:]]))
-    return Split(train=normal[normal_split.train], dev=dev.astype(np.int64), test=test.astype(np.int64),
-                 stratified=False)
+    return Split(
+        train=normal[normal_split.train], dev=dev.astype(np.int64), test=test.astype(np.int64), stratified=False
+    )
 
 
-def stratified_counts(
-    class_counts: np.ndarray, sizes: Sequence[int], generator: np.random.Generator
-) -> np.ndarray:
+def stratified_counts(class_counts: np.ndarray, sizes: Sequence[int], generator: np.random.Generator) -> np.ndarray:
     """How many examples of each class go to each part.
 
     Every entry is the class's proportional share ``class_count * size / total`` rounded down or up,
@@ -196,9 +193,7 @@ def stratified_counts(
     total = int(class_counts.sum())
     scaled = np.outer(class_counts, sizes)  # share * total, exact in integers
     counts, remainders = scaled // total, scaled % total
-    round_up = _round_up_cells(
-        remainders, class_counts - counts.sum(axis=1), sizes - counts.sum(axis=0), generator
-    )
+    round_up = _round_up_cells(remainders, class_counts - counts.sum(axis=1), sizes - counts.sum(axis=0), generator)
     return counts + round_up
 
 
@@ -274,9 +269,7 @@ def save_split(path: str | Path, split: Split) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            np.savez(
-                file, train=split.train, dev=split.dev, test=split.test, stratified=np.array(split.stratified)
-            )
+            np.savez(file, train=split.train, dev=split.dev, test=split.test, stratified=np.array(split.stratified))
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

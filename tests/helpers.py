@@ -27,5 +27,10 @@ def start_cli(args: list[str], log: Path) -> subprocess.Popen:
     """Start ``python cli.py ARGS`` in its own process group (so a test can kill it and its children), stdout
     and stderr into ``log``."""
     with log.open("wb") as output:
-        return subprocess.Popen([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), *args],
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )

@@ -56,8 +56,9 @@ class AnomalyExport:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> AnomalyExport:
     root = tmp_path_factory.mktemp("anomaly-export")
-    config = resolve_config(None, {"recipe": "autoencoder", "data": "machine", "epochs": 10, "seed": 0,
-                                   "out": str(root)}, [])
+    config = resolve_config(
+        None, {"recipe": "autoencoder", "data": "machine", "epochs": 10, "seed": 0, "out": str(root)}, []
+    )
     result = train(config, report=None)
     report = export_run(result.run_dir, list(VARIANTS))
     dataset = binary_labels(load_dataset("machine"), "normal")
@@ -129,8 +130,11 @@ def test_a_threshold_outside_the_int8_range_is_named(exported):
 def test_manifest_holds_task_and_threshold(exported):
     manifest = json.loads((exported.edge_dir / "manifest.json").read_text())
     assert manifest["format"] == 3 and manifest["task"] == "anomaly"
-    assert manifest["anomaly"] == {"threshold": exported.threshold, "decision": "anomaly when score >= threshold",
-                                   "threshold_rule": "Youden's J (TPR - FPR) on dev; score >= threshold is an anomaly"}
+    assert manifest["anomaly"] == {
+        "threshold": exported.threshold,
+        "decision": "anomaly when score >= threshold",
+        "threshold_rule": "Youden's J (TPR - FPR) on dev; score >= threshold is an anomaly",
+    }
     assert manifest["front_end"] is None and manifest["class_names"] == ["normal", "anomaly"]
     assert "threshold_quantized" not in manifest["variants"]["float32"]
     model = EdgeModel.load(exported.edge_dir / "model_int8.tflite")
@@ -139,8 +143,9 @@ def test_manifest_holds_task_and_threshold(exported):
 
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_predict_reports_score_threshold_and_the_keras_decision(exported, windows_csv, variant):
-    result = runner.invoke(cli.app, ["predict", str(exported.edge_dir / f"model_{variant}.tflite"),
-                                     "--input", str(windows_csv), "--json"])
+    result = runner.invoke(
+        cli.app, ["predict", str(exported.edge_dir / f"model_{variant}.tflite"), "--input", str(windows_csv), "--json"]
+    )
     assert result.exit_code == 0, result.output
     predictions = json.loads(result.output)
     assert [p["index"] for p in predictions] == list(range(len(exported.y_test)))
@@ -162,8 +167,9 @@ def test_predict_reports_score_threshold_and_the_keras_decision(exported, window
 def test_predict_prints_one_line_per_window(exported, tmp_path):
     anomalous = exported.x_test[exported.y_test == 1][:2]
     np.save(tmp_path / "windows.npy", np.concatenate([exported.x_test[exported.y_test == 0][:1], anomalous]))
-    result = runner.invoke(cli.app, ["predict", str(exported.edge_dir / "model_float32.tflite"),
-                                     "--input", str(tmp_path / "windows.npy")])
+    result = runner.invoke(
+        cli.app, ["predict", str(exported.edge_dir / "model_float32.tflite"), "--input", str(tmp_path / "windows.npy")]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.rstrip("\n").splitlines()
     assert len(lines) == 3 and all(f"threshold {exported.threshold:.5g}" in line for line in lines)
@@ -187,7 +193,8 @@ def test_a_damaged_anomaly_manifest_is_one_line(exported, tmp_path, windows_csv)
     shutil.copy(exported.edge_dir / "model_int8.tflite", tmp_path / "model_int8.tflite")
     result = runner.invoke(cli.app, ["predict", str(tmp_path / "model_int8.tflite"), "--input", str(windows_csv)])
     assert result.exit_code == 2 and result.stderr.strip() == (
-        f"error: {tmp_path / 'manifest.json'} is damaged; export again or remove it to run without labels")
+        f"error: {tmp_path / 'manifest.json'} is damaged; export again or remove it to run without labels"
+    )
 
 
 def test_a_test_split_without_anomalies_is_refused_in_one_line(exported, tmp_path):
@@ -201,7 +208,8 @@ def test_a_test_split_without_anomalies_is_refused_in_one_line(exported, tmp_pat
     result = runner.invoke(cli.app, ["export", str(run)])
     assert result.exit_code == 2 and result.stderr.strip() == (
         f"error: the test split of {run} holds only one kind of example; comparing AUC and decisions needs normal "
-        "and anomalous ones: train again with a larger test fraction")
+        "and anomalous ones: train again with a larger test fraction"
+    )
     assert not (run / "edge").exists()
 
 
@@ -211,5 +219,6 @@ def test_compression_of_an_anomaly_run_is_refused_in_one_line(exported, tmp_path
     result = runner.invoke(cli.app, ["export", str(run), "--prune", "0.5"])
     assert result.exit_code == 2 and result.stderr.strip() == (
         "error: --prune and --qat fine-tune classifiers; this run is anomaly detection (autoencoder): export it "
-        "without --prune and --qat")
+        "without --prune and --qat"
+    )
     assert {path.name: path.read_bytes() for path in (run / "edge").iterdir()} == before  # the export is kept

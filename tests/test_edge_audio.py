@@ -34,8 +34,12 @@ def _in_band_clips() -> np.ndarray:
     """Prepared clips inside the mel bands: tones, noise, a chirp, a tone padded with silence, silence."""
     time = np.arange(RATE) / RATE
     signals = [tone(frequency) for frequency in (100.0, 440.0, 1500.0, 3000.0)]
-    signals += [np.random.default_rng(0).normal(0, 0.3, RATE), np.sin(2 * np.pi * (200 + 1800 * time) * time),
-                tone(440.0, 0.4), np.zeros(RATE)]
+    signals += [
+        np.random.default_rng(0).normal(0, 0.3, RATE),
+        np.sin(2 * np.pi * (200 + 1800 * time) * time),
+        tone(440.0, 0.4),
+        np.zeros(RATE),
+    ]
     return np.stack([prepare_clip(signal, RATE) for signal in signals]).astype(np.float32)
 
 
@@ -44,11 +48,21 @@ def test_numpy_mfccs_are_tf_signal_in_float64():
     import tensorflow as tf
 
     clips = _in_band_clips()
-    stft = tf.signal.stft(tf.constant(clips, tf.float64), FRONT_END["window_samples"], FRONT_END["stride_samples"],
-                          FRONT_END["fft_length"], window_fn=tf.signal.hann_window)
-    mel = tf.signal.linear_to_mel_weight_matrix(FRONT_END["mel_bins"], FRONT_END["fft_length"] // 2 + 1,
-                                                FRONT_END["sample_rate"], FRONT_END["lower_hz"],
-                                                FRONT_END["upper_hz"], dtype=tf.float64)
+    stft = tf.signal.stft(
+        tf.constant(clips, tf.float64),
+        FRONT_END["window_samples"],
+        FRONT_END["stride_samples"],
+        FRONT_END["fft_length"],
+        window_fn=tf.signal.hann_window,
+    )
+    mel = tf.signal.linear_to_mel_weight_matrix(
+        FRONT_END["mel_bins"],
+        FRONT_END["fft_length"] // 2 + 1,
+        FRONT_END["sample_rate"],
+        FRONT_END["lower_hz"],
+        FRONT_END["upper_hz"],
+        dtype=tf.float64,
+    )
     log_mel = tf.math.log(tf.tensordot(tf.abs(stft), mel, 1) + FRONT_END["log_offset"])
     expected = tf.signal.mfccs_from_log_mel_spectrograms(log_mel)[..., : FRONT_END["mfcc_coefficients"]].numpy()
     features = mfcc(clips, FRONT_END)
@@ -72,8 +86,19 @@ def audio_run(tmp_path_factory) -> Path:
             seconds = generator.uniform(0.6, 1.2)
             samples = generator.uniform(0.2, 1.0) * tone(frequency, seconds, phase=generator.uniform(0, 2 * np.pi))
             write_wav(root / "tones" / name / f"{index}.wav", samples + generator.normal(0, 0.01, len(samples)))
-    config = resolve_config(None, {"recipe": "ds_cnn", "data": str(root / "tones"), "epochs": 10, "batch_size": "4",
-                                   "learning_rate": 0.003, "seed": 0, "out": str(root)}, ["batch_norm_momentum=0.9"])
+    config = resolve_config(
+        None,
+        {
+            "recipe": "ds_cnn",
+            "data": str(root / "tones"),
+            "epochs": 10,
+            "batch_size": "4",
+            "learning_rate": 0.003,
+            "seed": 0,
+            "out": str(root),
+        },
+        ["batch_norm_momentum=0.9"],
+    )
     result = train(config, report=None)
     assert result.metrics["test"]["accuracy"] == 1.0  # so the labels below mean something
     run_dir = result.run_dir
@@ -96,8 +121,9 @@ def test_predict_a_wav_clip_like_keras_on_the_training_features(audio_run, tmp_p
     keras_model = load_model(audio_run)
     for frequency, label in ((1500.0, "high"), (440.0, "low")):
         clip = write_wav(tmp_path / f"{label}.wav", 0.7 * tone(frequency, 0.8))
-        result = runner.invoke(cli.app, ["predict", str(audio_run / "edge" / f"model_{variant}.tflite"),
-                                         "--input", str(clip), "--json"])
+        result = runner.invoke(
+            cli.app, ["predict", str(audio_run / "edge" / f"model_{variant}.tflite"), "--input", str(clip), "--json"]
+        )
         assert result.exit_code == 0, result.output
         (prediction,) = json.loads(result.output)
         keras = keras_model.predict(mfcc_features(prepare_clip(*read_wav(clip))[np.newaxis]), verbose=0)[0]
@@ -111,7 +137,8 @@ def test_a_wav_for_a_model_without_front_end_is_one_line(audio_run, tmp_path):
     result = runner.invoke(cli.app, ["predict", str(tmp_path / "model.tflite"), "--input", str(clip)])
     assert result.exit_code == 2 and result.stderr.strip() == (
         f"error: {clip} is a WAV clip but {tmp_path / 'model.tflite'} has no audio front end (none in a "
-        "manifest.json beside it); give its input features instead, a .npy file of shape (n, 49, 10, 1)")
+        "manifest.json beside it); give its input features instead, a .npy file of shape (n, 49, 10, 1)"
+    )
 
 
 def test_wav_prediction_imports_no_tensorflow(audio_run, tmp_path):

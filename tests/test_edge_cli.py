@@ -17,11 +17,14 @@ def shared(tmp_path_factory):
     return exported_run(tmp_path_factory)
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (["--quantization", "float32,int9"], "unknown variant 'int9'; did you mean 'int8'?"),
-    (["--quantization", "all", "--calibration-samples", "0"], "int8 needs representative data"),
-    (["--quantization", "float16", "--float-io"], "--float-io applies to int8 only"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--quantization", "float32,int9"], "unknown variant 'int9'; did you mean 'int8'?"),
+        (["--quantization", "all", "--calibration-samples", "0"], "int8 needs representative data"),
+        (["--quantization", "float16", "--float-io"], "--float-io applies to int8 only"),
+    ],
+)
 def test_bad_export_options_leave_the_export_untouched(shared, tmp_path, options, message):
     run = copy_run(shared.run_dir, tmp_path / "run", with_edge=True)
     before = snapshot(run)
@@ -33,8 +36,10 @@ def test_a_run_without_a_model_is_refused(shared, tmp_path):
     run = copy_run(shared.run_dir, tmp_path / "run")
     (run / "model.keras").unlink()
     line = error_line(runner.invoke(cli.app, ["export", str(run)]))
-    assert line == f"error: {run} has no model.keras: it is not a finished train run; train again with " \
-                   "'python cli.py train'"
+    assert (
+        line == f"error: {run} has no model.keras: it is not a finished train run; train again with "
+        "'python cli.py train'"
+    )
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []
     assert "does not exist" in error_line(runner.invoke(cli.app, ["export", str(tmp_path / "missing")]))
 
@@ -57,15 +62,28 @@ def test_empty_or_corrupt_tflite_in_benchmark_and_predict(tmp_path, content):
 
 
 def test_benchmark_settings_and_missing_export(shared, tmp_path):
-    assert "--runs (0)" in error_line(runner.invoke(cli.app, ["benchmark", str(shared.edge_dir / "model_int8.tflite"),
-                                                              "--runs", "0"]))
+    assert "--runs (0)" in error_line(
+        runner.invoke(cli.app, ["benchmark", str(shared.edge_dir / "model_int8.tflite"), "--runs", "0"])
+    )
     run = copy_run(shared.run_dir, tmp_path / "run")
     assert "no exported models in edge/" in error_line(runner.invoke(cli.app, ["benchmark", str(run)]))
 
 
 def test_benchmark_a_tflite_file(shared):
-    result = runner.invoke(cli.app, ["benchmark", str(shared.edge_dir / "model_int8.tflite"), "--runs", "50",
-                                     "--warmup", "5", "--threads", "1", "--json"])
+    result = runner.invoke(
+        cli.app,
+        [
+            "benchmark",
+            str(shared.edge_dir / "model_int8.tflite"),
+            "--runs",
+            "50",
+            "--warmup",
+            "5",
+            "--threads",
+            "1",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     (row,) = report["models"]

@@ -78,8 +78,9 @@ def _fully_connected_weight_scales(path: Path) -> list[tuple[int, int]]:
 
     interpreter = Interpreter(model_path=str(path))
     details = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
-    weights = [details[int(op["inputs"][1])] for op in interpreter._get_ops_details()
-               if op["op_name"] == "FULLY_CONNECTED"]
+    weights = [
+        details[int(op["inputs"][1])] for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"
+    ]
     return [(int(weight["shape"][0]), len(weight["quantization_parameters"]["scales"])) for weight in weights]
 
 
@@ -89,12 +90,16 @@ def _litert_weight_sparsity(path: Path) -> float:
 
     interpreter = Interpreter(model_path=str(path))
     interpreter.allocate_tensors()
-    weights = [interpreter.get_tensor(int(op["inputs"][1])) for op in interpreter._get_ops_details()
-               if op["op_name"] == "FULLY_CONNECTED"]
+    weights = [
+        interpreter.get_tensor(int(op["inputs"][1]))
+        for op in interpreter._get_ops_details()
+        if op["op_name"] == "FULLY_CONNECTED"
+    ]
     return sum(int(np.count_nonzero(w == 0)) for w in weights) / sum(w.size for w in weights)
 
 
 # --- the twin and BatchNorm folding ---------------------------------------------------------------------------
+
 
 def test_fold_batch_norm_matches_dense_then_batch_norm():
     rng = np.random.default_rng(0)
@@ -122,8 +127,9 @@ def _keras_model_with_batch_norm(recipe: str, x: np.ndarray):
     spec = DataSpec(x.shape[1:], 10, x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2)), len(x))
     model = build_model(config, spec)
     rng = np.random.default_rng(1)
-    model.set_weights([rng.uniform(0.5, 2.0, w.shape).astype(np.float32) if w.ndim == 1 else w
-                       for w in model.get_weights()])  # gamma, beta, moving mean and variance far from 1, 0
+    model.set_weights(
+        [rng.uniform(0.5, 2.0, w.shape).astype(np.float32) if w.ndim == 1 else w for w in model.get_weights()]
+    )  # gamma, beta, moving mean and variance far from 1, 0
     return model, config, spec
 
 
@@ -146,6 +152,7 @@ def test_twin_and_folded_twin_equal_the_keras_model_on_digits(recipe):
 
 # --- settings and schedule --------------------------------------------------------------------------------------
 
+
 def test_pruning_schedule_reaches_the_target_before_the_last_epoch():
     for steps_per_epoch, epochs in ((17, 20), (17, 1), (1, 1), (3, 2), (500, 5)):
         end, frequency = pruning_steps(steps_per_epoch, epochs)
@@ -154,17 +161,20 @@ def test_pruning_schedule_reaches_the_target_before_the_last_epoch():
     assert block_height(64, 16) == 16 and block_height(4, 16) == 3 and block_height(1, 16) == 1
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"prune": 1.0}, "--prune 1 is not a sparsity in [0, 1)"),
-    ({"prune": -0.1}, "--prune -0.1 is not a sparsity in [0, 1)"),
-    ({"prune": float("nan")}, "is not a sparsity in [0, 1)"),
-    ({"prune": 0.5, "prune_epochs": 0}, "--prune-epochs must be at least 1"),
-    ({"qat": True, "qat_learning_rate": 0.0}, "--qat-learning-rate must be > 0"),
-    ({"prune_epochs": 5}, "--prune-epochs applies only with --prune"),
-    ({"qat_epochs": 2}, "--qat-epochs applies only with --qat"),
-    ({"prune_learning_rate": 0.01}, "--prune-learning-rate applies only with --prune"),
-    ({"prune": 0.5, "prune_learning_rate": -1.0}, "--prune-learning-rate must be > 0"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"prune": 1.0}, "--prune 1 is not a sparsity in [0, 1)"),
+        ({"prune": -0.1}, "--prune -0.1 is not a sparsity in [0, 1)"),
+        ({"prune": float("nan")}, "is not a sparsity in [0, 1)"),
+        ({"prune": 0.5, "prune_epochs": 0}, "--prune-epochs must be at least 1"),
+        ({"qat": True, "qat_learning_rate": 0.0}, "--qat-learning-rate must be > 0"),
+        ({"prune_epochs": 5}, "--prune-epochs applies only with --prune"),
+        ({"qat_epochs": 2}, "--qat-epochs applies only with --qat"),
+        ({"prune_learning_rate": 0.01}, "--prune-learning-rate applies only with --prune"),
+        ({"prune": 0.5, "prune_learning_rate": -1.0}, "--prune-learning-rate must be > 0"),
+    ],
+)
 def test_settings_refuse_impossible_values(options, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
         CompressionSettings.from_options(**options)
@@ -174,8 +184,11 @@ def test_settings_refuse_impossible_values(options, message):
 
 def _quantizer_ranges(model) -> dict[str, float]:
     """Every scalar min/max variable of a tfmot QAT model by name (without ':0')."""
-    return {weight.name.split(":")[0]: float(weight.numpy()) for weight in model.weights
-            if weight.shape.rank == 0 and weight.name.split(":")[0].endswith(("_min", "_max"))}
+    return {
+        weight.name.split(":")[0]: float(weight.numpy())
+        for weight in model.weights
+        if weight.shape.rank == 0 and weight.name.split(":")[0].endswith(("_min", "_max"))
+    }
 
 
 def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
@@ -193,7 +206,9 @@ def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
     assert calibrate_activation_ranges(quantized, x, tfmot, batch=64) == 3  # input, hidden, logits
     ranges = _quantizer_ranges(quantized)
     assert (ranges["quantize_layer/quantize_layer_min"], ranges["quantize_layer/quantize_layer_max"]) == (
-        pytest.approx(float(x.min())), pytest.approx(float(x.max())))
+        pytest.approx(float(x.min())),
+        pytest.approx(float(x.max())),
+    )
     hidden_values = np.asarray(tf_keras.Model(inputs, hidden)(x))
     logits = np.asarray(model(x))
     # Ranges are recorded through the fake-quantized layers before them, so they are near, not at, the float ones.
@@ -208,7 +223,8 @@ def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
     again = _quantizer_ranges(quantized)
     assert again["quantize_layer/quantize_layer_max"] == pytest.approx(max(float(x[:10].max()) / 10, 0.0))
     assert {key: value for key, value in again.items() if not key.startswith("quantize_layer/")} == {
-        key: value for key, value in ranges.items() if not key.startswith("quantize_layer/")}
+        key: value for key, value in ranges.items() if not key.startswith("quantize_layer/")
+    }
 
 
 def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on():
@@ -227,8 +243,12 @@ def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on()
     model.layers[1].kernel.assign(model.layers[1].kernel * np.linspace(0.01, 1.0, 8))  # units of unequal size
     config = dense_quantize_config(tfmot)
     quantization = tfmot.quantization.keras
-    annotated = tf_keras.models.clone_model(model, clone_function=lambda layer: (
-        quantization.quantize_annotate_layer(layer, config()) if type(layer).__name__ == "Dense" else layer))
+    annotated = tf_keras.models.clone_model(
+        model,
+        clone_function=lambda layer: (
+            quantization.quantize_annotate_layer(layer, config()) if type(layer).__name__ == "Dense" else layer
+        ),
+    )
     with quantization.quantize_scope({config.__name__: config}):
         quantized = quantization.quantize_apply(annotated)
     quantized(x, training=True)  # let the activation ranges see the data
@@ -238,8 +258,9 @@ def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on()
 
     interpreter = Interpreter(model_content=content)
     details = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
-    weights = [details[int(op["inputs"][1])] for op in interpreter._get_ops_details()
-               if op["op_name"] == "FULLY_CONNECTED"]
+    weights = [
+        details[int(op["inputs"][1])] for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"
+    ]
     kernels = [weight.numpy().astype(np.float64) for weight in quantized.weights if weight.name.endswith("kernel:0")]
     assert len(weights) == len(kernels) == 2
     for weight, kernel in zip(weights, kernels, strict=True):
@@ -253,6 +274,7 @@ def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on()
 
 
 # --- the goals on digits ------------------------------------------------------------------------------------------
+
 
 def test_pruned_int8_is_accurate_sparse_and_compresses(shared, pruned):
     run, report = pruned
@@ -294,8 +316,15 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
     run, result = combined
     assert result.exit_code == 0, result.output
     edge = run / "edge"
-    for line in ("prune  1/20", "prune 20/20", "qat 3/3", "sparsity 50.", "int8_pruned_qat", "zero weights",
-                 "history in edge/int8_pruned_qat_history.csv"):
+    for line in (
+        "prune  1/20",
+        "prune 20/20",
+        "qat 3/3",
+        "sparsity 50.",
+        "int8_pruned_qat",
+        "zero weights",
+        "history in edge/int8_pruned_qat_history.csv",
+    ):
         assert line in result.output
     assert abs(_litert_weight_sparsity(edge / "model_int8_pruned_qat.tflite") - 0.5) <= 0.02
     assert abs(weight_sparsity((edge / "model_int8_pruned_qat.tflite").read_bytes()) - 0.5) <= 0.02
@@ -309,8 +338,9 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
     assert report["compression"]["settings"]["prune"] == 0.5 and report["compression"]["settings"]["qat"] is True
     with open(edge / "int8_pruned_qat_history.csv") as file:
         rows = list(csv.DictReader(file))
-    assert [(row["stage"], int(row["epoch"])) for row in rows] == ([("prune", epoch) for epoch in range(1, 21)]
-                                                                   + [("qat", epoch) for epoch in range(4)])
+    assert [(row["stage"], int(row["epoch"])) for row in rows] == (
+        [("prune", epoch) for epoch in range(1, 21)] + [("qat", epoch) for epoch in range(4)]
+    )
     rates = [float(row["learning_rate"]) for row in rows if row["learning_rate"]]  # QAT's start row has none
     assert rates[0] == pytest.approx(3e-3) and rates[:20] == sorted(rates[:20], reverse=True)  # 3x the run's, cosine
     assert rates[20:] == [1e-4] * 3
@@ -329,8 +359,12 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
     size = (edge / "model_int8_pruned_qat.tflite").stat().st_size
     assert f"a TFLite flatbuffer of {size} bytes" in header
     manifest = json.loads((edge / "manifest.json").read_text())
-    assert {"model_int8_pruned_qat.tflite", "int8_pruned_qat_history.csv", "model_int8_pruned_qat.h",
-            "model_int8_pruned_qat.cc"} <= set(manifest["files"])
+    assert {
+        "model_int8_pruned_qat.tflite",
+        "int8_pruned_qat_history.csv",
+        "model_int8_pruned_qat.h",
+        "model_int8_pruned_qat.cc",
+    } <= set(manifest["files"])
     assert manifest["variants"]["int8_pruned_qat"]["input"]["dtype"] == "int8"
     # Fine-tuned after the z-score layer, like plain int8: the runtime z-scores raw inputs in front of it.
     assert manifest["variants"]["int8_pruned_qat"]["standardization"] == manifest["variants"]["int8"]["standardization"]
@@ -339,6 +373,7 @@ def test_cli_prune_and_qat_keeps_the_sparsity_and_reports_every_variant(shared, 
 
 
 # --- isolation ---------------------------------------------------------------------------------------------------
+
 
 def test_compression_leaves_keras_3_and_the_environment_alone(shared, tmp_path):
     """tfmot sets TF_USE_LEGACY_KERAS=1 on import; after compressing, training still builds Keras 3 models."""
@@ -365,12 +400,12 @@ def test_compression_leaves_keras_3_and_the_environment_alone(shared, tmp_path):
     """)
     environment = {key: value for key, value in os.environ.items() if key != "TF_USE_LEGACY_KERAS"}
     environment["PYTHONPATH"] = str(ROOT)
-    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
-                               env=environment, timeout=300)
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=environment, timeout=300
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
-    assert outcome == {"variable": None, "child": "None", "keras3": True, "module": outcome["module"],
-                       "reloaded": True}
+    assert outcome == {"variable": None, "child": "None", "keras3": True, "module": outcome["module"], "reloaded": True}
     assert outcome["module"].startswith("keras.")
     # One epoch each is too short to stay within 1 point of Keras; then the variant is reported, not written.
     report = json.loads((run / "edge" / "report.json").read_text())
@@ -380,13 +415,19 @@ def test_compression_leaves_keras_3_and_the_environment_alone(shared, tmp_path):
 
 # --- bad input ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("options", "message"), [
-    (["--prune", "1.0"], "error: --prune 1 is not a sparsity in [0, 1); give the share of weights to set to zero, "
-                         "e.g. --prune 0.5"),
-    (["--prune", "-0.1"], "error: --prune -0.1 is not a sparsity in [0, 1)"),
-    (["--qat-epochs", "2"], "error: --qat-epochs applies only with --qat; add e.g. --qat or drop --qat-epochs"),
-    (["--prune", "0.5", "--calibration-samples", "0"], "error: int8 needs representative data"),
-])
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            ["--prune", "1.0"],
+            "error: --prune 1 is not a sparsity in [0, 1); give the share of weights to set to zero, e.g. --prune 0.5",
+        ),
+        (["--prune", "-0.1"], "error: --prune -0.1 is not a sparsity in [0, 1)"),
+        (["--qat-epochs", "2"], "error: --qat-epochs applies only with --qat; add e.g. --qat or drop --qat-epochs"),
+        (["--prune", "0.5", "--calibration-samples", "0"], "error: int8 needs representative data"),
+    ],
+)
 def test_bad_compression_options_leave_the_export_untouched(shared, tmp_path, options, message):
     run = copy_run(shared.run_dir, tmp_path / "run", with_edge=True)
     before = snapshot(run)
@@ -398,18 +439,23 @@ def test_compressing_a_run_without_a_model_is_refused(shared, tmp_path):
     run = copy_run(shared.run_dir, tmp_path / "run")
     (run / "model.keras").unlink()
     line = error_line(runner.invoke(cli.app, ["export", str(run), "--prune", "0.5", "--qat"]))
-    assert line == f"error: {run} has no model.keras: it is not a finished train run; train again with " \
-                   "'python cli.py train'"
+    assert (
+        line == f"error: {run} has no model.keras: it is not a finished train run; train again with "
+        "'python cli.py train'"
+    )
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []
 
 
 def test_qat_names_the_layer_it_cannot_quantize(tmp_path):
     """elu is one of the recipes' activations; tfmot's 8-bit scheme has no quantized elu."""
-    run = train(resolve_config(None, {"epochs": 1, "out": str(tmp_path)}, ["activation=elu", "hidden_units=16"]),
-                report=None).run_dir
+    run = train(
+        resolve_config(None, {"epochs": 1, "out": str(tmp_path)}, ["activation=elu", "hidden_units=16"]), report=None
+    ).run_dir
     layer = next(layer.name for layer in load_model(run).layers if type(layer).__name__ == "Activation")
     line = error_line(runner.invoke(cli.app, ["export", str(run), "--qat"]))
-    assert line == (f"error: QAT cannot quantize layer '{layer}' (Activation elu): tfmot's 8-bit scheme has no "
-                    "quantized form of it; export without --qat, or train with --set activation=relu")
+    assert line == (
+        f"error: QAT cannot quantize layer '{layer}' (Activation elu): tfmot's 8-bit scheme has no "
+        "quantized form of it; export without --qat, or train with --set activation=relu"
+    )
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []
     assert runner.invoke(cli.app, ["export", str(run), "--prune", "0.3", "--prune-epochs", "1"]).exit_code == 0

@@ -69,8 +69,16 @@ def test_int8_is_small_and_accurate(shared):
 
 def test_manifest_hashes_and_describes_the_files(shared):
     manifest = json.loads((shared.edge_dir / "manifest.json").read_text())
-    expected = {"model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite", "model_int8.tflite",
-                "model_int8.h", "model_int8.cc", "report.json", "quantization.json"}
+    expected = {
+        "model_float32.tflite",
+        "model_float16.tflite",
+        "model_dynamic.tflite",
+        "model_int8.tflite",
+        "model_int8.h",
+        "model_int8.cc",
+        "report.json",
+        "quantization.json",
+    }
     assert set(manifest["files"]) == expected
     for name, entry in manifest["files"].items():
         content = (shared.edge_dir / name).read_bytes()
@@ -89,8 +97,13 @@ def test_manifest_hashes_and_describes_the_files(shared):
 def test_report_lists_operators_and_calibration(shared):
     report = json.loads((shared.edge_dir / "report.json").read_text())
     assert report["test_examples"] == len(shared.y_test) == 359
-    assert report["calibration"] == {"samples": 300, "split": "train", "seed": 0, "float_io": False,
-                                     "stratified": "by class"}
+    assert report["calibration"] == {
+        "samples": 300,
+        "split": "train",
+        "seed": 0,
+        "float_io": False,
+        "stratified": "by class",
+    }
     int8 = next(variant for variant in report["variants"] if variant["name"] == "int8")
     assert int8["operators"]["FULLY_CONNECTED"] == 3
     assert int8["micro_int8_ready"] is True and int8["micro_int8_unsupported"] == []
@@ -116,13 +129,15 @@ def test_an_op_without_a_micro_int8_kernel_is_named():
 
 def test_float_io_small_calibration_warning_and_atomic_replacement(shared, tmp_path, monkeypatch):
     run = copy_run(shared.run_dir, tmp_path / "run")
-    result = runner.invoke(cli.app, ["export", str(run), "--quantization", "int8", "--float-io",
-                                     "--calibration-samples", "50"])
+    result = runner.invoke(
+        cli.app, ["export", str(run), "--quantization", "int8", "--float-io", "--calibration-samples", "50"]
+    )
     assert result.exit_code == 0, result.output
     assert "warning: int8 is calibrated on 50 examples" in result.output
     assert json.loads((run / "edge" / "report.json").read_text())["warnings"] == [
         "int8 is calibrated on 50 examples (a sample of the training split, fewer than 100): its activation "
-        "ranges may be off; give --calibration-samples 300 or more"]
+        "ranges may be off; give --calibration-samples 300 or more"
+    ]
     assert "next: python cli.py benchmark" in result.output
     model = EdgeModel.load(run / "edge" / "model_int8.tflite")
     assert (model.input.dtype, model.output.dtype) == ("float32", "float32")
@@ -141,4 +156,7 @@ def test_float_io_small_calibration_warning_and_atomic_replacement(shared, tmp_p
     monkeypatch.undo()
     export_run(run, ["float32"])  # a new export replaces the old edge/ whole
     assert sorted(path.name for path in (run / "edge").iterdir()) == [
-        "manifest.json", "model_float32.tflite", "report.json"]
+        "manifest.json",
+        "model_float32.tflite",
+        "report.json",
+    ]

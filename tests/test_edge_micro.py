@@ -58,8 +58,9 @@ def test_c_array_compiles_and_embeds_the_same_bytes(shared, tmp_path):
         shutil.copy(shared.edge_dir / name, tmp_path / name)
     name = c_identifier(shared.run_dir.name)
     (tmp_path / "dump.cc").write_text(DUMP_MAIN.replace("NAME", name))
-    subprocess.run([COMPILER, "-std=c++17", "-Wall", "-Werror", "-c", "model_int8.cc", "-o", "model.o"],
-                   cwd=tmp_path, check=True)
+    subprocess.run(
+        [COMPILER, "-std=c++17", "-Wall", "-Werror", "-c", "model_int8.cc", "-o", "model.o"], cwd=tmp_path, check=True
+    )
     subprocess.run([COMPILER, "-std=c++17", "dump.cc", "model.o", "-o", "dump"], cwd=tmp_path, check=True)
     subprocess.run([str(tmp_path / "dump"), str(tmp_path / "dumped.bin")], check=True)
     assert (tmp_path / "dumped.bin").read_bytes() == (shared.edge_dir / "model_int8.tflite").read_bytes()

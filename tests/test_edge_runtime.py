@@ -39,8 +39,18 @@ def samples_csv(shared, tmp_path_factory):
 
 @pytest.mark.parametrize("variant", ["int8", "float32"])
 def test_predict_cli_gives_the_keras_labels(shared, samples_csv, variant):
-    result = runner.invoke(cli.app, ["predict", str(shared.edge_dir / f"model_{variant}.tflite"),
-                                     "--input", str(samples_csv), "--top-k", "2", "--json"])
+    result = runner.invoke(
+        cli.app,
+        [
+            "predict",
+            str(shared.edge_dir / f"model_{variant}.tflite"),
+            "--input",
+            str(samples_csv),
+            "--top-k",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     predictions = json.loads(result.output)
     assert len(predictions) == len(shared.y_test)
@@ -52,8 +62,9 @@ def test_predict_cli_gives_the_keras_labels(shared, samples_csv, variant):
 
 
 def test_predict_cli_prints_top_k_lines(shared, samples_csv):
-    result = runner.invoke(cli.app, ["predict", str(shared.edge_dir / "model_int8.tflite"),
-                                     "--input", str(samples_csv), "--top-k", "3"])
+    result = runner.invoke(
+        cli.app, ["predict", str(shared.edge_dir / "model_int8.tflite"), "--input", str(samples_csv), "--top-k", "3"]
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.rstrip("\n").splitlines()
     assert len(lines) == len(shared.y_test)
@@ -112,26 +123,31 @@ def test_top_k_orders_scores():
 def test_wrong_shape_dtype_and_values_are_one_line_errors(shared, tmp_path):
     model_path = str(shared.edge_dir / "model_int8.tflite")
     np.save(tmp_path / "short.npy", np.zeros((3, 63), np.float32))
-    assert "input has shape (3, 63)" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                            str(tmp_path / "short.npy")]))
+    assert "input has shape (3, 63)" in error_line(
+        runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "short.npy")])
+    )
     np.save(tmp_path / "text.npy", np.array(["a", "b"]))
-    assert "input has dtype <U1" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                        str(tmp_path / "text.npy")]))
+    assert "input has dtype <U1" in error_line(
+        runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "text.npy")])
+    )
     (tmp_path / "bad.csv").write_text("1,2,3\n4,x,6\n")
-    assert "not a number" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                 str(tmp_path / "bad.csv")]))
+    assert "not a number" in error_line(
+        runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "bad.csv")])
+    )
     np.save(tmp_path / "nan.npy", np.full((1, 64), np.nan, np.float32))
     assert "NaN" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "nan.npy")]))
     (tmp_path / "x.txt").write_text("1")
-    assert "suffix '.txt'" in error_line(runner.invoke(cli.app, ["predict", model_path, "--input",
-                                                                  str(tmp_path / "x.txt")]))
+    assert "suffix '.txt'" in error_line(
+        runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "x.txt")])
+    )
 
 
 def test_a_model_that_differs_from_its_manifest_is_refused(shared, tmp_path, samples_csv):
     shutil.copy(shared.edge_dir / "manifest.json", tmp_path / "manifest.json")
     shutil.copy(shared.edge_dir / "model_float32.tflite", tmp_path / "model_int8.tflite")  # wrong file, right name
-    line = error_line(runner.invoke(cli.app, ["predict", str(tmp_path / "model_int8.tflite"), "--input",
-                                              str(samples_csv)]))
+    line = error_line(
+        runner.invoke(cli.app, ["predict", str(tmp_path / "model_int8.tflite"), "--input", str(samples_csv)])
+    )
     assert "sha256 differs" in line
 
 
@@ -141,14 +157,19 @@ def test_bad_model_and_bad_input_exit_2_in_a_real_process(shared, tmp_path, samp
     corrupt.write_bytes((shared.edge_dir / "model_int8.tflite").read_bytes()[:1000])
     np.save(tmp_path / "short.npy", np.zeros((2, 10), np.float32))
     cases = [
-        ([str(corrupt), "--input", str(samples_csv)],
-         f"error: {corrupt} is not a valid .tflite model (The model is not a valid Flatbuffer buffer); "
-         "export it again with 'python cli.py export RUN_DIR'"),
-        ([str(shared.edge_dir / "model_int8.tflite"), "--input", str(tmp_path / "short.npy")],
-         f"error: input has shape (2, 10); {shared.edge_dir / 'model_int8.tflite'} takes examples of shape "
-         "(8, 8, 1) (64 values): give (n, 8, 8, 1), (n, 64) or one example"),
+        (
+            [str(corrupt), "--input", str(samples_csv)],
+            f"error: {corrupt} is not a valid .tflite model (The model is not a valid Flatbuffer buffer); "
+            "export it again with 'python cli.py export RUN_DIR'",
+        ),
+        (
+            [str(shared.edge_dir / "model_int8.tflite"), "--input", str(tmp_path / "short.npy")],
+            f"error: input has shape (2, 10); {shared.edge_dir / 'model_int8.tflite'} takes examples of shape "
+            "(8, 8, 1) (64 values): give (n, 8, 8, 1), (n, 64) or one example",
+        ),
     ]
     for arguments, expected in cases:
-        finished = subprocess.run([sys.executable, "cli.py", "predict", *arguments], cwd=ROOT, capture_output=True,
-                                  text=True)
+        finished = subprocess.run(
+            [sys.executable, "cli.py", "predict", *arguments], cwd=ROOT, capture_output=True, text=True
+        )
         assert (finished.returncode, finished.stdout, finished.stderr.strip().splitlines()) == (2, "", [expected])

@@ -53,8 +53,12 @@ def mixed_units_csv(path, rows=900, seed=0):
 def runs(tmp_path_factory):
     """One trained and exported run per table (the digits run is the edge tests' shared one)."""
     root = tmp_path_factory.mktemp("sensor-runs")
-    data = {"iris": ("iris", "label"), "wine": ("wine", "label"), "breast_cancer": ("breast_cancer", "label"),
-            "mixed_units": (str(mixed_units_csv(root / "mixed_units.csv")), "state")}
+    data = {
+        "iris": ("iris", "label"),
+        "wine": ("wine", "label"),
+        "breast_cancer": ("breast_cancer", "label"),
+        "mixed_units": (str(mixed_units_csv(root / "mixed_units.csv")), "state"),
+    }
     found = {"digits": exported_run(tmp_path_factory).run_dir}
     for name, (source, label) in data.items():
         config = resolve_config(None, {"data": source, "label": label, "epochs": 200, "out": str(root)}, [])
@@ -135,11 +139,13 @@ def test_c_preprocess_function_gives_the_runtime_input_bytes(runs, tmp_path):
     dataset = whole_data_set(runs["breast_cancer"])
     x = dataset.x.astype(np.float32)
     program = tmp_path / "preprocess.c"
-    program.write_text(f'#include <stdio.h>\n#include "model_int8.h"\n'
-                       "int main(void) {\n  float raw[30]; int8_t out[30];\n"
-                       "  while (fread(raw, sizeof(float), 30, stdin) == 30) {\n"
-                       f"    {identifier}_preprocess(raw, out);\n    fwrite(out, 1, 30, stdout);\n"
-                       "  }\n  return 0;\n}\n")
+    program.write_text(
+        f'#include <stdio.h>\n#include "model_int8.h"\n'
+        "int main(void) {\n  float raw[30]; int8_t out[30];\n"
+        "  while (fread(raw, sizeof(float), 30, stdin) == 30) {\n"
+        f"    {identifier}_preprocess(raw, out);\n    fwrite(out, 1, 30, stdout);\n"
+        "  }\n  return 0;\n}\n"
+    )
     binary = tmp_path / "preprocess"
     subprocess.run([compiler, "-std=c99", "-O2", "-I", str(edge), str(program), "-o", str(binary), "-lm"], check=True)
     produced = subprocess.run([str(binary)], input=x.tobytes(), capture_output=True, check=True).stdout
@@ -156,8 +162,10 @@ def test_c_declarations_match_numpy_for_both_input_types(tmp_path, dtype):
         pytest.skip("no C compiler")
     generator = np.random.default_rng(3)
     channels = 5
-    statistics = Standardization(generator.normal(size=channels).astype(np.float32) * 10 ** np.arange(channels),
-                                 (generator.uniform(0.5, 2, channels) * 10.0 ** np.arange(-3, 2)).astype(np.float32))
+    statistics = Standardization(
+        generator.normal(size=channels).astype(np.float32) * 10 ** np.arange(channels),
+        (generator.uniform(0.5, 2, channels) * 10.0 ** np.arange(-3, 2)).astype(np.float32),
+    )
     scale, zero_point = 0.0371, -7
     x = (statistics.mean + generator.normal(size=(400, 2, channels)) * 3 * statistics.std).astype(np.float32)
     (tmp_path / "pre.h").write_text(statistics.c_declarations("m", dtype, scale, zero_point, 2 * channels))
@@ -165,9 +173,11 @@ def test_c_declarations_match_numpy_for_both_input_types(tmp_path, dtype):
     (tmp_path / "main.c").write_text(
         f'#include <stdio.h>\n#include "pre.h"\nint main(void) {{ float raw[{size}]; {kind} out[{size}];'
         f" while (fread(raw, 4, {2 * channels}, stdin) == {2 * channels}) {{ m_preprocess(raw, out);"
-        f" fwrite(out, sizeof(out[0]), {2 * channels}, stdout); }} return 0; }}\n")
-    subprocess.run([compiler, "-std=c99", "-O2", str(tmp_path / "main.c"), "-o", str(tmp_path / "main"), "-lm"],
-                   check=True)
+        f" fwrite(out, sizeof(out[0]), {2 * channels}, stdout); }} return 0; }}\n"
+    )
+    subprocess.run(
+        [compiler, "-std=c99", "-O2", str(tmp_path / "main.c"), "-o", str(tmp_path / "main"), "-lm"], check=True
+    )
     produced = subprocess.run([str(tmp_path / "main")], input=x.tobytes(), capture_output=True, check=True).stdout
     expected = statistics.quantize(x, scale, zero_point, "int8") if dtype == "int8" else statistics.apply(x)
     assert produced == expected.tobytes()

@@ -56,9 +56,15 @@ def exported_run(tmp_path_factory) -> ExportedRun:
         dataset = load_dataset("digits")
         test = load_split(result.run_dir / "split.npz").test
         x_test, y_test = dataset.x[test], dataset.y[test]
-        _SHARED["run"] = ExportedRun(result.run_dir, report, x_test, y_test,
-                                     np.asarray(model.predict(x_test, verbose=0)), result.parameters,
-                                     dataset.class_names)
+        _SHARED["run"] = ExportedRun(
+            result.run_dir,
+            report,
+            x_test,
+            y_test,
+            np.asarray(model.predict(x_test, verbose=0)),
+            result.parameters,
+            dataset.class_names,
+        )
     return _SHARED["run"]
 
 

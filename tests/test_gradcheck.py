@@ -86,8 +86,16 @@ def test_relative_error_is_the_seeds_formula():
 
 @pytest.mark.parametrize(
     ("error", "verdict"),
-    [(1e-9, "good"), (9.9e-8, "good"), (1e-7, "suspicious"), (1e-5, "suspicious"),
-     (9.9e-4, "suspicious"), (1e-3, "bug"), (0.5, "bug"), (float("nan"), "bug")],
+    [
+        (1e-9, "good"),
+        (9.9e-8, "good"),
+        (1e-7, "suspicious"),
+        (1e-5, "suspicious"),
+        (9.9e-4, "suspicious"),
+        (1e-3, "bug"),
+        (0.5, "bug"),
+        (float("nan"), "bug"),
+    ],
 )
 def test_verdict_bands_follow_the_seeds_scale(error, verdict):
     assert verdict_for(error) == verdict
@@ -160,7 +168,11 @@ def test_samples_none_checks_every_coordinate_and_weights_are_restored_exactly(d
     result = check_gradients(model, x[:, :4, :4], y, samples_per_tensor=None)
 
     assert [(tensor.checked, tensor.size) for tensor in result.tensors] == [
-        (64, 64), (4, 4), (4, 4), (40, 40), (10, 10)  # kernel 16x4, gamma, beta, kernel 4x10, bias
+        (64, 64),
+        (4, 4),
+        (4, 4),
+        (40, 40),
+        (10, 10),  # kernel 16x4, gamma, beta, kernel 4x10, bias
     ]
     assert result.relative_error < 1e-6
     # Every variable, BatchNorm's moving statistics included, holds its exact original value.

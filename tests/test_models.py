@@ -28,9 +28,7 @@ def test_named_initializer_wins():
 
 def test_model_kernels_follow_activation():
     model = build_model(TrainConfig(hidden_units=[512, 256], activation="relu"), DataSpec((784,), 10))
-    first, second = (
-        layer for layer in model.layers if isinstance(layer, keras.layers.Dense) and layer.units != 10
-    )
+    first, second = (layer for layer in model.layers if isinstance(layer, keras.layers.Dense) and layer.units != 10)
     assert np.var(first.kernel.numpy()) == pytest.approx(2 / 784, rel=0.10)
     assert np.var(second.kernel.numpy()) == pytest.approx(2 / 512, rel=0.10)
     tanh_model = build_model(TrainConfig(hidden_units=[512], activation="tanh"), DataSpec((784,), 10))
@@ -44,9 +42,7 @@ def test_regularization_term_equals_seed_formula():
     model = build_model(config, DataSpec((8, 8, 1), 10, num_train_examples=m))
     model(np.zeros((1, 8, 8, 1), np.float32))
     kernels = [
-        layer.kernel.numpy().astype(np.float64)
-        for layer in model.layers
-        if isinstance(layer, keras.layers.Dense)
+        layer.kernel.numpy().astype(np.float64) for layer in model.layers if isinstance(layer, keras.layers.Dense)
     ]
     expected = 0.7 / (2 * m) * sum((k**2).sum() for k in kernels) + 0.3 / (2 * m) * sum(
         np.abs(k).sum() for k in kernels
@@ -119,9 +115,7 @@ def test_zscore_layer_uses_training_statistics():
 
 
 def test_image_statistics_are_per_channel():
-    x = np.random.default_rng(0).normal(size=(50, 8, 8, 3)).astype(np.float32) + np.array(
-        [0, 10, 20], np.float32
-    )
+    x = np.random.default_rng(0).normal(size=(50, 8, 8, 3)).astype(np.float32) + np.array([0, 10, 20], np.float32)
     mean, variance = normalization_statistics(x)
     assert mean.shape == (3,)
     np.testing.assert_allclose(mean, [0, 10, 20], atol=0.1)

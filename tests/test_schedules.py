@@ -31,11 +31,6 @@ def test_hand_computed_values():
     assert learning_rate_at(
         TrainConfig(learning_rate=0.2, schedule="inverse_time", decay_rate=1.0), 1
     ) == pytest.approx(0.1)
-    assert learning_rate_at(TrainConfig(learning_rate=1.0, schedule="exponential"), 5) == pytest.approx(
-        0.7737809375
-    )
+    assert learning_rate_at(TrainConfig(learning_rate=1.0, schedule="exponential"), 5) == pytest.approx(0.7737809375)
     assert learning_rate_at(TrainConfig(learning_rate=1.0, schedule="inverse_sqrt"), 3) == pytest.approx(0.5)
-    assert (
-        learning_rate_at(TrainConfig(learning_rate=1.0, schedule="step", step_epochs=2, step_factor=0.5), 5)
-        == 0.25
-    )
+    assert learning_rate_at(TrainConfig(learning_rate=1.0, schedule="step", step_epochs=2, step_factor=0.5), 5) == 0.25

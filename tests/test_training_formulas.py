@@ -13,8 +13,9 @@ from recipes.training import train
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    config = resolve_config(None, {"data": "wine", "epochs": 2, "out": str(tmp_path_factory.mktemp("formulas"))},
-                            ["l2=0.5", "l1=0.25"])
+    config = resolve_config(
+        None, {"data": "wine", "epochs": 2, "out": str(tmp_path_factory.mktemp("formulas"))}, ["l2=0.5", "l1=0.25"]
+    )
     return train(config, report=None).run_dir
 
 

@@ -86,7 +86,8 @@ def test_an_int8_model_export_would_refuse_is_infeasible():
     # breast_cancer's int8 model before the z-score moved in front of the int8 graph: 62.28% against 94.74%.
     broken = Measurement(54 * KB, None, "arena not measured", 40_000, None, 0.6228, 0.9474)
     assert violations(broken, budget) == [
-        "int8 dev accuracy 62.28% is 32.46 points below Keras's 94.74% (int8 tolerance 1 point)"]
+        "int8 dev accuracy 62.28% is 32.46 points below Keras's 94.74% (int8 tolerance 1 point)"
+    ]
     held = Measurement(54 * KB, None, "arena not measured", 40_000, None, 0.9386, 0.9474)
     assert violations(held, budget) == []  # 0.88 points: within int8's tolerance
     assert held.metrics()["int8_val_accuracy"] == pytest.approx(0.9386)

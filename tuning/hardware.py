@@ -280,8 +280,9 @@ def representative_inputs(x_train: np.ndarray, seed: int, y_train: np.ndarray | 
     return calibration_samples(x_train, CALIBRATION_SAMPLES, seed, y_train)
 
 
-def measure_candidate(model: Any, calibration_x: np.ndarray, budget: Budget,
-                      dev: tuple[np.ndarray, np.ndarray] | None = None) -> Measurement:
+def measure_candidate(
+    model: Any, calibration_x: np.ndarray, budget: Budget, dev: tuple[np.ndarray, np.ndarray] | None = None
+) -> Measurement:
     """Convert ``model`` to int8 as export does and measure its size, arena, MACs, estimated latency and,
     with ``dev``, its accuracy there next to the Keras model's.
 
@@ -314,8 +315,9 @@ def measure_candidate(model: Any, calibration_x: np.ndarray, budget: Budget,
     if dev is not None and int8.num_classes > 1:
         x_dev, y_dev = dev
         int8_accuracy = float(np.mean(int8.predict(x_dev).argmax(axis=1) == y_dev))
-        keras_accuracy = float(np.mean(np.asarray(model.predict(x_dev, batch_size=1024, verbose=0)).argmax(axis=1)
-                                       == y_dev))
+        keras_accuracy = float(
+            np.mean(np.asarray(model.predict(x_dev, batch_size=1024, verbose=0)).argmax(axis=1) == y_dev)
+        )
     macs = count_macs(model)
     device = budget.device
     latency = estimate_latency_ms(macs, device) if device is not None else None
@@ -333,8 +335,10 @@ def violations(measurement: Measurement, budget: Budget) -> list[str]:
     if measurement.int8_accuracy is not None and measurement.keras_accuracy is not None:
         drop = 100 * (measurement.keras_accuracy - measurement.int8_accuracy)
         if drop > tolerance + 1e-9:
-            reasons.append(f"int8 dev accuracy {measurement.int8_accuracy:.2%} is {drop:.2f} points below Keras's "
-                           f"{measurement.keras_accuracy:.2%} (int8 tolerance {tolerance:g} point)")
+            reasons.append(
+                f"int8 dev accuracy {measurement.int8_accuracy:.2%} is {drop:.2f} points below Keras's "
+                f"{measurement.keras_accuracy:.2%} (int8 tolerance {tolerance:g} point)"
+            )
     int8_kb = measurement.int8_bytes / KB
     if budget.max_int8_kb is not None and int8_kb > budget.max_int8_kb:
         reasons.append(f"int8 model {_kb(int8_kb)} > {budget.max_int8_kb:g} KB (--max-int8-kb)")

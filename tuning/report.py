@@ -117,8 +117,11 @@ class TrialRecord:
     def device_score(self, objective: str) -> float | None:
         """What the device would reach: the int8 model's dev accuracy when the objective is ``val_accuracy`` and it
         was measured, else :meth:`trained_score`."""
-        if objective == "val_accuracy" and INT8_ACCURACY_METRIC in self.metrics and self.trained_score(objective) \
-                is not None:
+        if (
+            objective == "val_accuracy"
+            and INT8_ACCURACY_METRIC in self.metrics
+            and self.trained_score(objective) is not None
+        ):
             return self.metrics[INT8_ACCURACY_METRIC]
         return self.trained_score(objective)
 

@@ -1,0 +1,32 @@
+"""House rules that a refactor could break without any feature test noticing."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+import cli
+from tests.helpers import ROOT
+
+COMMANDS = sorted(command.name or command.callback.__name__ for command in cli.app.registered_commands)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    commands = re.findall(r"^python3 -m venv \.venv && .*$", readme, flags=re.MULTILINE)
+    assert len(commands) == 2 and "pytest" in commands[1] and "ruff format --check" in commands[1]
+    assert commands[1] in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_of_every_command_imports_no_tensorflow(command):
+    script = (
+        f"import sys\nfrom typer.testing import CliRunner\nimport cli\n"
+        f"result = CliRunner().invoke(cli.app, [{command!r}, '--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(name for name in ('tensorflow', 'keras', 'tf_keras') if name in sys.modules))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip().splitlines()[-1] == "[]"
