@@ -1,8 +1,13 @@
 """Checks and tools the test modules share: the one-line error of bad input, folder snapshots, a CLI subprocess."""
 
+import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,3 +39,30 @@ def start_cli(args: list[str], log: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@dataclass
+class ExportedRun:
+    """The session's shared run (the ``shared`` fixture), its export and the Keras model's view of the test split."""
+
+    run_dir: Path
+    report: Any
+    x_test: np.ndarray
+    y_test: np.ndarray
+    keras_outputs: np.ndarray
+    parameters: int
+    class_names: list[str]
+
+    @property
+    def edge_dir(self) -> Path:
+        return self.run_dir / "edge"
+
+    @property
+    def keras_labels(self) -> list[str]:
+        return [self.class_names[i] for i in self.keras_outputs.argmax(axis=1)]
+
+
+def copy_run(run_dir: Path, destination: Path, with_edge: bool = False) -> Path:
+    """Copy a run directory (without ``edge/`` unless asked) for tests that export into it."""
+    skipped = ("tensorboard",) if with_edge else ("tensorboard", "edge")
+    return Path(shutil.copytree(run_dir, destination, ignore=shutil.ignore_patterns(*skipped)))

@@ -15,6 +15,8 @@ from recipes.errors import UserError
 from recipes.splitting import anomaly_split
 from recipes.synthetic import FAULT_EXAMPLES, NORMAL_EXAMPLES, machine_dataset
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 runner = CliRunner()
 
 

@@ -14,6 +14,8 @@ from recipes.audio import FRONT_END, mfcc_features, prepare_clip, read_wav
 from recipes.data import load_dataset
 from recipes.errors import UserError
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 RATE = 16000
 CLIPS_PER_CLASS = 30
 

@@ -27,7 +27,9 @@ from recipes.data import load_dataset
 from recipes.errors import UserError
 from recipes.splitting import load_split
 from recipes.training import train
-from tests.test_edge_shared import copy_run
+from tests.helpers import copy_run
+
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 
 runner = CliRunner()
 

@@ -25,6 +25,8 @@ from recipes.config import resolve_config
 from recipes.training import train
 from tests.test_audio import RATE, tone, write_wav
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "tensorflow_model_optimization")
 runner = CliRunner()
@@ -147,6 +149,7 @@ def test_wav_prediction_imports_no_tensorflow(audio_run, tmp_path):
 import json, sys
 from typer.testing import CliRunner
 import cli
+
 result = CliRunner().invoke(cli.app, ["predict", {str(audio_run / "edge" / "model_int8.tflite")!r},
                                       "--input", {str(clip)!r}, "--json"])
 assert result.exit_code == 0, result.output

@@ -6,15 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from tests.helpers import error_line, snapshot
-from tests.test_edge_shared import copy_run, exported_run
+from tests.helpers import copy_run, error_line, snapshot
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return exported_run(tmp_path_factory)
 
 
 @pytest.mark.parametrize(

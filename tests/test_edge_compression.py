@@ -1,6 +1,6 @@
 """Compression (issue 4): the tf_keras twin, BatchNorm folding, pruning, QAT, their int8 exports, isolation, bad input.
 
-Goals checked on the shared digits run (tests/test_edge_shared.py, mlp, 15 epochs, seed 0): the 50% pruned
+Goals checked on the shared digits run (tests/conftest.py, mlp, 15 epochs, seed 0): the 50% pruned
 int8 model within 1 point of the dense Keras model and at most 0.6x the dense int8 gzip size; QAT int8 not
 below post-training int8 by more than 0.2 points; sparsity within 2 points of the target, read from the
 exported weights. The twin and the fused (BatchNorm-folded) twin equal their source within 1e-5.
@@ -35,16 +35,12 @@ from recipes.layers import DataSpec
 from recipes.models import build_model
 from recipes.runs import load_model
 from recipes.training import train
-from tests.helpers import error_line, snapshot
-from tests.test_edge_shared import copy_run, exported_run
+from tests.helpers import copy_run, error_line, snapshot
+
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return exported_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

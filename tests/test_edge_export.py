@@ -18,14 +18,9 @@ from edge.export import export_run
 from edge.operators import TFLM_INT8_OPS, operator_report
 from edge.runtime import EdgeModel
 from edge.variants import VARIANTS
-from tests.test_edge_shared import copy_run, exported_run
+from tests.helpers import copy_run
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return exported_run(tmp_path_factory)
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))

@@ -10,7 +10,6 @@ import pytest
 import edge.micro
 from edge.micro import c_array_sources, c_identifier, micro_check
 from edge.runtime import EdgeModel
-from tests.test_edge_shared import exported_run
 
 COMPILER = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
 
@@ -27,11 +26,6 @@ int main(int argc, char** argv) {
   return std::fclose(out) == 0 ? 0 : 5;
 }
 """
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return exported_run(tmp_path_factory)
 
 
 def test_identifier_is_derived_from_the_run():
@@ -118,7 +112,7 @@ def test_the_measured_arena_is_the_smallest_that_runs(shared):
 def test_a_model_tflite_micro_cannot_run_is_reported_and_warned(shared, tmp_path, monkeypatch):
     tflite_micro = pytest.importorskip("tflite_micro")
     from edge.export import export_run
-    from tests.test_edge_shared import copy_run
+    from tests.helpers import copy_run
 
     def refuse(*args, **kwargs):
         raise RuntimeError("Didn't find op for builtin opcode 'FULLY_CONNECTED'")

@@ -15,16 +15,10 @@ import cli
 from edge.runtime import EdgeModel, read_inputs, top_k
 from recipes.errors import UserError
 from tests.helpers import error_line
-from tests.test_edge_shared import exported_run
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("tensorflow", "keras", "tf_keras", "tensorflow_model_optimization")
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    return exported_run(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from recipes.data import load_dataset
 from recipes.runs import load_model, read_config
 from recipes.training import train
 from tests.helpers import snapshot
-from tests.test_edge_shared import exported_run
 
 runner = CliRunner()
 SCALES = (1e-3, 1e-2, 1.0, 1e2, 1e3, 4e3)  # six orders of magnitude, as Pa, °C, rpm and g sit side by side
@@ -50,7 +49,7 @@ def mixed_units_csv(path, rows=900, seed=0):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, shared):
     """One trained and exported run per table (the digits run is the edge tests' shared one)."""
     root = tmp_path_factory.mktemp("sensor-runs")
     data = {
@@ -59,7 +58,7 @@ def runs(tmp_path_factory):
         "breast_cancer": ("breast_cancer", "label"),
         "mixed_units": (str(mixed_units_csv(root / "mixed_units.csv")), "state"),
     }
-    found = {"digits": exported_run(tmp_path_factory).run_dir}
+    found = {"digits": shared.run_dir}
     for name, (source, label) in data.items():
         config = resolve_config(None, {"data": source, "label": label, "epochs": 200, "out": str(root)}, [])
         run_dir = train(config, report=None).run_dir

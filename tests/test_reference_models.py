@@ -18,6 +18,8 @@ from recipes.models import BUILDERS, build_model
 from recipes.reference_models import REFERENCE_SPECS
 from recipes.training import train
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 keras = import_keras(seed=0)
 
 # Parameters at the reference input, BatchNorm's four per channel included (see the test's docstring).

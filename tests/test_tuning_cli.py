@@ -5,6 +5,8 @@ from typer.testing import CliRunner
 
 import cli
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 runner = CliRunner()
 SPACES = {
     "empty": "dropout: {min: 0.2, max: 0.2}\n",

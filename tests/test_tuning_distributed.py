@@ -18,6 +18,8 @@ import pytest
 from tests.helpers import start_cli
 from tuning.distributed import describe_exit, free_port, oracle_address
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 240
 TRIALS = 6

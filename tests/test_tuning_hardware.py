@@ -19,6 +19,8 @@ from tuning.pareto import pareto_front
 from tuning.report import TrialRecord, read_trials, trial_line
 from tuning.tuners import ResumableRandomSearchOracle
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 runner = CliRunner()
 KB = 1024
 

@@ -24,6 +24,8 @@ from tests.helpers import start_cli
 from tuning.search import load_settings
 from tuning.spaces import config_for
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 TIMEOUT = 180
 runner = CliRunner()
 

@@ -10,6 +10,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from tuning.sklearn import RecipeClassifier
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 # Small and quick: scikit-learn's checks fit it on a few dozen rows many times. Every check holds
 # for it (none needs expected_failed_checks): it is deterministic for a given random_state.
 QUICK = {"hidden_units": (16,), "epochs": 5, "learning_rate": 0.03, "batch_size": 64}

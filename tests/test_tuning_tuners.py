@@ -10,6 +10,8 @@ import pytest
 
 from tuning.tuners import ResumableGridSearchOracle, ResumableRandomSearchOracle
 
+pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
+
 GRID = {"learning_rate": [0.1, 0.01, 0.001], "units": [16, 32], "optimizer": ["adam", "sgd"]}
 
 

@@ -1,0 +1,41 @@
+"""Fixtures the test modules share.
+
+``shared``: one small trained run, exported once per test session. Every edge test asks for the same run, so the
+whole edge test set trains once (the default digits MLP, 50,826 parameters, 15 epochs, seed 0) and exports all
+four variants once. Tests that write into a run work on a copy (:func:`tests.helpers.copy_run`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.export import export_run
+from edge.variants import VARIANTS
+from recipes.config import resolve_config
+from recipes.data import load_dataset
+from recipes.runs import load_model
+from recipes.splitting import load_split
+from recipes.training import train
+from tests.helpers import ExportedRun
+
+
+@pytest.fixture(scope="session")
+def shared(tmp_path_factory) -> ExportedRun:
+    """The shared digits run, trained and exported with every variant."""
+    root = tmp_path_factory.mktemp("edge-runs")
+    result = train(resolve_config(None, {"epochs": 15, "out": str(root)}, []), report=None)
+    report = export_run(result.run_dir, list(VARIANTS))
+    model = load_model(result.run_dir)
+    dataset = load_dataset("digits")
+    test = load_split(result.run_dir / "split.npz").test
+    x_test, y_test = dataset.x[test], dataset.y[test]
+    return ExportedRun(
+        result.run_dir,
+        report,
+        x_test,
+        y_test,
+        np.asarray(model.predict(x_test, verbose=0)),
+        result.parameters,
+        dataset.class_names,
+    )
