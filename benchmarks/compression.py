@@ -14,15 +14,14 @@ then the issue's goals, and the limit unstructured sparsity meets: the order-0 e
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import prepare_run, run_parser
+
 EXPORTS = (  # label, compression options (None: the plain export)
     ("plain", None),
     ("pruned", {"prune": True}),
@@ -30,17 +29,6 @@ EXPORTS = (  # label, compression options (None: the plain export)
     ("pruned+qat", {"prune": True, "qat": True}),
     ("pruned, block 1", {"prune": True, "prune_block": 1}),
 )
-
-
-def prepare_run(run_dir: str | None, workspace: Path) -> Path:
-    """The run to measure: the one given, or the default recipe trained into ``workspace``."""
-    from recipes.config import resolve_config
-    from recipes.training import train
-
-    if run_dir is not None:
-        return Path(run_dir)
-    print("training the default recipe (mlp on digits, seed 0) ...", flush=True)
-    return train(resolve_config(None, {"out": str(workspace)}, []), report=None).run_dir
 
 
 def order0_bits(content: bytes) -> float | None:
@@ -143,11 +131,9 @@ def report(rows: dict[str, Any], keras_accuracy: float, examples: int, prune: fl
 
 def main() -> None:
     """Parse the arguments, prepare the run, export every configuration and print."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", nargs="?", help="a trained run (default: train the default recipe)")
+    parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--prune", type=float, default=0.5, help="target sparsity")
     arguments = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from recipes.backend import import_keras
     from tuning.fitting import quiet_retracing
 

@@ -14,14 +14,12 @@ weight), with the file taken apart into weights, biases, quantization parameters
 
 from __future__ import annotations
 
-import argparse
 import platform
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import prepare_run, run_parser
 
 
 def size_breakdown(content: bytes) -> dict[str, int]:
@@ -57,17 +55,11 @@ def floor_model() -> bytes:
     return convert_model(keras.Model(inputs, keras.layers.Dense(1, use_bias=False)(inputs)), VARIANTS["float32"])
 
 
-def prepare_run(run_dir: str | None, workspace: Path) -> Path:
-    """The run to measure: the one given, or the default recipe trained into ``workspace``; exported."""
+def prepare_exported_run(run_dir: str | None, workspace: Path) -> Path:
+    """The run to measure (:func:`common.prepare_run`), exported when it was not."""
     from edge.export import export_run
-    from recipes.config import resolve_config
-    from recipes.training import train
 
-    if run_dir is None:
-        print("training the default recipe (mlp on digits, seed 0) ...", flush=True)
-        run = train(resolve_config(None, {"out": str(workspace)}, []), report=None).run_dir
-    else:
-        run = Path(run_dir)
+    run = prepare_run(run_dir, workspace)
     if not all((run / "edge" / name).is_file() for name in ("model_float32.tflite", "model_int8.tflite")):
         print(f"exporting {run} (float32, int8) ...", flush=True)
         export_run(run, ["float32", "int8"])
@@ -143,14 +135,12 @@ def report(figures: dict[str, Any], runs: int) -> None:
 
 def main() -> None:
     """Parse the arguments, prepare the run, measure and print."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", nargs="?", help="a trained run (default: train the default recipe)")
+    parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=500, help="timed calls per figure")
     parser.add_argument("--warmup", type=int, default=50, help="untimed calls first")
     arguments = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     with tempfile.TemporaryDirectory() as workspace:
-        run = prepare_run(arguments.run_dir, Path(workspace))
+        run = prepare_exported_run(arguments.run_dir, Path(workspace))
         report(measure(run, arguments.runs, arguments.warmup), arguments.runs)
 
 

@@ -24,14 +24,13 @@ single-example invoke time.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import common  # noqa: F401  (puts the project on the import path)
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
 DATA = ("digits", "iris", "wine", "breast_cancer", "mixed_units")
 
 
@@ -68,7 +67,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's)")
     arguments = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from edge.convert import calibration_samples, convert_for_device, convert_model
     from edge.micro import micro_check
     from edge.runtime import EdgeModel

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import common  # noqa: F401  (puts the project on the import path)
+
 CALIBRATION_EXAMPLES = 100
 
 
@@ -65,7 +65,6 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50, help="untimed invokes first")
     parser.add_argument("--threads", type=int, default=None, help="LiteRT CPU threads (default: LiteRT's)")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from recipes.reference_models import REFERENCE_SPECS
 
     print(f"# python {platform.python_version()}, {platform.machine()}, LiteRT threads {args.threads or 'default'}")

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import common  # noqa: F401  (puts the project on the import path)
 
 from recipes.backend import import_keras  # noqa: E402
 from recipes.config import resolve_config  # noqa: E402

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+import common  # noqa: F401  (puts the project on the import path)
 
 
 def epochs_to_reach(records: list[Any], target: float) -> int | None:
@@ -103,7 +102,6 @@ def main() -> None:
     parser.add_argument("--factor", type=int, default=3, help="Hyperband's reduction factor")
     parser.add_argument("--patience", type=int, default=5, help="early stopping patience inside trials")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
     from recipes.backend import import_keras
     from tuning.settings import hyperband_budget
 

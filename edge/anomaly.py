@@ -29,6 +29,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from edge.convert import calibration_samples
+from edge.flatbuffer import read_model
 from edge.runtime import is_anomaly
 
 SCORE_SPAN = 2.0
@@ -57,7 +58,7 @@ def borderline_examples(
 def score_quantization(content: bytes) -> tuple[float, int] | None:
     """Scale and zero point of a model's int8 score: its output's, or with float I/O the tensor its final
     DEQUANTIZE reads; None when the score is never int8."""
-    model = schema.Model.GetRootAs(content, 0)
+    model = read_model(content)
     graph = model.Subgraphs(0)
     tensor = graph.Tensors(graph.Outputs(0))
     if tensor.Type() != schema.TensorType.INT8:

@@ -49,9 +49,9 @@ from edge.preprocessing import Standardization
 from edge.twin import ZSCORE_LAYER, build_twin, check_same_outputs
 from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
-from recipes.errors import UserError
+from recipes.errors import UserError, first_line
 from recipes.layers import DataSpec
-from recipes.training import PreparedData
+from recipes.training import EVALUATION_BATCH, PreparedData
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 DEFAULT_PRUNE_EPOCHS = 20
@@ -439,7 +439,7 @@ def _fit(
     import tf_keras
 
     from recipes.optimizers import make_optimizer
-    from recipes.training import EVALUATION_BATCH, training_dataset
+    from recipes.training import training_dataset
 
     width = len(str(epochs))
 
@@ -599,8 +599,8 @@ def _quantization_aware(
         with quantization.quantize_scope({output_config.__name__: output_config, dense_config.__name__: dense_config}):
             quantized = quantization.quantize_apply(annotated, scheme)
     except (ValueError, RuntimeError) as error:  # a layer setting unquantizable_layers cannot see
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"QAT cannot quantize this model ({first_line}); export without --qat") from None
+        reason = first_line(error)
+        raise UserError(f"QAT cannot quantize this model ({reason}); export without --qat") from None
     # Start from the ranges post-training int8 would use: the same seeded draw of training examples.
     x_train, y_train = data.part("train")
     calibration = calibration_samples(x_train, DEFAULT_CALIBRATION_SAMPLES, config.seed, y_train)
@@ -626,7 +626,7 @@ def calibrate_activation_ranges(
     model: Any,
     x: np.ndarray,
     tfmot: ModuleType,
-    batch: int = 1024,
+    batch: int = EVALUATION_BATCH,
     kinds: tuple[str, ...] = ("MovingAvgQuantize", "AllValuesQuantize"),
 ) -> int:
     """Set the range of every activation fake-quantizer of a QAT model to what its float tensor spans on ``x``.

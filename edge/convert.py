@@ -20,7 +20,7 @@ from edge.native_output import captured_native_output
 from edge.preprocessing import ZSCORE, Standardization
 from edge.variants import Variant
 from recipes.backend import import_keras
-from recipes.errors import UserError
+from recipes.errors import UserError, first_line
 
 
 def calibration_samples(x_train: np.ndarray, count: int, seed: int, y_train: np.ndarray | None = None) -> np.ndarray:
@@ -150,8 +150,8 @@ def convert_model(model: Any, variant: Variant, calibration: np.ndarray | None =
             warnings.simplefilter("ignore")
             return bytes(converter.convert())
     except ConverterError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = first_line(error)
         raise UserError(
-            f"the model cannot be converted to {variant.name} ({first_line}); "
+            f"the model cannot be converted to {variant.name} ({reason}); "
             "try another variant, e.g. --quantization float32"
         ) from None

@@ -46,12 +46,12 @@ from edge.variants import (
 from edge.weights import gzip_size, weight_sparsity
 from recipes.errors import UserError, unknown_choice
 from recipes.rundir import write_atomic, write_json
+from recipes.training import EVALUATION_BATCH
 
 EDGE_DIR = "edge"
 REPORT_NAME = "report.json"
 QUANTIZATION_REPORT_NAME = "quantization.json"
 MICRO_VARIANTS = ("int8", *COMPRESSED_VARIANTS)  # full-integer variants written out as C arrays for TFLite Micro
-EVALUATION_BATCH = 1024
 
 
 @dataclass

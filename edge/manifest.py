@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import platform
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from edge.anomaly import quantized_threshold
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
+from recipes.rundir import installed_versions
 
 # Format 2 added ``task``, ``anomaly`` (threshold and decision rule) and ``front_end``; a manifest without
 # ``task`` describes a classifier. Format 3 added per variant ``standardization`` (the z-score applied in front
@@ -27,13 +26,7 @@ def file_entry(path: Path) -> dict[str, Any]:
 
 def package_versions() -> dict[str, str]:
     """Python's version and those of the installed packages of :data:`PACKAGES`."""
-    found = {"python": platform.python_version()}
-    for package in PACKAGES:
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return found
+    return installed_versions(PACKAGES)
 
 
 def _variant_entry(name: str, model: EdgeModel) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import numpy as np
 from edge.arena import ALIGNMENT, smallest_arena
 from edge.native_output import captured_native_output
 from edge.runtime import EdgeModel, is_anomaly
+from recipes.errors import first_line
 
 ARENA_NOT_MEASURED = "arena not measured (install the micro extra: pip install 'edge-recipes[micro]')"
 BYTES_PER_LINE = 12
@@ -143,7 +144,7 @@ def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
             outputs = np.concatenate([_invoke(interpreter, example[np.newaxis]) for example in prepared])
             interpreter.print_allocations()
         except (RuntimeError, ValueError) as error:
-            failure = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            failure = first_line(error)
         else:
             failure = None
     if failure is not None:

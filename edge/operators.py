@@ -14,7 +14,7 @@ from typing import Any
 
 from ai_edge_litert import schema_py_generated as schema
 
-from recipes.errors import UserError
+from edge.flatbuffer import read_model
 
 # Read from tflite-micro's sources at commit 90b983c (2026-08-20): the operators registered in
 # tensorflow/lite/micro/micro_mutable_op_resolver.h whose kernel in tensorflow/lite/micro/kernels/
@@ -145,9 +145,7 @@ def list_operators(content: bytes) -> tuple[dict[str, int], list[str]]:
     Raises:
         UserError: the bytes are not a ``.tflite`` flatbuffer.
     """
-    if len(content) < 8 or not schema.Model.ModelBufferHasIdentifier(content, 0):
-        raise UserError("the model is not a .tflite flatbuffer (no TFL3 identifier); export it again")
-    model = schema.Model.GetRootAs(content, 0)
+    model = read_model(content)
     counts: Counter[str] = Counter()
     types: set[str] = set()
     for graph_index in range(model.SubgraphsLength()):

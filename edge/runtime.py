@@ -25,11 +25,10 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from edge.native_output import captured_native_output
 from edge.preprocessing import Standardization
-from recipes.errors import UserError
+from recipes.errors import UserError, first_line
+from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 MANIFEST_NAME = "manifest.json"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-WAV_SUFFIX = ".wav"
 INPUT_SUFFIXES = (".csv", ".npy", *IMAGE_SUFFIXES, WAV_SUFFIX)
 DECISION_RULE = "anomaly when score >= threshold"
 CHUNK = 256  # examples per invoke when the model's batch dimension is dynamic
@@ -270,7 +269,7 @@ class EdgeModel:
         except RuntimeError as error:
             if not self._delegated:
                 raise UserError(
-                    f"{self.source} failed in LiteRT ({_first_line(error)}); check that the model "
+                    f"{self.source} failed in LiteRT ({first_line(error)}); check that the model "
                     "runs where it was made, or export it again"
                 ) from None
         self.interpreter = _open_interpreter(self.content, self._num_threads, self.source, delegated=False)
@@ -320,15 +319,10 @@ def _open_interpreter(content: bytes, num_threads: int | None, source: str, dele
             )
             interpreter.allocate_tensors()
     except ValueError as error:
-        raise UserError(f"{source} is not a valid .tflite model ({_first_line(error)}); {fix}") from None
+        raise UserError(f"{source} is not a valid .tflite model ({first_line(error)}); {fix}") from None
     except RuntimeError as error:
-        raise UserError(f"{source} cannot be run by LiteRT ({_first_line(error)}); {fix}") from None
+        raise UserError(f"{source} cannot be run by LiteRT ({first_line(error)}); {fix}") from None
     return interpreter
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass(frozen=True)
@@ -423,7 +417,7 @@ def _read_csv(path: Path) -> np.ndarray:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1) if any(c.strip() for c in row)]
     except (UnicodeDecodeError, csv.Error) as error:
-        raise UserError(f"CSV file {path} cannot be read ({_first_line(error)}); save it as UTF-8 CSV") from None
+        raise UserError(f"CSV file {path} cannot be read ({first_line(error)}); save it as UTF-8 CSV") from None
     if rows and not all(_is_number(cell) for cell in rows[0][1]):
         rows = rows[1:]
     if not rows:
@@ -460,7 +454,7 @@ def _read_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError) as error:
         raise UserError(
-            f"{path} is not a readable .npy file of numbers ({_first_line(error)}); save it with np.save(path, array)"
+            f"{path} is not a readable .npy file of numbers ({first_line(error)}); save it with np.save(path, array)"
         ) from None
 
 
@@ -482,7 +476,7 @@ def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
     except (OSError, ValueError, SyntaxError) as error:
-        raise UserError(f"image {path} cannot be read ({_first_line(error)}); replace the file") from None
+        raise UserError(f"image {path} cannot be read ({first_line(error)}); replace the file") from None
     if channels == 1:
         pixels = pixels[..., np.newaxis]
     elif channels != 3:

@@ -17,10 +17,10 @@ import numpy as np
 from recipes.config import TrainConfig
 from recipes.errors import UserError
 from recipes.layers import DataSpec
+from recipes.training import EVALUATION_BATCH
 
 TWIN_TOLERANCE = 1e-5
 ZSCORE_LAYER = "zscore"
-EVALUATION_BATCH = 1024
 
 
 class TwinMismatchError(RuntimeError):

@@ -13,7 +13,7 @@ import gzip
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
-from recipes.errors import UserError
+from edge.flatbuffer import read_model
 
 GZIP_LEVEL = 9
 WEIGHT_OPERATORS = frozenset(
@@ -53,9 +53,7 @@ def weight_tensors(content: bytes) -> list[np.ndarray]:
     Raises:
         UserError: the bytes are not a ``.tflite`` flatbuffer.
     """
-    if len(content) < 8 or not schema.Model.ModelBufferHasIdentifier(content, 0):
-        raise UserError("the model is not a .tflite flatbuffer (no TFL3 identifier); export it again")
-    model = schema.Model.GetRootAs(content, 0)
+    model = read_model(content)
     weights = []
     for graph_index in range(model.SubgraphsLength()):
         graph = model.Subgraphs(graph_index)

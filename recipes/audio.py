@@ -31,6 +31,7 @@ import numpy as np
 
 from recipes.data import Dataset
 from recipes.errors import UserError
+from recipes.suffixes import WAV_SUFFIX
 
 FRONT_END = {
     "sample_rate": 16000,
@@ -175,7 +176,7 @@ def load_wav_folder(folder: Path, class_folders: list[Path]) -> Dataset:
         files = sorted(
             child
             for child in class_folder.iterdir()
-            if child.is_file() and child.suffix.lower() == ".wav" and not child.name.startswith(".")
+            if child.is_file() and child.suffix.lower() == WAV_SUFFIX and not child.name.startswith(".")
         )
         if not files:
             raise UserError(f"class folder {class_folder} has no .wav clips; add the class's clips or remove it")

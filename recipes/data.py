@@ -17,12 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.errors import UserError, closest
+from recipes.errors import UserError, closest, first_line
+from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 # scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
 BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine")
-WAV_SUFFIX = ".wav"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 GRAYSCALE_MODES = ("L", "1", "I", "F")
 
 _SOURCE_HINT = (
@@ -284,7 +283,7 @@ def _load_npz(path: Path) -> Dataset:
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UserError(f"NPZ file {path} cannot be read ({_first_line(error)}); {_NPZ_HINT}") from None
+        raise UserError(f"NPZ file {path} cannot be read ({first_line(error)}); {_NPZ_HINT}") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise UserError(f"NPZ file {path} holds a single array, not x and y; {_NPZ_HINT}")
     with archive:
@@ -300,11 +299,6 @@ def _load_npz(path: Path) -> Dataset:
     y_indices, class_names = _encode_labels(labels)
     kind = "tabular" if x.ndim == 2 else "image"
     return Dataset(x=x, y=y_indices, class_names=class_names, kind=kind, name=path.stem)
-
-
-def _first_line(error: Exception) -> str:
-    """The first line of an exception's message (numpy's messages run over several)."""
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def _npz_array(archive, name: str, path: Path) -> np.ndarray:
@@ -452,7 +446,7 @@ def _read_image(file: Path, size: tuple[int, int] | None) -> np.ndarray:
             grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
             image = image.convert("F" if grayscale else "RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise UserError(f"image {file} cannot be read ({_first_line(error)}); replace or remove the file") from None
+        raise UserError(f"image {file} cannot be read ({first_line(error)}); replace or remove the file") from None
     if size is not None and (image.height, image.width) != tuple(size):
         image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
     return np.asarray(image, dtype=np.float32)

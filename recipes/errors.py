@@ -15,6 +15,13 @@ class UserError(ValueError):
     """A mistake in the user's input: the message names the problem and the fix."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty): what a one-line
+    error quotes of a library's multi-line message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def closest(name: str, choices: Iterable[str]) -> str:
     """Return a ``"; did you mean 'x'?"`` hint for ``name`` among ``choices``, or ``""``."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

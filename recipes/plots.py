@@ -27,7 +27,7 @@ _PANELS = (
 _SERIES_COLORS = {"train": "tab:blue", "dev": "tab:orange"}
 
 
-def _pyplot() -> Any:
+def load_pyplot() -> Any:
     """Import pyplot on the non-interactive Agg backend (no display needed, fast to start)."""
     import matplotlib
 
@@ -37,7 +37,7 @@ def _pyplot() -> Any:
     return pyplot
 
 
-def _save_figure(figure: Any, path: Path) -> None:
+def save_figure(figure: Any, path: Path) -> None:
     """Save ``figure`` as a PNG at ``path`` atomically, creating parent folders.
 
     The image goes to a temporary file in the same folder, which then replaces ``path`` in one step;
@@ -85,7 +85,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: floa
         raise UserError("no learning curves to plot: the history has none of loss, accuracy, dev_loss, dev_accuracy")
     smoothed = {key: ewma(values, beta=beta) for key, values in series.items() if values}
 
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.2))
     try:
         for axis, (panel_title, y_label, train_key, dev_key) in zip(axes, _PANELS, strict=True):
@@ -109,7 +109,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: floa
                 axis.text(0.5, 0.5, f"no {y_label} recorded", ha="center", va="center", transform=axis.transAxes)
         figure.suptitle(f"Learning curves (bias-corrected EWMA, β = {beta:g})")
         figure.tight_layout()
-        _save_figure(figure, path)
+        save_figure(figure, path)
     finally:
         pyplot.close(figure)
 
@@ -131,7 +131,7 @@ def plot_learning_rate(learning_rates: list[float], path: Path) -> None:
         raise UserError(f"learning rates must be finite numbers, got {rates}")
     log_scale = min(rates) > 0 and max(rates) / min(rates) > 10
 
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, axis = pyplot.subplots(figsize=(6, 4))
     try:
         axis.plot(range(1, len(rates) + 1), rates, marker="o" if len(rates) <= 30 else None, linewidth=1.5)
@@ -143,6 +143,6 @@ def plot_learning_rate(learning_rates: list[float], path: Path) -> None:
         axis.xaxis.get_major_locator().set_params(integer=True)
         axis.grid(alpha=0.3, which="both" if log_scale else "major")
         figure.tight_layout()
-        _save_figure(figure, path)
+        save_figure(figure, path)
     finally:
         pyplot.close(figure)

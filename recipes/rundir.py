@@ -12,10 +12,11 @@ import contextlib
 import errno
 import json
 import os
+import platform
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,17 @@ class StagedRun:
                 raise
             self.final_path = target
             return target
+
+
+def installed_versions(packages: Iterable[str]) -> dict[str, str]:
+    """Python's version and the installed version of each of ``packages`` (those not installed are left out):
+    what a run or an export records of the stack that made it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for package in packages:
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            continue
+    return found

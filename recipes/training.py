@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,12 +29,12 @@ from recipes.errors import UserError
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
-from recipes.rundir import staged_run, write_atomic, write_json
+from recipes.rundir import installed_versions, staged_run, write_atomic, write_json
 from recipes.schedules import learning_rate_at
 from recipes.splitting import Split, anomaly_split, save_split, split_fractions, split_indices
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate")
-EVALUATION_BATCH = 1024
+EVALUATION_BATCH = 1024  # examples per predict/evaluate call wherever a whole split is scored
 
 
 @dataclass
@@ -331,15 +330,7 @@ class TrainResult:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for package in ("tensorflow", "keras", "numpy", "scikit-learn"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return found
+    return installed_versions(("tensorflow", "keras", "numpy", "scikit-learn"))
 
 
 def _diagnosis(metrics: dict[str, Any], config: TrainConfig, task: str) -> tuple[Diagnosis | None, str]:

@@ -120,15 +120,15 @@ def test_learning_curves_without_any_series_is_a_user_error(tmp_path):
     [([0.1 * 0.5**epoch for epoch in range(8)], True), ([0.01, 0.008, 0.006], False)],
 )
 def test_learning_rate_png_and_its_scale(tmp_path, monkeypatch, rates, log_scale):
-    pyplot = plots._pyplot()
+    pyplot = plots.load_pyplot()
     scales = []
-    original_save = plots._save_figure
+    original_save = plots.save_figure
 
     def recording_save(figure, path):
         scales.append(figure.axes[0].get_yscale())
         original_save(figure, path)
 
-    monkeypatch.setattr(plots, "_save_figure", recording_save)
+    monkeypatch.setattr(plots, "save_figure", recording_save)
     path = tmp_path / "nested" / "learning_rate.png"
     plots.plot_learning_rate(rates, path)
     _assert_png(path)
@@ -149,8 +149,8 @@ def test_failed_save_leaves_no_temporary_file_and_keeps_the_old_image(tmp_path, 
     plots.plot_learning_rate([0.1, 0.05], path)
     before = path.read_bytes()
 
-    figure_class = type(plots._pyplot().figure())
-    plots._pyplot().close("all")
+    figure_class = type(plots.load_pyplot().figure())
+    plots.load_pyplot().close("all")
 
     def broken_savefig(self, *arguments, **keywords):
         raise OSError("disk full")
@@ -160,7 +160,7 @@ def test_failed_save_leaves_no_temporary_file_and_keeps_the_old_image(tmp_path, 
         plots.plot_learning_rate([0.1, 0.01, 0.001], path)
     assert path.read_bytes() == before
     assert _leftovers(tmp_path, {"learning_rate.png"}) == []
-    assert plots._pyplot().get_fignums() == []
+    assert plots.load_pyplot().get_fignums() == []
 
 
 def test_importing_the_modules_loads_neither_matplotlib_nor_tensorflow():
@@ -182,7 +182,7 @@ def test_learning_curves_draw_the_bias_corrected_ewma(tmp_path, monkeypatch):
             for line in axis.get_lines():
                 drawn[(axis.get_title(), line.get_label())] = np.asarray(line.get_ydata(), float)
 
-    monkeypatch.setattr(plots, "_save_figure", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     losses = [2.0, 1.0, 0.5, 0.4]
     plots.plot_learning_curves({"loss": losses, "dev_loss": [2.2, 1.4, 0.9, 0.8]}, tmp_path / "c.png", beta=0.9)
     smooth = next(values for (_, label), values in drawn.items() if label == "train (EWMA)")

@@ -303,6 +303,7 @@ def measure_candidate(
     from edge.runtime import EdgeModel
     from edge.variants import VARIANTS
     from recipes.macs import count_macs
+    from recipes.training import EVALUATION_BATCH
 
     content, standardization = convert_for_device(model, VARIANTS["int8"], calibration_x)
     int8 = EdgeModel(content, source="the trial's int8 model", standardization=standardization)
@@ -316,7 +317,7 @@ def measure_candidate(
         x_dev, y_dev = dev
         int8_accuracy = float(np.mean(int8.predict(x_dev).argmax(axis=1) == y_dev))
         keras_accuracy = float(
-            np.mean(np.asarray(model.predict(x_dev, batch_size=1024, verbose=0)).argmax(axis=1) == y_dev)
+            np.mean(np.asarray(model.predict(x_dev, batch_size=EVALUATION_BATCH, verbose=0)).argmax(axis=1) == y_dev)
         )
     macs = count_macs(model)
     device = budget.device

@@ -19,9 +19,10 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+from recipes.plots import load_pyplot, save_figure
 from recipes.rundir import write_atomic
 from tuning.hardware import ARENA_KB_METRIC, INT8_KB_METRIC, LATENCY_METRIC, MACS_METRIC, Budget
-from tuning.report import TrialRecord, _cell, _pyplot, _save
+from tuning.report import TrialRecord, _cell
 
 
 def measured_records(records: Sequence[TrialRecord], objective: str) -> list[TrialRecord]:
@@ -94,7 +95,7 @@ def plot_pareto(
     Feasible trials are blue, infeasible ones grey; the front is ringed in red and each limit of the
     budget is a dashed line.
     """
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     measured = measured_records(records, objective)
     compute = compute_metric(measured)
     on_front = {id(record) for record in front}
@@ -135,7 +136,7 @@ def plot_pareto(
         axes.legend(loc="best", fontsize=8)
     figure.suptitle(f"budget: {budget.describe()}", fontsize=9)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     pyplot.close(figure)
 
 

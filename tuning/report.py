@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from recipes.plots import load_pyplot, save_figure
 from recipes.rundir import write_atomic
 from tuning.hardware import (
     ARENA_KB_METRIC,
@@ -51,7 +52,6 @@ HYPERBAND_COLUMNS = {
     "tuner/bracket": "bracket",
 }
 BUDGET_FEATURE = "budget_epochs"
-DPI = 110
 # The exception's name that starts the last line of a traceback, e.g. "keras_tuner.errors.FailedTrialError: ".
 _EXCEPTION_PREFIX = re.compile(r"^[A-Za-z_][\w.]*: ")
 
@@ -319,22 +319,6 @@ def importance_csv(ranking: Sequence[tuple[str, float]]) -> str:
 # --- plots -------------------------------------------------------------------------------------
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
-def _save(figure: Any, path: Path) -> None:
-    """Write ``figure`` as a PNG atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    write_atomic(path, buffer.getvalue())
-
-
 def _against_key(space: Space) -> str | None:
     """The key plotted on the second panel: the learning rate, else the first numeric range."""
     if "learning_rate" in space and space["learning_rate"].kind != "choice":
@@ -352,7 +336,7 @@ def plot_trials(records: Sequence[TrialRecord], space: Space, objective: str, di
         direction: ``"max"`` or ``"min"`` (for the best-so-far line).
         path: the PNG to write.
     """
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, (per_trial, against) = pyplot.subplots(1, 2, figsize=(11, 4.2))
     rounds = sorted({record.round for record in records})
     scored = [(index, record) for index, record in enumerate(records, start=1) if record.scored]
@@ -381,19 +365,19 @@ def plot_trials(records: Sequence[TrialRecord], space: Space, objective: str, di
             against.set_xscale("log")
         against.set(title=f"{objective} against {key}", xlabel=key, ylabel=objective)
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     pyplot.close(figure)
 
 
 def plot_importance(ranking: Sequence[tuple[str, float]], path: Path) -> None:
     """``plots/importance.png``: a horizontal bar per hyperparameter, most important on top."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, axes = pyplot.subplots(figsize=(6, 0.4 * max(len(ranking), 3) + 1))
     names = [key for key, _ in ranking][::-1]
     axes.barh(names, [value for _, value in ranking][::-1], color="tab:blue")
     axes.set(title="hyperparameter importance (random forest)", xlabel="share of importance")
     figure.tight_layout()
-    _save(figure, path)
+    save_figure(figure, path)
     pyplot.close(figure)
 
 

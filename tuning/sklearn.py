@@ -31,10 +31,8 @@ from recipes.data import Dataset
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.splitting import Split
-from recipes.training import PreparedData, compile_model, fit_keras
+from recipes.training import EVALUATION_BATCH, PreparedData, compile_model, fit_keras
 from tuning.fitting import quiet_retracing
-
-PREDICT_BATCH = 1024
 
 
 class RecipeClassifier(ClassifierMixin, BaseEstimator):
@@ -206,7 +204,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns in the order of ``classes_``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        probabilities = self.model_.predict(self._shaped(X), batch_size=PREDICT_BATCH, verbose=0)
+        probabilities = self.model_.predict(self._shaped(X), batch_size=EVALUATION_BATCH, verbose=0)
         return np.asarray(probabilities, dtype=np.float64)
 
     def predict(self, X: Any) -> np.ndarray:
