@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from recipes.data import Dataset
+from recipes.dataset import Dataset
 from recipes.errors import UserError
 
 NORMAL, ANOMALY = 0, 1

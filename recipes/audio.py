@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.data import Dataset
+from recipes.dataset import Dataset
 from recipes.errors import UserError
 from recipes.suffixes import WAV_SUFFIX
 

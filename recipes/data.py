@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from recipes.dataset import Dataset
 from recipes.errors import UserError, closest, first_line
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
@@ -28,40 +28,6 @@ _SOURCE_HINT = (
     f"pass a path to a .csv/.npz file, an image or .wav folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
 )
 _NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
-
-
-@dataclass
-class Dataset:
-    """A labelled data set, features raw (unscaled).
-
-    Args:
-        x: float32 features: images ``(n, height, width, channels)``, tabular ``(n, features)``.
-        y: int32 class indices ``0 .. num_classes - 1``, shape ``(n,)``.
-        class_names: label text of each class index.
-        kind: ``"image"``, ``"tabular"`` or ``"audio"`` (MFCCs ``(n, frames, coefficients, 1)``).
-        name: the built-in set's name, or the file or folder stem.
-        feature_names: tabular column names when known. Defaults to None.
-        front_end: how raw signals became ``x``, when they did (the audio front end's parameters,
-            which a device must repeat before calling the model). Defaults to None.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    class_names: list[str]
-    kind: str
-    name: str
-    feature_names: list[str] | None = None
-    front_end: dict | None = None
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes."""
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        """Shape of one example."""
-        return tuple(self.x.shape[1:])
 
 
 def load_dataset(source: str, label: str = "label", image_size: list[int] | None = None) -> Dataset:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recipes.data import Dataset
+from recipes.dataset import Dataset
 
 SAMPLE_RATE = 8000
 FRAME_SAMPLES = 256

@@ -23,7 +23,8 @@ import numpy as np
 from recipes import anomaly
 from recipes.backend import import_keras
 from recipes.config import TrainConfig, save_config, task_of, validate
-from recipes.data import Dataset, load_dataset
+from recipes.data import load_dataset
+from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis, diagnose_metrics
 from recipes.errors import UserError
 from recipes.models import DataSpec, build_model

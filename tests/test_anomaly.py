@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 import cli
 from recipes.anomaly import binary_labels, choose_threshold, split_metrics
-from recipes.data import Dataset, load_dataset
+from recipes.data import load_dataset
+from recipes.dataset import Dataset
 from recipes.errors import UserError
 from recipes.splitting import anomaly_split
 from recipes.synthetic import FAULT_EXAMPLES, NORMAL_EXAMPLES, machine_dataset

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recipes.data import BUILTIN_DATASETS, Dataset, load_dataset
+from recipes.data import BUILTIN_DATASETS, load_dataset
+from recipes.dataset import Dataset
 from recipes.errors import UserError
 
 # --- built-in sets ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """House rules that a refactor could break without any feature test noticing."""
 
+import json
 import re
 import subprocess
 import sys
@@ -30,3 +31,27 @@ def test_help_of_every_command_imports_no_tensorflow(command):
     completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_device_runtime_imports_no_training_code():
+    """edge/runtime.py and the front end it uses for .wav clips run on a device with LiteRT and numpy only."""
+    script = (
+        "import json, sys\nimport edge.runtime, edge.mfcc, recipes.audio\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('recipes', 'edge', 'tensorflow', 'keras',"
+        " 'sklearn', 'tf_keras', 'matplotlib'))))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    loaded = set(json.loads(completed.stdout.strip().splitlines()[-1]))
+    assert loaded <= {
+        "edge",
+        "edge.runtime",
+        "edge.mfcc",
+        "edge.native_output",
+        "edge.preprocessing",
+        "recipes",
+        "recipes.audio",
+        "recipes.dataset",
+        "recipes.errors",
+        "recipes.suffixes",
+    }, loaded

@@ -27,7 +27,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from recipes.config import TrainConfig, apply_overrides, task_of, validate
-from recipes.data import Dataset
+from recipes.dataset import Dataset
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.splitting import Split
