@@ -37,8 +37,8 @@ def test_the_device_runtime_imports_no_training_code():
     """edge/runtime.py and the front end it uses for .wav clips run on a device with LiteRT and numpy only."""
     script = (
         "import json, sys\nimport edge.runtime, edge.mfcc, recipes.audio\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('recipes', 'edge', 'tensorflow', 'keras',"
-        " 'sklearn', 'tf_keras', 'matplotlib'))))\n"
+        "roots = ('recipes', 'edge', 'tensorflow', 'keras', 'sklearn', 'tf_keras', 'matplotlib')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in roots)))\n"
     )
     completed = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr[-2000:]
