@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from recipes.config import TrainConfig
 from recipes.errors import UserError
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 
 EXIT_USER_ERROR = 2
+DEFAULTS = TrainConfig()  # every default lives in recipes/config.py; the help shows the common ones
 LAYER_ROWS = 5  # quantization-report rows printed per int8 variant
 
 
@@ -65,12 +67,16 @@ def train(
     config: ConfigOption = None,
     recipe: RecipeOption = None,
     data: DataOption = None,
-    label: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
-    batch_size: Annotated[str | None, typer.Option(help="Batch size, or 'full'.")] = None,
-    learning_rate: Annotated[float | None, typer.Option(help="Initial learning rate.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for a deterministic run.")] = None,
-    out: Annotated[str | None, typer.Option(help="Root folder of runs.")] = None,
+    label: Annotated[str | None, typer.Option(help=f"CSV label column (default {DEFAULTS.label}).")] = None,
+    epochs: Annotated[int | None, typer.Option(help=f"Maximum epochs (default {DEFAULTS.epochs}).")] = None,
+    batch_size: Annotated[
+        str | None, typer.Option(help=f"Batch size, or 'full' (default {DEFAULTS.batch_size}).")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(help=f"Initial learning rate (default {DEFAULTS.learning_rate:g}).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help=f"Seed for a deterministic run (default {DEFAULTS.seed}).")] = None,
+    out: Annotated[str | None, typer.Option(help=f"Root folder of runs (default {DEFAULTS.out}).")] = None,
     name: Annotated[str | None, typer.Option(help="Run name (default <data>-<recipe>).")] = None,
     bayes_error: Annotated[float | None, typer.Option(help="Optimal error estimate for the diagnosis.")] = None,
     set_: SetOption = None,

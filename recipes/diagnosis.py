@@ -25,6 +25,10 @@ BIAS_REMEDIES = (
     "less regularization (smaller L2 lambda, lower dropout rate)",
     "better optimizer (momentum, RMSprop, Adam) or a different architecture",
 )
+EARLY_STOPPING_REMEDY = (
+    "early stopping is already on and restored the epoch of the lowest dev loss: lower `patience` only if the dev "
+    "cost turns up early, and reach for the remedies above first"
+)
 VARIANCE_REMEDIES = (
     "more training data",
     "regularization (L2, dropout)",
@@ -190,6 +194,15 @@ def _accuracy(metrics: dict, split: str) -> float:
     if not _is_real(accuracy) or not 0.0 <= accuracy <= 1.0:
         raise UserError(f"metrics.json in this run has {split} accuracy {accuracy!r}; expected a number in [0, 1]")
     return float(accuracy)
+
+
+def with_early_stopping(diagnosis: Diagnosis) -> Diagnosis:
+    """The same diagnosis for a run that stopped early already: its early-stopping remedy says so instead of
+    recommending what was done."""
+    diagnosis.remedies = [
+        EARLY_STOPPING_REMEDY if remedy.startswith("early stopping") else remedy for remedy in diagnosis.remedies
+    ]
+    return diagnosis
 
 
 def diagnose_metrics(metrics: dict, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:

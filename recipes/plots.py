@@ -63,7 +63,9 @@ def _numbers(values: Any, name: str) -> list[float]:
         raise UserError(f"{name} must be a list of numbers: {error}") from error
 
 
-def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: float = 0.9) -> None:
+def plot_learning_curves(
+    history: dict[str, list[float]], path: Path, beta: float = 0.9, best_epoch: int | None = None
+) -> None:
     """Plot loss and accuracy per epoch, train and dev, raw and EWMA-smoothed, to a PNG.
 
     Two panels side by side (loss | accuracy). In each, every available series is drawn twice: the
@@ -75,6 +77,8 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: floa
             ``"dev_accuracy"``; other keys are ignored, missing ones are skipped.
         path: Where to write the PNG; parent folders are created.
         beta: EWMA weight for the smoothed lines, in ``[0, 1)``. Defaults to 0.9.
+        best_epoch: the epoch whose weights the model kept (early stopping), marked by a dashed line; None
+            marks nothing.
 
     Raises:
         UserError: If ``history`` holds none of the four series, a series is not numbers, or
@@ -98,6 +102,8 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: floa
                 axis.plot(epochs, series[key], color=color, linewidth=0.8, alpha=0.35, label=f"{split} (raw)")
                 axis.plot(epochs, smoothed[key], color=color, linewidth=1.8, label=f"{split} (EWMA)")
                 drawn = True
+            if best_epoch is not None:
+                axis.axvline(best_epoch, color="0.4", linestyle="--", linewidth=1, label=f"kept: epoch {best_epoch}")
             axis.set_title(panel_title)
             axis.set_xlabel("epoch")
             axis.set_ylabel(y_label)
@@ -107,7 +113,11 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, beta: floa
                 axis.legend()
             else:
                 axis.text(0.5, 0.5, f"no {y_label} recorded", ha="center", va="center", transform=axis.transAxes)
-        figure.suptitle(f"Learning curves (bias-corrected EWMA, β = {beta:g})")
+        lag = round(1 / (1 - beta)) if beta < 1 else 0
+        figure.suptitle(
+            f"Learning curves (bias-corrected EWMA, β = {beta:g}: it averages about the last {lag} epochs and "
+            "lags the raw curves; read turning points on the raw ones)"
+        )
         figure.tight_layout()
         save_figure(figure, path)
     finally:

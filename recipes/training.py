@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from recipes.backend import import_keras
 from recipes.config import TrainConfig, save_config, task_of, validate
 from recipes.data import load_dataset
 from recipes.dataset import Dataset
-from recipes.diagnosis import Diagnosis, diagnose_metrics
+from recipes.diagnosis import Diagnosis, diagnose_metrics, with_early_stopping
 from recipes.errors import UserError
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
@@ -341,7 +342,21 @@ def _diagnosis(metrics: dict[str, Any], config: TrainConfig, task: str) -> tuple
     if task == "anomaly":
         return None, anomaly.diagnosis_markdown(metrics, title)
     diagnosis = diagnose_metrics(metrics, config.bayes_error)
+    if config.early_stopping:
+        diagnosis = with_early_stopping(diagnosis)
     return diagnosis, diagnosis.to_markdown(title)
+
+
+def best_epoch(history: dict[str, list[float]], config: TrainConfig) -> int:
+    """The epoch (1-based) whose weights the model ends with: with early stopping the last epoch that lowered the
+    dev loss by more than ``min_delta`` (the weights Keras restores), else the last epoch."""
+    kept, best = len(history["epoch"]), math.inf
+    if not config.early_stopping or not history.get("dev_loss"):
+        return kept
+    for epoch, loss in enumerate(history["dev_loss"], 1):
+        if loss < best - config.min_delta:  # Keras's improvement test, mode "min"
+            kept, best = epoch, loss
+    return kept
 
 
 def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> TrainResult:
@@ -381,6 +396,12 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     with staged_run(config.out, "train", config.run_name()) as run:
         history = fit(model, config, data, run.path / "tensorboard", report)
         metrics = evaluate(model, data)
+        metrics["best_epoch"] = best_epoch(history, config)
+        if metrics["best_epoch"] != len(history["epoch"]):
+            say(
+                f"restored the weights of epoch {metrics['best_epoch']} (lowest dev loss "
+                f"{history['dev_loss'][metrics['best_epoch'] - 1]:.4f}): the figures below are that epoch's"
+            )
         diagnosis, diagnosis_text = _diagnosis(metrics, config, data.task)
         model.save(run.path / "model.keras")
         write_atomic(run.path / "config.yaml", save_config(config))
@@ -403,7 +424,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
             },
         )
         save_split(run.path / "split.npz", data.split)
-        plot_learning_curves(history, run.path / "plots" / "learning_curves.png")
+        plot_learning_curves(history, run.path / "plots" / "learning_curves.png", best_epoch=metrics["best_epoch"])
         plot_learning_rate(history["learning_rate"], run.path / "plots" / "learning_rate.png")
         seconds = time.perf_counter() - started
         write_json(

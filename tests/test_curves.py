@@ -194,3 +194,14 @@ def test_learning_curves_draw_the_bias_corrected_ewma(tmp_path, monkeypatch):
         expected.append(average / (1 - 0.9**step))
     assert smooth == pytest.approx(expected)
     assert smooth[0] == pytest.approx(2.0)  # uncorrected it would be 0.2
+
+
+def test_learning_curves_mark_the_kept_epoch(tmp_path, monkeypatch):
+    labels = []
+    monkeypatch.setattr(
+        plots,
+        "save_figure",
+        lambda figure, path: labels.extend(line.get_label() for axis in figure.axes for line in axis.lines),
+    )
+    plots.plot_learning_curves({"loss": [1.0, 0.5, 0.6], "dev_loss": [1.1, 0.7, 0.9]}, tmp_path / "c.png", best_epoch=2)
+    assert labels.count("kept: epoch 2") == 2  # one dashed line per panel

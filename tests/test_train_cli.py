@@ -379,3 +379,47 @@ def test_diagnose_and_gradcheck_bad_input(tmp_path):
     assert result.exit_code == 2 and "metrics.json" in result.stderr
     result = invoke("gradcheck", "--examples", "0")
     assert result.exit_code == 2 and "--examples" in result.stderr
+
+
+def test_the_kept_epoch_is_shown_recorded_and_marked(tmp_path):
+    """Early stopping restores the lowest dev loss: the run says which epoch it kept, metrics.json records it, and
+    its metrics are that epoch's (the dev loss in metrics.json equals that epoch's history row)."""
+    import csv
+
+    result = runner.invoke(
+        cli.app,
+        [
+            "train",
+            "--data",
+            "iris",
+            "--epochs",
+            "60",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "patience=3",
+            "--learning-rate",
+            "0.05",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "train" / "iris-mlp-1"
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    kept = metrics["best_epoch"]
+    dev_losses = [float(row["dev_loss"]) for row in rows]
+    assert kept == 1 + dev_losses.index(min(dev_losses))
+    assert metrics["dev"]["loss"] == pytest.approx(dev_losses[kept - 1], rel=1e-4, abs=1e-6)
+    if kept < len(rows):
+        assert f"restored the weights of epoch {kept}" in result.output
+
+
+def test_variance_remedies_do_not_advise_early_stopping_that_was_on():
+    from recipes.diagnosis import diagnose, with_early_stopping
+
+    plain = diagnose(0.01, 0.10)
+    assert any(remedy.startswith("early stopping (stop when") for remedy in plain.remedies)
+    stopped = with_early_stopping(diagnose(0.01, 0.10))
+    assert not any(remedy.startswith("early stopping (stop when") for remedy in stopped.remedies)
+    assert any("early stopping is already on" in remedy for remedy in stopped.remedies)
+    assert len(stopped.remedies) == len(plain.remedies)
