@@ -1,4 +1,4 @@
-"""Compression (issue 4): accuracy, size and gzip size of float32, int8, pruned, QAT and pruned+QAT int8 in one run.
+"""Compression: accuracy, size and gzip size of float32, int8, pruned, QAT and pruned+QAT int8 in one run.
 
 Usage::
 

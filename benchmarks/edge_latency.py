@@ -1,4 +1,4 @@
-"""Edge latency (issue 3): Keras against LiteRT, single-sample, measured side by side in one process.
+"""Edge latency: Keras against LiteRT, single-sample, measured side by side in one process.
 
 Usage::
 

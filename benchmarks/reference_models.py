@@ -1,4 +1,4 @@
-"""Reference models (issue 6): size and speed of the four MLPerf Tiny architectures as int8 models.
+"""Reference models: size and speed of the four MLPerf Tiny architectures as int8 models.
 
 Usage::
 

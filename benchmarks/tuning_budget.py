@@ -1,4 +1,4 @@
-"""Tuning budget (issue 5): random search against Hyperband on digits, beside an SVC baseline, in one run.
+"""Tuning budget: random search against Hyperband on digits, beside an SVC baseline, in one run.
 
 Usage::
 

@@ -1,6 +1,6 @@
 """The tf_keras twin of a run's Keras 3 model: the same recipe builder, the same weights, proven equal.
 
-tensorflow-model-optimization 0.8.1 prunes and quantizes only tf_keras models (see ../shared/STACK.md),
+tensorflow-model-optimization 0.8.1 prunes and quantizes only tf_keras models (see NOTES.md),
 while the recipes train Keras 3 models. Every builder takes the Keras module to build against, so the
 twin is ``build_model(config, spec, keras_module=tf_keras)``: no second copy of any architecture. The
 z-score statistics are read back from the Keras 3 model's ``zscore`` layer, the weights are copied in

@@ -1,4 +1,4 @@
-"""Compression (issue 4): the tf_keras twin, BatchNorm folding, pruning, QAT, their int8 exports, isolation, bad input.
+"""Compression: the tf_keras twin, BatchNorm folding, pruning, QAT, their int8 exports, isolation, bad input.
 
 Goals checked on the shared digits run (tests/conftest.py, mlp, 15 epochs, seed 0): the 50% pruned
 int8 model within 1 point of the dense Keras model and at most 0.6x the dense int8 gzip size; QAT int8 not
