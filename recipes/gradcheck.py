@@ -143,16 +143,16 @@ def _all_layers(layer: Any) -> Iterator[Any]:
 
 
 def _reject_stochastic_layers(model: Any, keras: Any) -> None:
-    """Raise ValueError for layers that make J random in training mode (dropout must be off)."""
+    """Raise UserError for layers that make J random in training mode (dropout must be off)."""
     for layer in _all_layers(model):
         if isinstance(layer, keras.layers.Dropout | keras.layers.GaussianDropout | keras.layers.AlphaDropout):
             if float(getattr(layer, "rate", 0.0)) > 0:
-                raise ValueError(
+                raise UserError(
                     f"layer '{layer.name}' drops units with rate {layer.rate}: gradient checking needs "
                     "dropout off (build the model with dropout=0)"
                 )
         if isinstance(layer, keras.layers.GaussianNoise) and float(layer.stddev) > 0:
-            raise ValueError(
+            raise UserError(
                 f"layer '{layer.name}' adds random noise (stddev {layer.stddev}): gradient checking needs "
                 "a deterministic cost; build the model without noise"
             )
@@ -193,14 +193,16 @@ def check_gradients(
         The overall and per-tensor relative errors, the verdict and whether it passed.
 
     Raises:
-        ValueError: for a Dropout (or other random) layer active in training, weights that are
-            not float64, an empty sample, or gradients of the wrong number or shape.
+        UserError: a non-positive epsilon or sample count, or a Dropout (or other random) layer active in
+            training.
+        ValueError: weights that are not float64, an empty sample, or gradients of the wrong number or shape
+            (a caller's bug, not the user's input).
     """
     keras, tf = _import_keras()
     if epsilon <= 0:
-        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+        raise UserError(f"epsilon must be > 0, got {epsilon}")
     if samples_per_tensor is not None and samples_per_tensor < 1:
-        raise ValueError(f"samples_per_tensor must be at least 1 (or None for all), got {samples_per_tensor}")
+        raise UserError(f"samples_per_tensor must be at least 1 (or None for all), got {samples_per_tensor}")
     _reject_stochastic_layers(model, keras)
     variables = list(model.trainable_variables)
     if not variables:
@@ -349,11 +351,17 @@ def gradcheck_config(
         The :class:`GradCheckResult` of :func:`check_gradients`.
 
     Raises:
-        ValueError: if ``examples`` < 1.
+        UserError: ``examples`` < 1, a threshold or epsilon <= 0, or ``samples_per_tensor`` < 1.
         UserError: the recipe is not a classifier (e.g. the autoencoder).
     """
     if examples < 1:
-        raise ValueError(f"examples must be at least 1, got {examples}")
+        raise UserError(f"--examples must be at least 1, got {examples}")
+    if not threshold > 0:
+        raise UserError(f"--threshold must be > 0, got {threshold:g}")
+    if not epsilon > 0:
+        raise UserError(f"--epsilon must be > 0, got {epsilon:g}")
+    if samples_per_tensor is not None and samples_per_tensor < 1:
+        raise UserError(f"--samples-per-tensor must be at least 1, got {samples_per_tensor}")
     if task_of(config.recipe) != "classification":
         raise UserError(
             f"gradcheck checks a classifier's cross-entropy cost; {config.recipe} is an "

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import cli
 from recipes.config import TrainConfig
 from recipes.schedules import learning_rate_at
+from tests.helpers import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_FILES = (
@@ -377,8 +378,14 @@ def test_diagnose_and_gradcheck_bad_input(tmp_path):
     (tmp_path / "half").mkdir()
     result = invoke("diagnose", str(tmp_path / "half"))
     assert result.exit_code == 2 and "metrics.json" in result.stderr
-    result = invoke("gradcheck", "--examples", "0")
-    assert result.exit_code == 2 and "--examples" in result.stderr
+    for option, value in (
+        ("--examples", "0"),
+        ("--epsilon", "0"),
+        ("--threshold", "-1"),
+        ("--samples-per-tensor", "0"),
+    ):
+        line = error_line(invoke("gradcheck", option, value))
+        assert option in line, line
 
 
 def test_the_kept_epoch_is_shown_recorded_and_marked(tmp_path):
