@@ -26,6 +26,7 @@ app = typer.Typer(
 
 EXIT_USER_ERROR = 2
 DEFAULTS = TrainConfig()  # every default lives in recipes/config.py; the help shows the common ones
+FIRM_IMPORTANCE_TRIALS = 30  # below this many scored trials the importance ranking gets a caveat
 LAYER_ROWS = 5  # quantization-report rows printed per int8 variant
 
 
@@ -598,7 +599,13 @@ def _print_tune(result) -> None:
     for line in result.round_lines():
         typer.echo(line)
     if result.importance:
-        typer.echo("importance: " + ", ".join(f"{key} {share:.2f}" for key, share in result.importance))
+        scored = sum(record.scored for record in result.records)
+        caveat = (
+            f" (a random forest over {scored} trials: a rough ranking until a few dozen)"
+            if scored < FIRM_IMPORTANCE_TRIALS
+            else ""
+        )
+        typer.echo("importance: " + ", ".join(f"{key} {share:.2f}" for key, share in result.importance) + caveat)
     else:
         typer.echo(f"importance: needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials with different results")
     pareto = ", pareto.csv, plots/pareto.png" if result.budget is not None else ""

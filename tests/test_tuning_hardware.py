@@ -144,7 +144,7 @@ def test_pareto_front_by_hand():
     # Minimizing (a loss): 2 is now worst on all three; 1 beats 0 on the objective only.
     assert [r.trial_id for r in pareto_front(records, "val_accuracy", "min")] == ["0", "1", "3"]
     line = trial_line(records[2], "val_accuracy")
-    assert line.startswith("trial 1/2 infeasible: int8 model too big; val_accuracy 0.9000")
+    assert line.startswith("trial 2 (round 1) infeasible: int8 model too big; val_accuracy 0.9000")
     assert "int8 5.00 KB" in trial_line(records[0], "val_accuracy")
 
 

@@ -77,10 +77,12 @@ def test_read_trials_parses_keras_tuner_files(tmp_path):
     assert (first.round, first.score, first.epochs, first.seconds) == (2, 0.8, 3, 1.5)
     assert first.values == {"learning_rate": 0.001, "units": 32, "optimizer": "sgd"}
     assert first.hyperband == {"tuner/epochs": 3}
-    assert [record.label for record in best_records(records, "max")] == ["2/1", "2/0"]
-    assert [record.label for record in best_records(records, "min")] == ["2/0", "2/1"]
+    assert [record.key for record in best_records(records, "max")] == ["2/1", "2/0"]
+    assert [record.key for record in best_records(records, "min")] == ["2/0", "2/1"]
     assert "training diverged" in trial_line(records[2], "val_accuracy")
-    assert trial_line(records[1], "val_accuracy", best=0.9).startswith("trial 2/1: val_accuracy 0.9000 (best 0.9000)")
+    assert trial_line(records[1], "val_accuracy", best=0.9).startswith(
+        "trial 1 (round 2): val_accuracy 0.9000 (best 0.9000)"
+    )
 
 
 def test_trials_csv_has_one_row_per_trial():
@@ -125,3 +127,21 @@ def test_plot_without_numeric_range(tmp_path):
     records = [TrialRecord(1, "0", "COMPLETED", {"optimizer": "adam"}, score=0.5, epochs=1, seconds=1.0)]
     plot_trials(records, space, "val_loss", "min", tmp_path / "trials.png")
     assert (tmp_path / "trials.png").is_file()
+
+
+def test_trials_are_named_as_numbers_with_their_round():
+    record = TrialRecord(1, "0007", "COMPLETED", {"units": 8}, score=0.5)
+    assert record.label == "7 (round 1)" and record.key == "1/0007"
+
+
+def test_a_grid_budget_counts_the_grid():
+    from tuning.spaces import grid_points
+
+    space = {
+        "units": Dimension("units", "choice", values=(8, 16)),
+        "layers": Dimension("layers", "int", low=1, high=2),
+        "learning_rate": Dimension("learning_rate", "float", low=1e-3, high=1e-1, log=True, step=10),
+        "dropout": Dimension("dropout", "float", low=0.0, high=0.5, step=0.25),
+    }
+    assert grid_points(space) == 2 * 2 * 3 * 3
+    assert grid_points({"units": space["units"], "layers": space["layers"]}) == 4

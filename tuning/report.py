@@ -85,9 +85,15 @@ class TrialRecord:
     metrics: dict[str, float] = field(default_factory=dict)
 
     @property
-    def label(self) -> str:
-        """``<round>/<trial id>``, e.g. ``2/07``."""
+    def key(self) -> str:
+        """``<round>/<trial id>``, e.g. ``2/07``: the trial's identity in ``summary.json``."""
         return f"{self.round}/{self.trial_id}"
+
+    @property
+    def label(self) -> str:
+        """How lines name the trial, e.g. ``7 (round 2)`` (keras-tuner's zero-padded id as a number)."""
+        number = str(int(self.trial_id)) if self.trial_id.isdigit() else self.trial_id
+        return f"{number} (round {self.round})"
 
     @property
     def scored(self) -> bool:

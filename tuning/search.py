@@ -271,7 +271,7 @@ def retrain(
         with contextlib.suppress(OSError, ValueError, KeyError):
             summary = json.loads(summary_path.read_text())
             run_dir = Path(summary["run_dir"])
-            if summary["best"]["trial"] == best.label and (run_dir / "metrics.json").is_file():
+            if summary["best"]["trial"] == best.key and (run_dir / "metrics.json").is_file():
                 report(f"best trial {best.label} unchanged; its run is {run_dir}")
                 return run_dir, json.loads((run_dir / "metrics.json").read_text())
     from recipes.training import train
@@ -296,7 +296,7 @@ def _round_summaries(settings: TuneSettings, records: list[TrialRecord]) -> list
                 "trials": len(in_round),
                 "completed": sum(record.scored for record in in_round),
                 "epochs": sum(record.epochs or 0 for record in in_round),
-                "best_trial": best[0].label if best else None,
+                "best_trial": best[0].key if best else None,
                 "best_score": best[0].score if best else None,
             }
         )
@@ -329,7 +329,7 @@ def write_best(
         "direction": settings.direction,
         "rounds": _round_summaries(settings, records),
         "best": {
-            "trial": best.label,
+            "trial": best.key,
             "score": best.score,
             "values": best.values,
             "epochs": best.epochs,
@@ -342,8 +342,8 @@ def write_best(
     if settings.budget:
         summary["hardware_budget"] = settings.budget.to_data()
         summary["best"]["hardware"] = {name: best.metrics[name] for name in HARDWARE_METRICS if name in best.metrics}
-        summary["infeasible_trials"] = [record.label for record in records if record.feasible is False]
-        summary["pareto_front"] = [record.label for record in front]
+        summary["infeasible_trials"] = [record.key for record in records if record.feasible is False]
+        summary["pareto_front"] = [record.key for record in front]
         if not any(ARENA_KB_METRIC in record.metrics for record in records):
             summary["arena"] = ARENA_NOT_MEASURED
     if settings.tuner == "hyperband":

@@ -23,6 +23,7 @@ from tuning.spaces import (
     check_space,
     default_space,
     fields_set_by,
+    grid_points,
     load_space,
     require_grid,
     space_from_data,
@@ -268,12 +269,15 @@ def plan_lines(settings: TuneSettings) -> list[str]:
             "--max-trials does not apply)"
         )
     else:
-        lines.append(
-            f"epoch budget per round: {settings.max_trials} trials x up to {settings.max_epochs} epochs = "
-            f"{settings.max_trials * settings.max_epochs} epochs at most ({stopping})"
-        )
+        trials = settings.max_trials
         if settings.tuner == "grid":
-            lines.append(f"grid search stops after the whole grid or {settings.max_trials} trials (--max-trials)")
+            points = grid_points(settings.space)
+            trials = min(points, settings.max_trials)
+            lines.append(f"grid of {points} configurations; the search stops after {trials} trials (--max-trials)")
+        lines.append(
+            f"epoch budget per round: {trials} trials x up to {settings.max_epochs} epochs = "
+            f"{trials * settings.max_epochs} epochs at most ({stopping})"
+        )
     if settings.rounds > 1:
         lines.append(
             f"{settings.rounds} rounds, coarse to fine: each narrows the space around the last round's best trials"

@@ -461,6 +461,28 @@ def fields_set_by(space: Space) -> dict[str, str]:
     return fields
 
 
+def grid_points(space: Space) -> int:
+    """How many configurations a grid search enumerates: the product of each dimension's value count (a range
+    counts its steps, multiplicative when ``log``; an int range without a step counts every integer).
+
+    Raises:
+        UserError: a float range has no step (see :func:`require_grid`).
+    """
+    require_grid(space)
+    total = 1
+    for dimension in space.values():
+        if dimension.kind == "choice":
+            total *= len(dimension.values or ())
+            continue
+        step = dimension.step if dimension.step is not None else 1
+        if dimension.log and dimension.step is not None:
+            count = math.floor(math.log(dimension.high / dimension.low) / math.log(step) + 1e-9) + 1
+        else:
+            count = math.floor((dimension.high - dimension.low) / step + 1e-9) + 1
+        total *= max(count, 1)
+    return total
+
+
 def require_grid(space: Space) -> None:
     """Refuse a space that grid search cannot enumerate.
 
