@@ -16,6 +16,7 @@ import typer
 
 from recipes.config import TrainConfig
 from recipes.errors import UserError
+from recipes.registry import REGISTRY
 
 app = typer.Typer(
     help="From a data set to a Keras model running on an IoT device.",
@@ -46,7 +47,7 @@ def user_errors() -> Iterator[None]:
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config keys.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="key=value for any config key (repeatable).")]
 RecipeOption = Annotated[
-    str | None, typer.Option(help="Recipe: mlp, cnn, ds_cnn, mobilenet_v1, resnet8 or autoencoder.")
+    str | None, typer.Option(help=f"Recipe: {', '.join(REGISTRY)} (default {DEFAULTS.recipe}; see 'recipes').")
 ]
 DataOption = Annotated[
     str | None,

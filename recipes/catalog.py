@@ -9,15 +9,7 @@ from recipes.data import load_dataset
 from recipes.macs import count_macs
 from recipes.models import BUILDERS, DataSpec, build_model
 from recipes.reference_models import REFERENCE_SPECS
-
-DESCRIPTIONS = {
-    "mlp": "multilayer perceptron: z-score, hidden dense layers (hidden_units, activation), softmax",
-    "cnn": "convnet: z-score, conv blocks with max pooling (conv_filters), dense head, softmax",
-    "ds_cnn": "MLPerf Tiny keyword spotting: depthwise-separable CNN on 49x10 MFCCs (64 filters, 4 blocks)",
-    "mobilenet_v1": "MLPerf Tiny visual wake words: MobileNetV1, width 0.25, 13 depthwise-separable blocks",
-    "resnet8": "MLPerf Tiny image classification: ResNet-8, 3 residual stacks of 16/32/64 filters",
-    "autoencoder": "MLPerf Tiny anomaly detection: dense autoencoder 128x4-8-128x4; outputs the anomaly score",
-}
+from recipes.registry import REGISTRY
 
 
 def describe_recipes(data: str | None = None, assignments: list[str] | None = None) -> list[dict[str, Any]]:
@@ -46,7 +38,7 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
         rows.append(
             {
                 "name": name,
-                "description": DESCRIPTIONS[name],
+                "description": REGISTRY[name].description,
                 "parameters": int(model.count_params()),
                 "macs": count_macs(model),
                 "input_shape": list(spec.input_shape),

@@ -18,12 +18,9 @@ from typing import Any
 import yaml
 
 from recipes.errors import UserError, closest, unknown_choice
+from recipes.registry import REGISTRY, recipe_named
 
-RECIPES = ("mlp", "cnn", "ds_cnn", "mobilenet_v1", "resnet8", "autoencoder")
-# What each recipe learns; a recipe not named here is a classifier.
-RECIPE_TASKS = {"autoencoder": "anomaly"}
-# The MLPerf Tiny references' weight decay: Keras l2(1e-4) on their convolution kernels.
-REFERENCE_WEIGHT_DECAY = {"ds_cnn": 1e-4, "mobilenet_v1": 1e-4, "resnet8": 1e-4}
+RECIPES = tuple(REGISTRY)  # every recipe's row is in recipes/registry.py
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("constant", "inverse_time", "exponential", "inverse_sqrt", "step")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "linear")
@@ -54,8 +51,7 @@ class TrainConfig:
 
     # --- what to train on what -------------------------------------------------------------
     recipe: str = _doc(
-        "model architecture: mlp, cnn, or an MLPerf Tiny reference: ds_cnn (keyword spotting), "
-        "mobilenet_v1 (visual wake words), resnet8 (small images), autoencoder (anomaly detection)",
+        f"model architecture: {', '.join(REGISTRY)} (python cli.py recipes describes each)",
         "mlp",
     )
     data: str = _doc(
@@ -178,15 +174,15 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
 def task_of(recipe: str) -> str:
-    """What ``recipe`` learns: ``"classification"`` or ``"anomaly"`` (see :data:`RECIPE_TASKS`)."""
-    return RECIPE_TASKS.get(recipe, "classification")
+    """What ``recipe`` learns: ``"classification"`` or ``"anomaly"`` (its registry row's task)."""
+    return recipe_named(recipe).task
 
 
 def weight_decay_of(config: TrainConfig) -> float:
     """The weight decay c of ``config``: its own, else its recipe's reference value, else 0."""
     if config.weight_decay is not None:
         return config.weight_decay
-    return REFERENCE_WEIGHT_DECAY.get(config.recipe, 0.0)
+    return recipe_named(config.recipe).weight_decay
 
 
 def describe_fields() -> list[tuple[str, str, str]]:

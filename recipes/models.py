@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from recipes.config import TrainConfig
-from recipes.errors import UserError, unknown_choice
+from recipes.errors import UserError
 from recipes.layers import (
     DataSpec,
     activate,
@@ -30,7 +30,7 @@ from recipes.layers import (
     kernel_regularizer,
     zscore_input,
 )
-from recipes.reference_models import REFERENCE_BUILDERS
+from recipes.registry import REGISTRY, recipe_named
 
 __all__ = ["BUILDERS", "DataSpec", "build_model", "initializer_for", "kernel_regularizer"]
 
@@ -126,11 +126,9 @@ def build_cnn(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | No
     return keras.Model(inputs, _dense_head(keras, x, config, spec), name="cnn")
 
 
-BUILDERS: dict[str, Callable[..., Any]] = {"mlp": build_mlp, "cnn": build_cnn, **REFERENCE_BUILDERS}
+BUILDERS: dict[str, Callable[..., Any]] = {name: recipe.build_function() for name, recipe in REGISTRY.items()}
 
 
 def build_model(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | None = None) -> Any:
-    """Build ``config.recipe`` for ``spec`` (see :data:`BUILDERS`)."""
-    if config.recipe not in BUILDERS:
-        raise unknown_choice("recipe", config.recipe, BUILDERS)
-    return BUILDERS[config.recipe](config, spec, keras_module)
+    """Build ``config.recipe`` for ``spec`` with the builder its registry row names (:mod:`recipes.registry`)."""
+    return BUILDERS[recipe_named(config.recipe).name](config, spec, keras_module)

@@ -27,7 +27,6 @@ ends in its anomaly score (see :func:`build_autoencoder`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -284,11 +283,3 @@ def build_autoencoder(config: TrainConfig, spec: DataSpec, keras_module: ModuleT
     squared = keras.layers.Multiply()([error, error])
     score = keras.layers.GlobalAveragePooling1D(name="anomaly_score")(keras.layers.Reshape((features, 1))(squared))
     return keras.Model(inputs, score, name="autoencoder")
-
-
-REFERENCE_BUILDERS: dict[str, Callable[..., Any]] = {
-    "ds_cnn": build_ds_cnn,
-    "mobilenet_v1": build_mobilenet_v1,
-    "resnet8": build_resnet8,
-    "autoencoder": build_autoencoder,
-}

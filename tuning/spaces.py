@@ -38,6 +38,7 @@ import yaml
 
 from recipes.config import FIELDS, TrainConfig, apply_overrides, validate
 from recipes.errors import UserError, closest
+from recipes.registry import CONV_BLOCKS, DENSE_HEAD, REFERENCE, recipe_named
 
 KINDS = ("float", "int", "choice")
 ENTRY_FIELDS = ("type", "min", "max", "log", "step", "values")
@@ -131,22 +132,12 @@ class Dimension:
 Space = dict[str, Dimension]
 
 
-def _range(key: str, kind: str, low: float, high: float, log: bool = False) -> Dimension:
-    return Dimension(key, kind, low, high, log)
-
-
-def _choice(key: str, *values: Any) -> Dimension:
-    return Dimension(key, "choice", values=tuple(values))
-
-
 def default_space(recipe: str) -> Space:
-    """The default space of ``recipe``, in the seed's order of importance.
-
-    Learning rate first (log scale, alpha = 10^r), then beta (as 1 - beta on a log scale), hidden
-    units and mini-batch size (powers of two), then layers and the decay schedule, then
-    regularization (dropout, L2 lambda on a log scale) and the optimizer. The cnn adds its filters
-    and conv blocks; a recipe without a dense head (the reference architectures) searches the
-    optimization keys only.
+    """The default space of ``recipe``: its registry row's (:mod:`recipes.registry`), in the seed's order of
+    importance: the learning rate first (log scale, alpha = 10^r), then beta (as 1 - beta on a log scale), hidden
+    units and mini-batch size (powers of two), then layers and the decay schedule, then regularization (dropout,
+    L2 lambda on a log scale) and the optimizer. The cnn adds its filters and conv blocks; a recipe without a
+    dense head (the reference architectures) searches the optimization keys only.
 
     Args:
         recipe: a recipe name, e.g. ``"mlp"`` or ``"cnn"``.
@@ -154,51 +145,16 @@ def default_space(recipe: str) -> Space:
     Returns:
         The space, ordered as searched.
     """
-    learning_rate = _range("learning_rate", "float", 1e-4, 1e-1, log=True)
-    one_minus_beta = _range("one_minus_beta", "float", 1e-3, 1e-1, log=True)
-    batch_size = _choice("batch_size", 32, 64, 128, 256)
-    schedule = _choice("schedule", "constant", "inverse_time", "exponential")
-    optimizer = _choice("optimizer", "adam", "momentum", "rmsprop")
-    if recipe == "mlp":
-        dimensions = [
-            learning_rate,
-            one_minus_beta,
-            _range("units", "int", 16, 256, log=True),
-            batch_size,
-            _range("layers", "int", 1, 3),
-            schedule,
-            _range("dropout", "float", 0.0, 0.5),
-            _range("l2", "float", 1e-3, 1e1, log=True),
-            optimizer,
-        ]
-    elif recipe == "cnn":
-        dimensions = [
-            learning_rate,
-            one_minus_beta,
-            _range("units", "int", 16, 128, log=True),
-            batch_size,
-            _range("layers", "int", 1, 2),
-            _choice("filters", 8, 16, 32),
-            _range("conv_blocks", "int", 1, 2),
-            schedule,
-            _range("dropout", "float", 0.0, 0.5),
-            _range("l2", "float", 1e-3, 1e1, log=True),
-            optimizer,
-        ]
-    else:
-        dimensions = [learning_rate, one_minus_beta, batch_size, schedule, optimizer]
-    return {dimension.key: dimension for dimension in dimensions}
+    return space_from_data(recipe_named(recipe).space)
+
+
+KEY_GROUPS = {DENSE_HEAD: DENSE_HEAD_KEYS, CONV_BLOCKS: CNN_KEYS, REFERENCE: REFERENCE_KEYS}
 
 
 def _recipe_lacks(recipe: str, key: str) -> bool:
-    """Whether ``key`` is a setting some recipes have but not ``recipe``."""
-    if key in DENSE_HEAD_KEYS:
-        return recipe not in ("mlp", "cnn")
-    if key in CNN_KEYS:
-        return recipe != "cnn"
-    if key in REFERENCE_KEYS:
-        return recipe in ("mlp", "cnn")
-    return False
+    """Whether ``key`` belongs to a group of recipe-specific keys that ``recipe`` does not have."""
+    groups = recipe_named(recipe).key_groups
+    return any(key in keys and group not in groups for group, keys in KEY_GROUPS.items())
 
 
 def searchable_keys(recipe: str) -> list[str]:
