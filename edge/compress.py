@@ -54,6 +54,7 @@ from recipes.layers import DataSpec
 from recipes.training import EVALUATION_BATCH, PreparedData
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
+TFMOT_TESTED_VERSIONS = ("0.8.1",)  # the private quantizers and configs used here are 0.8.1's
 DEFAULT_PRUNE_EPOCHS = 20
 DEFAULT_PRUNE_BLOCK = 16
 DEFAULT_QAT_EPOCHS = 3
@@ -229,7 +230,20 @@ def import_tfmot() -> ModuleType:
     tfmot's ``keras/compat.py`` sets the variable to ``1`` on import (so that ``tf.keras`` means tf_keras).
     The project never uses ``tf.keras`` and tfmot keeps the tf_keras module it picked, so the variable is
     restored (or removed) at once: other commands and child processes see the environment as it was.
+
+    Raises:
+        UserError: a tfmot version other than :data:`TFMOT_TESTED_VERSIONS`: this module swaps its private
+            quantizers (:func:`calibrate_activation_ranges`) and subclasses its quantize configs, which another
+            version may lay out differently.
     """
+    from importlib.metadata import version
+
+    installed = version("tensorflow-model-optimization")
+    if installed not in TFMOT_TESTED_VERSIONS:
+        raise UserError(
+            f"tensorflow-model-optimization {installed} is installed, but compression is tested with "
+            f"{', '.join(TFMOT_TESTED_VERSIONS)} only (edge/compress.py); install it with: pip install -e ."
+        )
     saved = os.environ.get(LEGACY_KERAS_VARIABLE)
     try:
         import tensorflow_model_optimization as tfmot

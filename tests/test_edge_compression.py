@@ -455,3 +455,16 @@ def test_qat_names_the_layer_it_cannot_quantize(tmp_path):
     )
     assert sorted(path.name for path in run.iterdir() if "edge" in path.name) == []
     assert runner.invoke(cli.app, ["export", str(run), "--prune", "0.3", "--prune-epochs", "1"]).exit_code == 0
+
+
+def test_an_untested_tfmot_version_is_refused_in_one_line(monkeypatch):
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: "0.9.0" if name == "tensorflow-model-optimization" else real(name)
+    )
+    from edge.compress import import_tfmot
+
+    with pytest.raises(UserError, match=r"tensorflow-model-optimization 0\.9\.0 is installed, but compression"):
+        import_tfmot()

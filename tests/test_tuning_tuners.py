@@ -1,13 +1,17 @@
-"""The tuners' oracles, driven directly (no training): resume without rerunning completed trials, and
-grid-search resume (keras-tuner issue #1055)."""
+"""The tuners' oracles, driven directly (no training), and a canary per keras-tuner patch
+(tuning/keras_tuner_patches.py): each ``still`` test fails once upstream changes what its patch works around."""
 
+import inspect
 import itertools
 import json
+import os
 from pathlib import Path
 
 import keras_tuner
 import pytest
 
+from recipes.errors import UserError
+from tuning import keras_tuner_patches
 from tuning.tuners import ResumableGridSearchOracle, ResumableRandomSearchOracle
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
@@ -97,3 +101,44 @@ def test_trial_metrics_take_the_best_epoch_by_the_objective():
         trial_metrics({**history, "loss": [1.0, 0.5, float("nan")]}, "val_accuracy", "max", 1.0, TrainConfig())
     with pytest.raises(keras_tuner.errors.FailedTrialError, match="reports no val_accuracy"):
         trial_metrics({"loss": [1.0], "val_loss": [0.9]}, "val_accuracy", "max", 1.0, TrainConfig(recipe="autoencoder"))
+
+
+def test_keras_tuner_still_writes_json_in_place(tmp_path, monkeypatch):
+    """Why apply() swaps save_json: upstream writes the file itself, so a kill mid-write truncates it."""
+    renamed = []
+    monkeypatch.setattr(os, "replace", lambda *args: renamed.append(args))
+    monkeypatch.setattr(os, "rename", lambda *args: renamed.append(args))
+    keras_tuner_patches.ORIGINAL_SAVE_JSON(str(tmp_path / "oracle.json"), {"trials": 1})
+    assert renamed == [] and json.loads((tmp_path / "oracle.json").read_text()) == {"trials": 1}
+    keras_tuner_patches.apply()
+    from keras_tuner.src import utils
+
+    assert utils.save_json is keras_tuner_patches.save_json_atomically
+
+
+def test_keras_tuner_still_counts_infeasible_trials_as_failures(tmp_path):
+    """Why InfeasibleIsNotFailureMixin exists: three trials over the budget in a row end a plain search."""
+
+    def three_infeasible(oracle_class):
+        oracle = make_oracle(oracle_class, tmp_path / oracle_class.__name__)
+        for _ in range(3):
+            trial = oracle.create_trial("tuner0")
+            oracle.update_trial(trial.trial_id, {"score": 0.5, "feasible": 0.0})
+            trial.status = "FAILED"
+            oracle.end_trial(trial)
+
+    with pytest.raises(RuntimeError, match="consecutive failures"):
+        three_infeasible(keras_tuner.oracles.RandomSearchOracle)
+    three_infeasible(ResumableRandomSearchOracle)  # the search goes on
+
+
+def test_keras_tuner_still_reloads_only_with_its_own_tuner_file():
+    """Why reload_if_started exists: upstream decides to reload on the tuner's state file alone."""
+    source = inspect.getsource(keras_tuner.engine.base_tuner.BaseTuner.__init__)
+    assert "_get_tuner_fname" in source and "reload" in source
+
+
+def test_an_untested_keras_tuner_version_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(keras_tuner_patches, "version", lambda package: "1.5.0")
+    with pytest.raises(UserError, match=r"keras-tuner 1\.5\.0 is installed, but tuning is tested with 1\.4\.8"):
+        keras_tuner_patches.apply()

@@ -1,135 +1,30 @@
 """The four keras-tuner tuners: random, Hyperband, grid and Bayesian.
 
-keras-tuner runs the search loop; the tuners here only add one line of progress per finished trial
-and make grid search resumable. Importing this module imports keras-tuner (and TensorFlow).
-
-Grid search resume (keras-tuner 1.4.8, issue #1055): ``GridSearchOracle`` keeps the order in which
-it walks the grid (a linked list of trial ids and a queue of trials whose successor is still to be
-made) in memory only, so after a restart its first new trial looks up an id that is not there
-(``KeyError``). :class:`ResumableGridSearchOracle` rebuilds both from the trials on disk whenever
-the oracle state is reloaded: every trial, sorted in grid order, and every trial queued again (a
-trial whose successor was already tried is skipped by the oracle itself).
-
-Completed trials are never run again: keras-tuner's ``end_trial`` writes ``oracle.json`` before it
-drops the trial from the ongoing ones, and a distributed chief writes nothing after that, so the
-file on disk can list a finished trial as ongoing; on reload keras-tuner queues every ongoing trial
-to run again. Each oracle here drops completed trials (``trial.json`` is written first and says
-COMPLETED) from that queue when it reloads.
-
-Infeasible trials (hardware budget): a trial whose int8 model breaks the budget fails with
-:class:`~tuning.hypermodel.InfeasibleTrialError`, so keras-tuner keeps it out of the best trials, the
-Bayesian model and Hyperband's promotions. The tuners record its metrics first (keras-tuner records none
-for a failed trial), and the oracles leave it out of keras-tuner's stop after
-``max_consecutive_failed_trials`` (3) consecutive failures: it trained, only its size or latency was
-wrong, and a tight budget must not end the search. Diverged trials still count.
+keras-tuner runs the search loop; the tuners here add one line of progress per finished trial and record the
+metrics of a trial over the hardware budget (keras-tuner keeps none of a failed trial). The oracles are the
+resumable ones of :mod:`tuning.keras_tuner_patches`, which holds every change this project makes to
+keras-tuner and is applied by :func:`make_tuner`. Importing this module imports keras-tuner (and TensorFlow).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
-import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 import keras_tuner
-from keras_tuner.src import config as keras_tuner_config
-from keras_tuner.src import utils as keras_tuner_utils
-from keras_tuner.src.tuners.gridsearch import LinkedList
 
-from recipes.rundir import write_atomic
-from tuning.hardware import FEASIBLE_METRIC
+from tuning import keras_tuner_patches
 from tuning.hypermodel import InfeasibleTrialError
+from tuning.keras_tuner_patches import (
+    ResumableBayesianOracle,
+    ResumableGridSearchOracle,
+    ResumableHyperbandOracle,
+    ResumableRandomSearchOracle,
+)
 from tuning.report import TrialRecord, trial_line
 from tuning.settings import TuneSettings
-
-# keras-tuner prints the traceback of every failed trial to stderr; the progress line names the error
-# and the whole traceback stays in the trial's trial.json.
-keras_tuner_config.DEBUG = False
-
-
-def _save_json_atomically(path: str, obj: Any) -> str:
-    """keras-tuner's ``save_json``, but through a temp file and a rename.
-
-    keras-tuner 1.4.8 rewrites ``oracle.json`` and ``trial.json`` in place; a search killed during
-    such a write left an empty or truncated file and the resumed search died on a JSONDecodeError.
-    """
-    text = json.dumps(obj)
-    write_atomic(path, text)
-    return text
-
-
-keras_tuner_utils.save_json = _save_json_atomically
-
-
-class _ResumeMixin:
-    """Reload without queueing completed trials to run again (see the module docstring)."""
-
-    def reload(self) -> None:
-        super().reload()  # type: ignore[misc]
-        trials = self.trials  # type: ignore[attr-defined]
-        self._retry_queue = [
-            trial_id
-            for trial_id in self._retry_queue
-            if trials[trial_id].status != "COMPLETED"  # type: ignore[has-type]
-        ]
-
-
-def is_infeasible(trial: keras_tuner.engine.trial.Trial) -> bool:
-    """Whether ``trial`` trained but broke the hardware budget (it reported ``feasible`` 0)."""
-    return trial.metrics.exists(FEASIBLE_METRIC) and trial.metrics.get_last_value(FEASIBLE_METRIC) == 0.0
-
-
-class _InfeasibleIsNotFailureMixin:
-    """keras-tuner 1.4.8's check for consecutive failed trials, with infeasible trials not counted."""
-
-    def _check_consecutive_failures(self) -> None:
-        consecutive = 0
-        for trial_id in self.end_order:  # type: ignore[attr-defined]
-            trial = self.trials[trial_id]  # type: ignore[attr-defined]
-            failed = trial.status == keras_tuner.engine.trial.TrialStatus.FAILED and not is_infeasible(trial)
-            consecutive = consecutive + 1 if failed else 0
-            if consecutive == self.max_consecutive_failed_trials:  # type: ignore[attr-defined]
-                raise RuntimeError(
-                    f"Number of consecutive failures exceeded the limit of {consecutive}.\n" + (trial.message or "")
-                )
-
-
-class ResumableRandomSearchOracle(_ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.RandomSearchOracle):
-    """keras-tuner's random search oracle that never reruns a completed trial."""
-
-
-class ResumableBayesianOracle(
-    _ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.BayesianOptimizationOracle
-):
-    """keras-tuner's Bayesian optimization oracle (Gaussian process) that never reruns a completed trial."""
-
-
-class ResumableHyperbandOracle(_ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.HyperbandOracle):
-    """keras-tuner's Hyperband oracle that never reruns a completed trial."""
-
-
-class ResumableGridSearchOracle(_ResumeMixin, _InfeasibleIsNotFailureMixin, keras_tuner.oracles.GridSearchOracle):
-    """keras-tuner's grid oracle whose walk order survives a restart (see the module docstring)."""
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Reload the saved state, then rebuild the walk order from the reloaded trials."""
-        super().set_state(state)
-        known = [trial_id for trial_id in self.start_order if trial_id in self.trials]
-        in_grid_order = sorted(
-            known,
-            key=functools.cmp_to_key(
-                lambda first, second: self._compare(
-                    self.trials[first].hyperparameters.values, self.trials[second].hyperparameters.values
-                )
-            ),
-        )
-        self._ordered_ids = LinkedList()
-        for trial_id in in_grid_order:
-            self._ordered_ids.insert(trial_id)
-        self._populate_next = list(known)
 
 
 class _ProgressMixin:
@@ -218,6 +113,7 @@ def make_tuner(
         }[settings.tuner]
         oracle = oracle_class(objective=objective, max_trials=settings.max_trials, seed=seed)
         tuner_class = RecipeTuner
+    keras_tuner_patches.apply()
     started = (settings.project_dir(round_number) / "oracle.json").is_file()
     with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's "Reloading Tuner from ..." line
         tuner = tuner_class(
@@ -227,11 +123,7 @@ def make_tuner(
             project_name=f"round-{round_number}",
             overwrite=False,
         )
-    if started and not os.path.exists(tuner._get_tuner_fname()) and not tuner._is_worker():
-        # keras-tuner reloads a project only if the tuner's own state file exists, and writes that
-        # after the first trial has ended: a search killed in between would start over and run its
-        # completed trials again. The oracle's files are there, so reload them.
-        tuner.oracle.reload()
+    keras_tuner_patches.reload_if_started(tuner, started)
     tuner.report = report
     tuner.round_number = round_number
     return tuner
