@@ -311,16 +311,15 @@ def _print_export(report, layer_rows: bool = False) -> None:
         console.print(f"micro: {report.micro.note}{agreement}", markup=False)
     if report.compression is not None:
         compression = report.compression
-        micro = compression["micro"]
-        agreement = f"; agrees with LiteRT on {micro['agreement']:.1%}" if micro["measured"] else ""
+        micro = compression.micro
+        agreement = f"; agrees with LiteRT on {micro.agreement:.1%}" if micro.measured else ""
         console.print(
-            f"micro ({compression['variant']}): {micro['note']}{agreement}; {' and '.join(compression['micro_files'])}",
+            f"micro ({compression.variant}): {micro.note}{agreement}; {' and '.join(compression.micro_files)}",
             markup=False,
         )
         console.print(
-            f"compression: {compression['variant']} fine-tuned on a tf_keras twin (max diff "
-            f"{compression['twin_max_abs_diff']:.1e} before fine-tuning); history in "
-            f"edge/{compression['history']}",
+            f"compression: {compression.variant} fine-tuned on a tf_keras twin (max diff "
+            f"{compression.model.twin_difference:.1e} before fine-tuning); history in edge/{compression.history}",
             markup=False,
         )
     for name, rows in report.layers.items():
@@ -542,27 +541,28 @@ def tune(
     with user_errors():
         from tuning.settings import plan_lines, resolve_settings
 
-        settings = resolve_settings(
-            recipe,
-            data,
-            label,
-            tuner,
-            max_trials,
-            max_epochs,
-            factor,
-            objective,
-            rounds,
-            workers,
-            space,
-            name,
-            out,
-            seed,
-            set_,
-            max_int8_kb=max_int8_kb,
-            max_arena_kb=max_arena_kb,
-            max_latency_ms=max_latency_ms,
-            target=target,
-        )
+        flags = {
+            "recipe": recipe,
+            "data": data,
+            "label": label,
+            "tuner": tuner,
+            "max_trials": max_trials,
+            "max_epochs": max_epochs,
+            "factor": factor,
+            "objective": objective,
+            "rounds": rounds,
+            "workers": workers,
+            "space_file": space,
+            "name": name,
+            "out": out,
+            "seed": seed,
+            "assignments": set_,
+            "max_int8_kb": max_int8_kb,
+            "max_arena_kb": max_arena_kb,
+            "max_latency_ms": max_latency_ms,
+            "target": target,
+        }
+        settings = resolve_settings(**flags)
         for line in plan_lines(settings):
             typer.echo(line)
         from tuning.search import run_search

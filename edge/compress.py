@@ -328,7 +328,7 @@ def compress_model(
     config: TrainConfig,
     data: PreparedData,
     settings: CompressionSettings,
-    report: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> CompressedModel:
     """Prune and/or quantization-aware train a run's model on its tf_keras twin.
 
@@ -340,7 +340,7 @@ def compress_model(
         config: the run's resolved config (optimizer, learning rate, batch size, seed, augmentation).
         data: the run's data and split; ``data.spec`` holds the z-score statistics of the model.
         settings: what to do (see :class:`CompressionSettings`).
-        report: called with one line before fine-tuning and one per fine-tuning epoch; None for silence.
+        progress: called with one line before fine-tuning and one per fine-tuning epoch; None for silence.
 
     Returns:
         The compressed tf_keras model with its history and the checks' figures.
@@ -385,7 +385,7 @@ def compress_model(
     if split is not None:
         result.model, result.standardization = split
         data = standardized_data(data, result.standardization)
-    say = report or (lambda line: None)
+    say = progress or (lambda line: None)
     say(_plan_line(result, settings, settings.first_prune_learning_rate(config.learning_rate)))
     if settings.prune is not None:
         result.model, result.pruned_layers = _prune(result.model, config, data, settings, tfmot, result.history, say)

@@ -82,6 +82,38 @@ class VariantResult:
 
 
 @dataclass
+class CompressionReport:
+    """What compression made: the compressed variant, how it was fine-tuned, and its TFLite Micro check.
+
+    Args:
+        variant: the compressed variant's name, e.g. ``int8_pruned_qat``.
+        settings: the compression settings.
+        model: the compressed model and its checks (twin and fusion differences, fused layers, QAT's kept epoch).
+        history: the fine-tuning history's file name inside ``edge/``.
+        micro: the variant's TFLite Micro check.
+        micro_files: its C array files.
+    """
+
+    variant: str
+    settings: CompressionSettings
+    model: CompressedModel
+    history: str
+    micro: MicroCheck
+    micro_files: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``report.json``."""
+        return {
+            "variant": self.variant,
+            "settings": self.settings.to_dict(),
+            **self.model.to_dict(),
+            "history": self.history,
+            "micro": self.micro.to_dict(),
+            "micro_files": self.micro_files,
+        }
+
+
+@dataclass
 class ExportReport:
     """What an export wrote and measured.
 
@@ -100,7 +132,7 @@ class ExportReport:
     micro: MicroCheck | None
     micro_files: list[str]
     warnings: list[str] = field(default_factory=list)
-    compression: dict[str, Any] | None = None
+    compression: CompressionReport | None = None
     layers: dict[str, list[LayerError]] = field(default_factory=dict)
     failing: dict[str, str] = field(default_factory=dict)
     written: bool = True
@@ -146,7 +178,7 @@ class ExportReport:
             "micro_files": self.micro_files,
             "warnings": self.warnings,
             "failing": self.failing,
-            "compression": self.compression,
+            "compression": None if self.compression is None else self.compression.to_dict(),
         }
 
 
@@ -236,7 +268,7 @@ def _read_run(run_dir: Path) -> _RunInputs:
 
 
 def _compress(
-    inputs: _RunInputs, settings: CompressionSettings, report: Callable[[str], None] | None
+    inputs: _RunInputs, settings: CompressionSettings, progress: Callable[[str], None] | None
 ) -> CompressedModel:
     """Fine-tune the run's model as ``settings`` asks, on the run's own split."""
     from edge.twin import data_spec_of
@@ -244,7 +276,7 @@ def _compress(
 
     spec = data_spec_of(inputs.model, inputs.dataset.input_shape, inputs.dataset.num_classes, len(inputs.split.train))
     return compress_model(
-        inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, inputs.task), settings, report
+        inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, inputs.task), settings, progress
     )
 
 
@@ -254,7 +286,7 @@ def export_run(
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     float_io: bool = False,
     compression: CompressionSettings | None = None,
-    report: Callable[[str], None] | None = None,
+    progress: Callable[[str], None] | None = None,
     keep_failing: bool = False,
 ) -> ExportReport:
     """Convert a run's model to ``.tflite`` variants and write ``edge/`` inside the run.
@@ -284,7 +316,7 @@ def export_run(
             an anomaly run adds up to as many dev examples scoring near its threshold (:mod:`edge.anomaly`).
         float_io: give the int8 model float32 input and output instead of int8.
         compression: pruning and/or QAT to fine-tune with (see :class:`edge.compress.CompressionSettings`).
-        report: called with the fine-tuning's progress lines; None for silence.
+        progress: called with the fine-tuning's progress lines; None for silence.
         keep_failing: write variants outside their tolerance too, marked as failing.
 
     Returns:
@@ -306,7 +338,7 @@ def export_run(
     check_options(names, calibration_samples, float_io)
     run_dir = Path(run_dir)
     inputs = _read_run(run_dir)
-    compressed = _compress(inputs, compression, report) if compressing else None
+    compressed = _compress(inputs, compression, progress) if compressing else None
     warnings: list[str] = []
     calibration, calibration_info = None, {"samples": 0, "split": "train"}
     if any(VARIANTS[name].full_integer for name in names):
@@ -487,14 +519,9 @@ def _build(
         compressed_micro, compressed_files = micro_checks.get(
             settings.variant_name, (MicroCheck(False, "not written: outside its tolerance"), [])
         )
-        report.compression = {
-            "variant": settings.variant_name,
-            "settings": settings.to_dict(),
-            **model.to_dict(),
-            "history": history,
-            "micro": compressed_micro.to_dict(),
-            "micro_files": compressed_files,
-        }
+        report.compression = CompressionReport(
+            settings.variant_name, settings, model, history, compressed_micro, compressed_files
+        )
     if layers:
         write_json(
             staging / QUANTIZATION_REPORT_NAME,

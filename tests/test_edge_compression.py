@@ -304,7 +304,8 @@ def test_qat_int8_is_not_worse_than_post_training_int8(shared, quantization_awar
     scales = _fully_connected_weight_scales(edge / "model_int8_qat.tflite")
     assert scales == _fully_connected_weight_scales(edge / "model_int8.tflite") and len(scales) == 3
     assert all(units == count for units, count in scales)
-    assert report.compression["fused_relus"] and report.compression["twin_max_abs_diff"] <= TWIN_TOLERANCE
+    assert report.compression.model.fused_relus and report.compression.model.twin_difference <= TWIN_TOLERANCE
+    assert report.to_dict()["compression"]["twin_max_abs_diff"] == report.compression.model.twin_difference
     assert report.warnings == []
 
 

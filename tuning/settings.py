@@ -118,6 +118,7 @@ class TuneSettings:
 
 
 def resolve_settings(
+    *,
     recipe: str | None = None,
     data: str | None = None,
     label: str | None = None,
@@ -138,7 +139,8 @@ def resolve_settings(
     max_latency_ms: float | None = None,
     target: str | None = None,
 ) -> TuneSettings:
-    """Check the options of ``python cli.py tune`` and build the search's settings.
+    """Check the options of ``python cli.py tune`` and build the search's settings (keyword arguments only:
+    the CLI passes its flags by name).
 
     Args:
         recipe, data, label, out, seed: as for ``train`` (None: the config default).
