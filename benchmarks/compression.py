@@ -134,8 +134,7 @@ def main() -> None:
     parser = run_parser(__doc__.splitlines()[0])
     parser.add_argument("--prune", type=float, default=0.5, help="target sparsity")
     arguments = parser.parse_args()
-    from recipes.backend import import_keras
-    from tuning.fitting import quiet_retracing
+    from recipes.backend import import_keras, quiet_retracing
 
     import_keras()  # TensorFlow's first import, with its native start-up lines silenced
     quiet_retracing()  # five exports in one process build new models by design

@@ -48,3 +48,11 @@ def import_keras(seed: int | None = None) -> Any:
         keras.utils.set_random_seed(seed)
         tf.config.experimental.enable_op_determinism()
     return keras
+
+
+def quiet_retracing() -> None:
+    """Silence TensorFlow's "retracing" warning, for code that builds a new model per step by design (a search's
+    trials, the scikit-learn estimator's fits, a benchmark's exports)."""
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")

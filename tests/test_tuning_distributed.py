@@ -96,7 +96,7 @@ def test_oracle_address_defaults_to_loopback(monkeypatch):
 def test_worker_entry_point_needs_the_keras_tuner_variables(tmp_path):
     environment = {key: value for key, value in os.environ.items() if not key.startswith("KERASTUNER_")}
     result = subprocess.run(
-        [sys.executable, "-m", "tuning.distributed", "--tune-dir", str(tmp_path)],
+        [sys.executable, "-m", "tuning.worker", "--tune-dir", str(tmp_path)],
         cwd=ROOT,
         env=environment,
         capture_output=True,

@@ -6,7 +6,7 @@ asks it for a trial, trains it and reports back. All of them share the tune dire
 continues a model from another trial's checkpoint, so a worker must see every trial's files).
 
 ``python cli.py tune --workers N`` runs :func:`run_distributed_round` for each round: it picks a free
-port on 127.0.0.1, starts ``python -m tuning.distributed --tune-dir DIR --round R`` as the chief and
+port on 127.0.0.1, starts ``python -m tuning.worker --tune-dir DIR --round R`` (:mod:`tuning.worker`) as the chief and
 as N workers, prints each finished trial, and restarts a worker that died (non-zero exit or
 signal) under its **own** tuner id: keras-tuner gives a worker's unfinished trial back only to the
 same id, and without a restart the chief would wait for that trial forever. The round ends when
@@ -20,7 +20,7 @@ there instead of on loopback. On every other machine start more workers with the
 directory and round, each with a tuner id no other worker uses::
 
     KERASTUNER_TUNER_ID=tuner100 KERASTUNER_ORACLE_IP=<chief address> KERASTUNER_ORACLE_PORT=<port> \\
-        python -m tuning.distributed --tune-dir /shared/runs/tune/<name> --round 1
+        python -m tuning.worker --tune-dir /shared/runs/tune/<name> --round 1
 
 Restart a remote worker that dies with the same command (same tuner id). The chief speaks plain
 (insecure) gRPC: keep it on a trusted network.
@@ -28,18 +28,15 @@ Restart a remote worker that dies with the same command (same tuner id). The chi
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from recipes.errors import UserError
 from recipes.rundir import write_json
@@ -129,7 +126,7 @@ class Supervisor:
         command = [
             sys.executable,
             "-m",
-            "tuning.distributed",
+            "tuning.worker",
             "--tune-dir",
             str(self.settings.tune_dir.resolve()),
             "--round",
@@ -234,105 +231,3 @@ class Supervisor:
 def run_distributed_round(settings: TuneSettings, round_number: int, report: Callable[[str], None]) -> None:
     """Run one round with a chief and ``settings.workers`` workers on this machine (see the module docstring)."""
     Supervisor(settings, round_number, report).run()
-
-
-# --- the chief and worker processes ----------------------------------------------------------
-
-
-def exit_with_parent() -> None:
-    """End this process when the process that started it is gone (no orphaned chief or worker)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent:
-                os._exit(3)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
-
-
-def serve_oracle(oracle: Any, bind: str, port: int) -> None:
-    """Serve ``oracle`` over gRPC until the search is over and no worker holds a trial.
-
-    keras-tuner's own ``start_server`` checks for the end only every 20 seconds; this loop
-    checks every :data:`POLL_SECONDS`.
-    """
-    from concurrent import futures
-
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(f"{bind}:{port}") == 0:
-        raise UserError(f"the tuning chief cannot listen on {bind}:{port}; pick another KERASTUNER_ORACLE_PORT")
-    server.start()
-    try:
-        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
-            time.sleep(POLL_SECONDS)
-    finally:
-        server.stop(grace=1.0)
-    oracle.save()  # the last end_trial saved before it dropped its trial from the ongoing ones
-
-
-def run_process(tune_dir: Path, round_number: int, threads: int) -> None:
-    """Be the chief or a worker (by ``KERASTUNER_TUNER_ID``) of a round of the search in ``tune_dir``."""
-    from recipes.backend import import_keras
-    from recipes.training import prepare_data
-    from tuning.search import load_settings, read_space, search
-
-    settings = load_settings(tune_dir)
-    space = read_space(settings, round_number)
-    data = prepare_data(settings.base)
-    import_keras(settings.base.seed)
-    if threads:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    from tuning.hypermodel import RecipeHyperModel
-    from tuning.tuners import make_tuner
-
-    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction, settings.budget)
-    tuner = make_tuner(settings, hypermodel, round_number, report=lambda line: print(line, flush=True))
-    if os.environ.get("KERASTUNER_TUNER_ID") == "chief":
-        tuner.save()
-        serve_oracle(tuner.oracle, os.environ["KERASTUNER_ORACLE_IP"], int(os.environ["KERASTUNER_ORACLE_PORT"]))
-    else:
-        search(tuner)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m tuning.distributed`` (one chief or worker process)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m tuning.distributed",
-        description="Run one keras-tuner chief or worker of a search; KERASTUNER_TUNER_ID, "
-        "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT say which and where (see tuning/distributed.py).",
-    )
-    parser.add_argument("--tune-dir", type=Path, required=True, help="the search's folder, runs/tune/<name>")
-    parser.add_argument("--round", type=int, default=1, help="the coarse-to-fine round to run")
-    parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all cores)")
-    parser.add_argument("--supervised", action="store_true", help="exit when the starting process is gone")
-    args = parser.parse_args(argv)
-    for variable in ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"):
-        if not os.environ.get(variable):
-            print(f"error: set {variable} (see python -m tuning.distributed --help)", file=sys.stderr)
-            return 2
-    if not (args.tune_dir / "search.json").is_file():
-        print(f"error: {args.tune_dir} has no search.json; start the search with python cli.py tune", file=sys.stderr)
-        return 2
-    if args.supervised:
-        exit_with_parent()
-    try:
-        run_process(args.tune_dir, args.round, args.threads)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 ``build(hp)`` maps the sampled values onto the same :class:`~recipes.config.TrainConfig` and the
 same ``build_model`` + ``compile_model`` that ``python cli.py train`` uses; ``fit`` trains with the
-recipe's data pipeline, schedule and early stopping (:mod:`tuning.fitting`) on data loaded and
+recipe's data pipeline, schedule and early stopping (``recipes.training.fit_keras``) on data loaded and
 split once for the whole search. With a hardware budget, ``fit`` then converts the trained model
 to int8 and measures it (:mod:`tuning.hardware`); a trial over budget fails with
 :class:`InfeasibleTrialError`. Importing this module imports keras-tuner (and TensorFlow).
@@ -17,12 +17,11 @@ from typing import Any
 import keras_tuner
 import numpy as np
 
-from recipes.backend import import_keras
+from recipes.backend import import_keras, quiet_retracing
 from recipes.config import TrainConfig
 from recipes.errors import UserError
 from recipes.models import build_model
 from recipes.training import PreparedData, compile_model, fit_keras
-from tuning.fitting import quiet_retracing
 from tuning.hardware import FEASIBLE_METRIC, Budget, measure_candidate, representative_inputs, violations
 from tuning.report import EPOCHS_METRIC, SECONDS_METRIC
 from tuning.spaces import Dimension, Space, config_for

@@ -232,17 +232,23 @@ def run_round(settings: TuneSettings, data: PreparedData, round_number: int, spa
     from recipes.backend import import_keras
 
     import_keras(settings.base.seed)
-    from tuning.hypermodel import RecipeHyperModel
-    from tuning.tuners import make_tuner
-
-    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction, settings.budget)
     resuming = (settings.project_dir(round_number) / "oracle.json").is_file()
-    tuner = make_tuner(settings, hypermodel, round_number, report)
+    tuner = round_tuner(settings, data, round_number, space, report)
     if resuming:
         trials = tuner.oracle.trials.values()
         done = sum(trial.status == "COMPLETED" for trial in trials)
         report(f"round {round_number}: resuming {settings.project_dir(round_number)} ({done} trials completed)")
     search(tuner)
+
+
+def round_tuner(settings: TuneSettings, data: PreparedData, round_number: int, space: Space, report: Report) -> Any:
+    """The keras-tuner tuner of one round over ``space`` (resuming its project if it exists): what this process,
+    the distributed chief and each worker search with."""
+    from tuning.hypermodel import RecipeHyperModel
+    from tuning.tuners import make_tuner
+
+    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction, settings.budget)
+    return make_tuner(settings, hypermodel, round_number, report)
 
 
 def search(tuner: Any) -> None:

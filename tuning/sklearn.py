@@ -4,7 +4,7 @@
 with scikit-learn >= 1.6): constructor arguments are stored unchanged and checked in ``fit``,
 learned attributes end in ``_``, ``fit`` returns ``self``. ``fit`` trains the recipe's own model
 (``build_model`` + ``compile_model``) with the recipe's pipeline, schedule and early stopping
-(:mod:`tuning.fitting`); the z-score statistics come from the rows ``fit`` trains on, as in ``train``.
+(``recipes.training.fit_keras``); the z-score statistics come from the rows ``fit`` trains on, as in ``train``.
 
 No recipe regresses (they classify, or detect anomalies), so there is no regressor.
 
@@ -26,13 +26,13 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from recipes.backend import quiet_retracing
 from recipes.config import TrainConfig, apply_overrides, task_of, validate
 from recipes.dataset import Dataset
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.splitting import Split
 from recipes.training import EVALUATION_BATCH, PreparedData, compile_model, fit_keras
-from tuning.fitting import quiet_retracing
 
 
 class RecipeClassifier(ClassifierMixin, BaseEstimator):
