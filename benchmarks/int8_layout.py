@@ -73,7 +73,7 @@ def main() -> int:
     from edge.variants import VARIANTS
     from recipes.config import resolve_config
     from recipes.data import load_dataset
-    from recipes.splitting import load_split
+    from recipes.runs import Run
     from recipes.training import train
     from tests.test_edge_sensor_int8 import mixed_units_csv
 
@@ -88,7 +88,7 @@ def main() -> int:
             settings["epochs"] = arguments.epochs
         result = train(resolve_config(None, settings, []), report=None)
         dataset = load_dataset(source, label, None)
-        train_split = load_split(result.run_dir / "split.npz").train
+        train_split = Run(result.run_dir).split().train
         calibration = calibration_samples(dataset.x[train_split], 300, 0, dataset.y[train_split])
         keras_predicted = np.asarray(result.model.predict(dataset.x, verbose=0)).argmax(axis=1)
         keras_accuracy = float(np.mean(keras_predicted == dataset.y))

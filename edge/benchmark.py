@@ -149,9 +149,9 @@ def benchmark_path(
     if not path.is_dir():
         model = EdgeModel.load(path, threads)
         return BenchmarkReport([benchmark_model(model, path.stem, path, runs, warmup, batch_size, threads)])
-    from recipes.runs import load_model, require_run
+    from recipes.runs import Run, load_model
 
-    edge_dir = require_run(path, "model.keras") / "edge"
+    edge_dir = Run(path).require(Run.MODEL) / Run.EDGE
     files = [
         edge_dir / variant.filename
         for variant in (*VARIANTS.values(), *COMPRESSED_VARIANTS.values())

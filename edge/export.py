@@ -210,13 +210,12 @@ def _read_run(run_dir: Path) -> _RunInputs:
     from recipes.anomaly import binary_labels
     from recipes.config import task_of
     from recipes.data import load_dataset
-    from recipes.runs import load_model, read_config, read_json, read_metrics, require_run
-    from recipes.splitting import load_split
+    from recipes.runs import Run
 
-    require_run(run_dir, "model.keras", "config.yaml", "data.json", "split.npz")
-    config = read_config(run_dir)
-    data = read_json(run_dir / "data.json")
-    split = load_split(run_dir / "split.npz")
+    run = Run(run_dir).require(Run.MODEL, Run.CONFIG, Run.DATA, Run.SPLIT)
+    config = run.config()
+    data = run.data()
+    split = run.split()
     dataset = load_dataset(config.data, config.label, config.image_size)
     if len(dataset.y) != data.get("examples") or max(
         int(part.max(initial=0)) for part in (split.train, split.dev, split.test)
@@ -227,8 +226,8 @@ def _read_run(run_dir: Path) -> _RunInputs:
         )
     if len(split.test) == 0:
         raise UserError(f"{run_dir} has an empty test split; train again with a test fraction > 0")
-    trained = read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
-    metrics = read_metrics(run_dir) if (run_dir / "metrics.json").is_file() else None
+    trained = run.info()
+    metrics = run.metrics() if run.has(Run.METRICS) else None
     run_info = {
         "path": str(run_dir.resolve()),
         "name": run_dir.name,
@@ -252,7 +251,7 @@ def _read_run(run_dir: Path) -> _RunInputs:
                 "decisions needs normal and anomalous ones: train again with a larger test fraction"
             )
     return _RunInputs(
-        load_model(run_dir),
+        run.model(),
         config,
         data,
         dataset.x[split.train],

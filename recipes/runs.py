@@ -1,4 +1,9 @@
-"""Reading a finished run directory back: its config, metrics, data, split and model."""
+"""The run directory: the one place that knows its file names, and reads and writes them.
+
+:class:`Run` names every file of ``runs/train/<name>-<n>/`` and reads or writes each one; training writes a
+run through it (into the staged folder), and export, benchmark, diagnose, tune and the tests read runs through
+it. The functions below it are the shortcuts the commands use.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,102 @@ from typing import Any
 from recipes.config import TrainConfig, load_config
 from recipes.diagnosis import Diagnosis, diagnose_metrics
 from recipes.errors import UserError
-from recipes.rundir import write_atomic
+from recipes.rundir import write_atomic, write_json
+
+
+class Run:
+    """A run directory and its files (names relative to the run).
+
+    Args:
+        path: the run directory (or the staged folder training writes into).
+    """
+
+    MODEL = "model.keras"
+    CONFIG = "config.yaml"
+    HISTORY = "history.csv"
+    METRICS = "metrics.json"
+    DIAGNOSIS = "diagnosis.md"
+    DATA = "data.json"
+    SPLIT = "split.npz"
+    INFO = "run.json"
+    LEARNING_CURVES = "plots/learning_curves.png"
+    LEARNING_RATE = "plots/learning_rate.png"
+    TENSORBOARD = "tensorboard"
+    EDGE = "edge"
+    # Every file a finished train run holds (tensorboard/ is a folder of event files; edge/ comes with export).
+    FILES = (MODEL, CONFIG, HISTORY, METRICS, DIAGNOSIS, DATA, SPLIT, INFO, LEARNING_CURVES, LEARNING_RATE)
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def __truediv__(self, name: str) -> Path:
+        return self.path / name
+
+    def require(self, *needed: str) -> Run:
+        """This run, checked to be a run directory holding every file of ``needed``."""
+        require_run(self.path, *needed)
+        return self
+
+    def has(self, name: str) -> bool:
+        """Whether the run holds file ``name``."""
+        return (self.path / name).is_file()
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def config(self) -> TrainConfig:
+        """The resolved config the run was trained with."""
+        return load_config(self.require(self.CONFIG) / self.CONFIG)
+
+    def metrics(self) -> dict[str, Any]:
+        """``metrics.json``."""
+        return read_json(self.require(self.METRICS) / self.METRICS)
+
+    def data(self) -> dict[str, Any]:
+        """``data.json``: the data's name, kind, task, input shape, class and feature names, front end."""
+        return read_json(self.require(self.DATA) / self.DATA)
+
+    def info(self) -> dict[str, Any]:
+        """``run.json`` (time, versions); empty when the run has none."""
+        return read_json(self / self.INFO) if self.has(self.INFO) else {}
+
+    def split(self) -> Any:
+        """The split's indices (``split.npz``)."""
+        from recipes.splitting import load_split
+
+        return load_split(self.require(self.SPLIT) / self.SPLIT)
+
+    def model(self) -> Any:
+        """``model.keras``, loaded with Keras ``safe_mode=True`` (nothing is unpickled)."""
+        path = self.require(self.MODEL) / self.MODEL
+        from recipes.backend import import_keras
+
+        keras = import_keras()
+        try:
+            return keras.saving.load_model(path, safe_mode=True)
+        except Exception as error:  # Keras raises many types for a damaged zip or config
+            raise UserError(
+                f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: train again"
+            ) from None
+
+    # --- writing (atomically) --------------------------------------------------------------------------------
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write one text file of the run."""
+        return write_atomic(self / name, text)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Write one JSON file of the run."""
+        return write_json(self / name, data)
+
+    def write_model(self, model: Any) -> None:
+        """Save ``model.keras``."""
+        model.save(self / self.MODEL)
+
+    def write_split(self, split: Any) -> None:
+        """Save ``split.npz``."""
+        from recipes.splitting import save_split
+
+        save_split(self / self.SPLIT, split)
 
 
 def require_run(run_dir: str | Path, *needed: str) -> Path:
@@ -40,26 +140,17 @@ def read_json(path: Path) -> Any:
 
 def read_config(run_dir: str | Path) -> TrainConfig:
     """The resolved config a run was trained with."""
-    return load_config(require_run(run_dir, "config.yaml") / "config.yaml")
+    return Run(run_dir).config()
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``metrics.json``."""
-    return read_json(require_run(run_dir, "metrics.json") / "metrics.json")
+    return Run(run_dir).metrics()
 
 
 def load_model(run_dir: str | Path) -> Any:
     """Load a run's ``model.keras`` with Keras ``safe_mode=True`` (nothing is unpickled)."""
-    path = require_run(run_dir, "model.keras") / "model.keras"
-    from recipes.backend import import_keras
-
-    keras = import_keras()
-    try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a damaged zip or config
-        raise UserError(
-            f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: train again"
-        ) from None
+    return Run(run_dir).model()
 
 
 def diagnose_run(run_dir: str | Path, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
@@ -72,5 +163,5 @@ def diagnose_run(run_dir: str | Path, bayes_error: float = 0.0, tolerance: float
             "read its AUC and confusion in metrics.json and its diagnosis.md"
         )
     diagnosis = diagnose_metrics(metrics, bayes_error, tolerance)
-    write_atomic(run_dir / "diagnosis.md", diagnosis.to_markdown(f"Diagnosis of {run_dir.name}"))
+    Run(run_dir).write_text(Run.DIAGNOSIS, diagnosis.to_markdown(f"Diagnosis of {run_dir.name}"))
     return diagnosis

@@ -31,9 +31,10 @@ from recipes.errors import UserError
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
-from recipes.rundir import installed_versions, staged_run, write_atomic, write_json
+from recipes.rundir import installed_versions, staged_run
+from recipes.runs import Run
 from recipes.schedules import learning_rate_at
-from recipes.splitting import Split, anomaly_split, save_split, split_fractions, split_indices
+from recipes.splitting import Split, anomaly_split, split_fractions, split_indices
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate")
 EVALUATION_BATCH = 1024  # examples per predict/evaluate call wherever a whole split is scored
@@ -393,8 +394,9 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
         f"batch {batch_size_for(config, sizes['train'])}, {config.optimizer} "
         f"lr {config.learning_rate:g} ({config.schedule} schedule)"
     )
-    with staged_run(config.out, "train", config.run_name()) as run:
-        history = fit(model, config, data, run.path / "tensorboard", report)
+    with staged_run(config.out, "train", config.run_name()) as staged:
+        run = Run(staged.path)
+        history = fit(model, config, data, run / Run.TENSORBOARD, report)
         metrics = evaluate(model, data)
         metrics["best_epoch"] = best_epoch(history, config)
         if metrics["best_epoch"] != len(history["epoch"]):
@@ -403,13 +405,13 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
                 f"{history['dev_loss'][metrics['best_epoch'] - 1]:.4f}): the figures below are that epoch's"
             )
         diagnosis, diagnosis_text = _diagnosis(metrics, config, data.task)
-        model.save(run.path / "model.keras")
-        write_atomic(run.path / "config.yaml", save_config(config))
-        write_atomic(run.path / "history.csv", history_csv(history))
-        write_json(run.path / "metrics.json", metrics)
-        write_atomic(run.path / "diagnosis.md", diagnosis_text)
-        write_json(
-            run.path / "data.json",
+        run.write_model(model)
+        run.write_text(Run.CONFIG, save_config(config))
+        run.write_text(Run.HISTORY, history_csv(history))
+        run.write_json(Run.METRICS, metrics)
+        run.write_text(Run.DIAGNOSIS, diagnosis_text)
+        run.write_json(
+            Run.DATA,
             {
                 "name": data.dataset.name,
                 "source": config.data,
@@ -423,12 +425,12 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
                 "front_end": data.dataset.front_end,
             },
         )
-        save_split(run.path / "split.npz", data.split)
-        plot_learning_curves(history, run.path / "plots" / "learning_curves.png", best_epoch=metrics["best_epoch"])
-        plot_learning_rate(history["learning_rate"], run.path / "plots" / "learning_rate.png")
+        run.write_split(data.split)
+        plot_learning_curves(history, run / Run.LEARNING_CURVES, best_epoch=metrics["best_epoch"])
+        plot_learning_rate(history["learning_rate"], run / Run.LEARNING_RATE)
         seconds = time.perf_counter() - started
-        write_json(
-            run.path / "run.json",
+        run.write_json(
+            Run.INFO,
             {
                 "command": "train",
                 "seconds": round(seconds, 3),
@@ -439,5 +441,5 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
             },
         )
     return TrainResult(
-        run.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds, model
+        staged.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds, model
     )

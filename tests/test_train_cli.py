@@ -15,22 +15,12 @@ from typer.testing import CliRunner
 
 import cli
 from recipes.config import TrainConfig
+from recipes.runs import Run
 from recipes.schedules import learning_rate_at
 from tests.helpers import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN_FILES = (
-    "config.yaml",
-    "model.keras",
-    "history.csv",
-    "metrics.json",
-    "diagnosis.md",
-    "plots/learning_curves.png",
-    "plots/learning_rate.png",
-    "data.json",
-    "split.npz",
-    "run.json",
-)
+RUN_FILES = Run.FILES  # what a finished run holds, as recipes/runs.py names it
 runner = CliRunner()
 
 
@@ -58,6 +48,8 @@ def test_default_train_meets_the_bar(default_run):
     assert seconds < 120, f"default train took {seconds:.0f}s (limit 120s on 2 cores)"
     for name in RUN_FILES:
         assert (run_dir / name).is_file(), name
+    written = {str(path.relative_to(run_dir)) for path in run_dir.rglob("*") if path.is_file()}
+    assert {name for name in written if not name.startswith("tensorboard/")} == set(RUN_FILES)  # Run names them all
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics) >= {"train", "dev", "test", "split"}

@@ -40,6 +40,7 @@ import yaml
 from recipes.config import TrainConfig, save_config
 from recipes.errors import UserError
 from recipes.rundir import write_atomic, write_json
+from recipes.runs import Run
 from recipes.training import PreparedData, prepare_data
 from tuning.hardware import ARENA_KB_METRIC, ARENA_NOT_MEASURED, HARDWARE_METRICS, Budget, no_feasible_error
 from tuning.pareto import write_pareto
@@ -277,9 +278,9 @@ def retrain(
         with contextlib.suppress(OSError, ValueError, KeyError):
             summary = json.loads(summary_path.read_text())
             run_dir = Path(summary["run_dir"])
-            if summary["best"]["trial"] == best.key and (run_dir / "metrics.json").is_file():
+            if summary["best"]["trial"] == best.key and Run(run_dir).has(Run.METRICS):
                 report(f"best trial {best.label} unchanged; its run is {run_dir}")
-                return run_dir, json.loads((run_dir / "metrics.json").read_text())
+                return run_dir, Run(run_dir).metrics()
     from recipes.training import train
 
     report(f"retraining the best configuration (trial {best.label}) for up to {config.epochs} epochs")
