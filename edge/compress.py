@@ -51,7 +51,7 @@ from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
 from recipes.errors import UserError, first_line
 from recipes.layers import DataSpec
-from recipes.training import EVALUATION_BATCH, PreparedData
+from recipes.training import DEV_NAMES, EVALUATION_BATCH, PreparedData, compile_model, fit_keras
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 TFMOT_TESTED_VERSIONS = ("0.8.1",)  # the private quantizers and configs used here are 0.8.1's
@@ -72,7 +72,6 @@ HISTORY_COLUMNS = (
     "sparsity",
     "seconds",
 )
-_RENAMED_LOGS = {"loss": "loss", "accuracy": "accuracy", "val_loss": "dev_loss", "val_accuracy": "dev_accuracy"}
 
 
 @dataclass(frozen=True)
@@ -441,7 +440,8 @@ def _fit(
     keep_best: bool = False,
 ) -> int:
     """Compile and fine-tune a tf_keras model on the run's data at ``rate(epoch)`` (0-based), one progress
-    line and history row per epoch.
+    line and history row per epoch, through the training's own ``compile_model`` and ``fit_keras`` (the
+    project's one ``model.fit`` call: the run's pipeline, batch size and augmentation), without early stopping.
 
     With ``keep_best`` the model is also scored on the dev split before the first epoch (a history row of
     epoch 0) and ends with the weights of the lowest dev loss among the start and every epoch, as the run's
@@ -451,9 +451,6 @@ def _fit(
         The epoch whose weights the model ends with (0: the start; ``epochs`` without ``keep_best``).
     """
     import tf_keras
-
-    from recipes.optimizers import make_optimizer
-    from recipes.training import training_dataset
 
     width = len(str(epochs))
 
@@ -502,23 +499,27 @@ def _fit(
                     "learning_rate": rate(epoch),
                     "sparsity": sparsity() if sparsity else None,
                     "seconds": round(time.perf_counter() - self.started, 3),
-                    **{new: float(logs[old]) for old, new in _RENAMED_LOGS.items() if old in (logs or {})},
+                    **{
+                        new: float(logs[old])
+                        for old, new in DEV_NAMES.items()
+                        if old in (logs or {}) and old != "learning_rate"
+                    },
                 }
             )
             if keep_best and logs["val_loss"] < self.best[0]:
                 self.best = (logs["val_loss"], epoch + 1, self.model.get_weights())
 
     progress = Progress()
-    optimizer = make_optimizer(replace(config, learning_rate=rate(0)), keras_module=tf_keras)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(
-        training_dataset(config, data),
-        validation_data=data.validation(),
-        validation_batch_size=EVALUATION_BATCH,
+    compile_model(model, replace(config, learning_rate=rate(0)), keras_module=tf_keras)
+    fit_keras(
+        model,
+        config,
+        data,
         epochs=epochs,
-        shuffle=False,
-        verbose=0,
-        callbacks=[tf_keras.callbacks.LearningRateScheduler(rate), *callbacks, progress],
+        callbacks=[*callbacks, progress],
+        keras_module=tf_keras,
+        learning_rate=rate,
+        early_stopping=False,  # a fixed number of epochs; keep_best above decides which weights stay
     )
     dev_loss, kept, weights = progress.best
     if keep_best:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from recipes.data import load_dataset
 from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis, diagnose_metrics, with_early_stopping
 from recipes.errors import UserError
+from recipes.layers import keras_module_or_default
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
@@ -37,6 +39,14 @@ from recipes.schedules import learning_rate_at
 from recipes.splitting import Split, anomaly_split, split_fractions, split_indices
 
 HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate")
+# Keras's history names -> the run's (the dev split is what Keras calls validation data).
+DEV_NAMES = {
+    "loss": "loss",
+    "accuracy": "accuracy",
+    "val_loss": "dev_loss",
+    "val_accuracy": "dev_accuracy",
+    "learning_rate": "learning_rate",
+}
 EVALUATION_BATCH = 1024  # examples per predict/evaluate call wherever a whole split is scored
 
 
@@ -78,17 +88,20 @@ def prepare_data(config: TrainConfig) -> PreparedData:
     return PreparedData(dataset, split, spec, task)
 
 
-def compile_model(model: Any, config: TrainConfig) -> Any:
-    """Compile with the config's optimizer and the task's loss.
+def compile_model(model: Any, config: TrainConfig, keras_module: ModuleType | None = None) -> Any:
+    """Compile with the config's optimizer and the task's loss (``keras_module``: the model's Keras, e.g. tf_keras
+    for compression's twin; Keras 3 by default).
 
     A classifier: cross-entropy on class indices, and accuracy. An anomaly detector outputs its
     score (the mean squared reconstruction error) and trains on normal examples, whose label is 0:
     the mean absolute error against the label is then the mean score, the reconstruction loss.
     """
     if task_of(config.recipe) == "anomaly":
-        model.compile(optimizer=make_optimizer(config), loss="mean_absolute_error")
+        model.compile(optimizer=make_optimizer(config, keras_module), loss="mean_absolute_error")
         return model
-    model.compile(optimizer=make_optimizer(config), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=make_optimizer(config, keras_module), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     return model
 
 
@@ -139,17 +152,22 @@ def training_dataset(config: TrainConfig, data: PreparedData) -> Any:
 
 
 def _callbacks(
-    config: TrainConfig, validating: bool, log_dir: Path | None, report: Callable[[str], None] | None
+    config: TrainConfig,
+    validating: bool,
+    log_dir: Path | None,
+    report: Callable[[str], None] | None,
+    keras_module: ModuleType | None = None,
+    learning_rate: Callable[[int], float] | None = None,
+    early_stopping: bool | None = None,
 ) -> list[Any]:
     """The recipe's callbacks: per-epoch learning-rate schedule, stop on NaN, early stopping on dev
     loss (when dev data are evaluated), TensorBoard and the progress line (when asked for)."""
-    import keras
-
+    keras = keras_module_or_default(keras_module)
     callbacks = [
-        keras.callbacks.LearningRateScheduler(lambda epoch: learning_rate_at(config, epoch)),
+        keras.callbacks.LearningRateScheduler(learning_rate or (lambda epoch: learning_rate_at(config, epoch))),
         keras.callbacks.TerminateOnNaN(),
     ]
-    if config.early_stopping and validating:
+    if (config.early_stopping if early_stopping is None else early_stopping) and validating:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss",
@@ -203,12 +221,15 @@ def fit_keras(
     callbacks: Sequence[Any] = (),
     log_dir: Path | None = None,
     report: Callable[[str], None] | None = None,
+    keras_module: ModuleType | None = None,
+    learning_rate: Callable[[int], float] | None = None,
+    early_stopping: bool | None = None,
 ) -> dict[str, list[float]]:
     """The project's one ``model.fit`` call: a compiled recipe model on ``data``'s training split.
 
-    Used by :func:`fit` (train), tuner trials and the scikit-learn estimator alike: the recipe's
-    ``tf.data`` pipeline (batch size, per-epoch shuffle, augmentation), its learning-rate schedule,
-    stop on NaN, and early stopping on dev loss with the best weights restored.
+    Used by :func:`fit` (train), tuner trials, the scikit-learn estimator and compression's fine-tuning
+    alike: the recipe's ``tf.data`` pipeline (batch size, per-epoch shuffle, augmentation), its learning-rate
+    schedule, stop on NaN, and early stopping on dev loss with the best weights restored.
 
     Args:
         model: a compiled model from ``build_model`` + :func:`compile_model`.
@@ -220,6 +241,9 @@ def fit_keras(
         callbacks: callbacks run after the recipe's own (e.g. keras-tuner's).
         log_dir: TensorBoard folder, or None.
         report: called with one progress line per epoch, or None.
+        keras_module: the model's Keras (tf_keras for compression's twin); Keras 3 by default.
+        learning_rate: the rate of each epoch (0-based) instead of the config's schedule.
+        early_stopping: overrides ``config.early_stopping`` (compression fine-tunes a fixed number of epochs).
 
     Returns:
         Keras's history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``).
@@ -232,7 +256,10 @@ def fit_keras(
         epochs=epochs or config.epochs,
         initial_epoch=initial_epoch,
         shuffle=False,  # the pipeline reshuffles every epoch itself
-        callbacks=[*_callbacks(config, validating, log_dir, report), *callbacks],
+        callbacks=[
+            *_callbacks(config, validating, log_dir, report, keras_module, learning_rate, early_stopping),
+            *callbacks,
+        ],
         verbose=0,
     ).history
 
@@ -257,14 +284,7 @@ def fit(
             f"lower the learning rate (now {config.learning_rate:g}), "
             f"e.g. --learning-rate {config.learning_rate / 10:g}"
         )
-    renamed = {
-        "loss": "loss",
-        "accuracy": "accuracy",
-        "val_loss": "dev_loss",
-        "val_accuracy": "dev_accuracy",
-        "learning_rate": "learning_rate",
-    }
-    result = {new: [float(v) for v in history.get(old, [])] for old, new in renamed.items()}
+    result = {new: [float(v) for v in history.get(old, [])] for old, new in DEV_NAMES.items()}
     result["epoch"] = list(range(1, len(losses) + 1))
     return result
 
