@@ -188,7 +188,8 @@ def _quantizer_ranges(model) -> dict[str, float]:
 
 
 def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
-    from edge.compress import calibrate_activation_ranges, import_tfmot
+    from edge.compress import import_tfmot
+    from edge.tfmot_patches import calibrate_activation_ranges
 
     tfmot = import_tfmot()
     import tf_keras
@@ -199,7 +200,7 @@ def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
     hidden = tf_keras.layers.Dense(8, activation="relu", name="hidden")(inputs)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(3, name="logits")(hidden))
     quantized = tfmot.quantization.keras.quantize_model(model)
-    assert calibrate_activation_ranges(quantized, x, tfmot, batch=64) == 3  # input, hidden, logits
+    assert calibrate_activation_ranges(quantized, x, batch=64) == 3  # input, hidden, logits
     ranges = _quantizer_ranges(quantized)
     assert (ranges["quantize_layer/quantize_layer_min"], ranges["quantize_layer/quantize_layer_max"]) == (
         pytest.approx(float(x.min())),
@@ -215,7 +216,7 @@ def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
     assert ranges["quant_hidden/kernel_min"] == -6.0  # weights are not touched
 
     # After fine-tuning only the input range is set again (augmented batches may have widened it).
-    assert calibrate_activation_ranges(quantized, x[:10] / 10, tfmot, kinds=("AllValuesQuantize",)) == 1
+    assert calibrate_activation_ranges(quantized, x[:10] / 10, kinds=("AllValuesQuantize",)) == 1
     again = _quantizer_ranges(quantized)
     assert again["quantize_layer/quantize_layer_max"] == pytest.approx(max(float(x[:10].max()) / 10, 0.0))
     assert {key: value for key, value in again.items() if not key.startswith("quantize_layer/")} == {
@@ -224,8 +225,9 @@ def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
 
 
 def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on():
-    from edge.compress import dense_quantize_config, import_tfmot
+    from edge.compress import import_tfmot
     from edge.convert import convert_model
+    from edge.tfmot_patches import PerChannelDenseQuantizeConfig
     from edge.variants import VARIANTS
 
     tfmot = import_tfmot()
@@ -237,7 +239,7 @@ def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on()
     hidden = tf_keras.layers.Dense(8, activation="relu")(inputs)
     model = tf_keras.Model(inputs, tf_keras.layers.Dense(3)(hidden))
     model.layers[1].kernel.assign(model.layers[1].kernel * np.linspace(0.01, 1.0, 8))  # units of unequal size
-    config = dense_quantize_config(tfmot)
+    config = PerChannelDenseQuantizeConfig
     quantization = tfmot.quantization.keras
     annotated = tf_keras.models.clone_model(
         model,
@@ -469,3 +471,35 @@ def test_an_untested_tfmot_version_is_refused_in_one_line(monkeypatch):
 
     with pytest.raises(UserError, match=r"tensorflow-model-optimization 0\.9\.0 is installed, but compression"):
         import_tfmot()
+
+
+# --- canaries: each fails once tfmot changes what edge/tfmot_patches.py works around ------------------------------
+
+
+def test_tfmot_still_has_no_config_for_normalization_and_quantizes_dense_kernels_per_tensor():
+    from edge.compress import import_tfmot
+
+    import_tfmot()
+    import tf_keras
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_registry,
+    )
+
+    registry = default_8bit_quantize_registry.Default8BitQuantizeRegistry()
+    normalization = tf_keras.layers.Normalization(mean=0.0, variance=1.0)
+    assert not registry.supports(normalization)  # hence ZscoreOutputQuantizeConfig
+    dense = tf_keras.layers.Dense(4)
+    dense.build((None, 3))
+    assert registry.get_quantize_config(dense).weight_quantizer.per_axis is False  # hence PerChannelDense...
+
+
+def test_tfmot_still_starts_activation_ranges_at_plus_minus_six():
+    from edge.compress import import_tfmot
+
+    tfmot = import_tfmot()
+    import tf_keras
+
+    inputs = tf_keras.Input((3,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Dense(2, activation="relu", name="d")(inputs))
+    ranges = _quantizer_ranges(tfmot.quantization.keras.quantize_model(model))
+    assert (ranges["quant_d/post_activation_min"], ranges["quant_d/post_activation_max"]) == (-6.0, 6.0)
