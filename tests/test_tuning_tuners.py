@@ -89,6 +89,27 @@ def test_a_completed_trial_listed_as_ongoing_is_not_run_again(tmp_path):
     assert stale_search(ResumableRandomSearchOracle) == "0002"
 
 
+def test_a_trial_created_but_never_recorded_by_the_oracle_is_removed_on_reload(tmp_path):
+    """A kill between create_trial's two writes (trial.json, then oracle.json) leaves an orphan trial."""
+
+    def orphaned_search(oracle_class):
+        directory = tmp_path / oracle_class.__name__
+        oracle = make_oracle(oracle_class, directory)
+        run_trials(oracle, 2)
+        saved = Path(oracle._get_oracle_fname()).read_text()
+        orphan = oracle.create_trial("tuner0").trial_id
+        Path(oracle._get_oracle_fname()).write_text(saved)  # as if killed before oracle.json was written
+        reloaded = make_oracle(oracle_class, directory)
+        reloaded.reload()
+        return orphan, reloaded, directory / "grid" / f"trial_{orphan}"
+
+    orphan, plain, folder = orphaned_search(keras_tuner.oracles.RandomSearchOracle)
+    assert plain.trials[orphan].status == "RUNNING" and folder.is_dir()  # keras-tuner keeps it for ever
+    orphan, resumed, folder = orphaned_search(ResumableRandomSearchOracle)
+    assert orphan not in resumed.trials and not folder.exists()
+    assert len(run_trials(resumed, 1)) == 1 and len(resumed.trials) == 3
+
+
 def test_trial_metrics_take_the_best_epoch_by_the_objective():
     from recipes.config import TrainConfig
     from tuning.hypermodel import trial_metrics

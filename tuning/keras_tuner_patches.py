@@ -12,6 +12,10 @@ canary per fix that fails once upstream changes the code it works around, so the
 - **Completed trials run again.** ``end_trial`` saves ``oracle.json`` before it drops the trial from the ongoing
   ones (and a distributed chief writes nothing after that), and ``reload`` queues every ongoing trial to run
   again. :class:`ResumeMixin` drops COMPLETED trials from that queue.
+- **Orphan trials.** ``create_trial`` writes the trial's ``trial.json`` before ``oracle.json``; a search killed
+  between the two leaves a trial that ``reload`` loads from its folder but the oracle never started, RUNNING
+  for ever and listed with the results. :class:`ResumeMixin` removes such a trial (its folder holds nothing
+  but that file); the search makes its trial again.
 - **Grid search cannot resume** (issue #1055 upstream): ``GridSearchOracle`` keeps its walk order in memory only,
   so the first new trial after a restart looks up an id that is not there (``KeyError``).
   :class:`ResumableGridSearchOracle` rebuilds it from the reloaded trials.
@@ -28,6 +32,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 from importlib.metadata import version
 from typing import Any
 
@@ -75,11 +80,15 @@ def apply() -> None:
 
 
 class ResumeMixin:
-    """Reload without queueing completed trials to run again."""
+    """Reload without queueing completed trials to run again, and without trials the oracle never started."""
 
     def reload(self) -> None:
         super().reload()  # type: ignore[misc]
         trials = self.trials  # type: ignore[attr-defined]
+        started = set(self.start_order)  # type: ignore[attr-defined]
+        for trial_id in [trial_id for trial_id in trials if trial_id not in started]:
+            del trials[trial_id]
+            shutil.rmtree(os.path.join(self._project_dir, f"trial_{trial_id}"), ignore_errors=True)  # type: ignore[attr-defined]
         self._retry_queue = [
             trial_id
             for trial_id in self._retry_queue
