@@ -82,8 +82,10 @@ def train(
     name: Annotated[str | None, typer.Option(help="Run name (default <data>-<recipe>).")] = None,
     bayes_error: Annotated[float | None, typer.Option(help="Optimal error estimate for the diagnosis.")] = None,
     set_: SetOption = None,
-    help_config: Annotated[bool, typer.Option("--help-config", help="List every config key and exit.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No per-epoch lines.")] = False,
+    help_config: Annotated[
+        bool, typer.Option("--help-config", metavar="", help="List every config key and exit.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No per-epoch lines.")] = False,
 ) -> None:
     """Train a recipe on a data set and write a run directory (default: mlp on digits)."""
     if help_config:
@@ -154,7 +156,7 @@ def diagnose(
 def recipes(
     data: DataOption = None,
     set_: SetOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
 ) -> None:
     """List the recipes with their parameter count for the default config and input shape."""
     with user_errors():
@@ -223,7 +225,9 @@ def export(
     calibration_samples: Annotated[
         int, typer.Option(help="Training examples in int8's representative data set.")
     ] = 300,
-    float_io: Annotated[bool, typer.Option("--float-io", help="int8 model with float32 input and output.")] = False,
+    float_io: Annotated[
+        bool, typer.Option("--float-io", metavar="", help="int8 model with float32 input and output.")
+    ] = False,
     prune: Annotated[
         float | None,
         typer.Option(
@@ -246,6 +250,7 @@ def export(
         bool,
         typer.Option(
             "--qat",
+            metavar="",
             help="Fine-tune with quantization-aware training; exported as int8_qat (int8_pruned_qat with --prune).",
         ),
     ] = False,
@@ -259,13 +264,16 @@ def export(
     keep_failing: Annotated[
         bool,
         typer.Option(
-            "--keep-failing", help="Write variants outside their tolerance too (marked failing), for inspection."
+            "--keep-failing",
+            metavar="",
+            help="Write variants outside their tolerance too (marked failing), for inspection.",
         ),
     ] = False,
     quantization_report: Annotated[
         bool,
         typer.Option(
             "--quantization-report",
+            metavar="",
             help="Print where each int8 variant loses signal, layer by layer (always "
             "written to edge/quantization.json).",
         ),
@@ -425,7 +433,7 @@ def benchmark(
     warmup: Annotated[int, typer.Option(help="Untimed invokes first.")] = 20,
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads (default: LiteRT's choice).")] = None,
     batch_size: Annotated[int, typer.Option(help="Examples per batch for the throughput figure.")] = 64,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
 ) -> None:
     """Measure size, single-sample latency and batch throughput of exported models."""
     with user_errors():
@@ -474,7 +482,7 @@ def predict(
     input_file: Annotated[Path, typer.Option("--input", "-i", help="A .csv, .npy, image or .wav file of raw inputs.")],
     top_k: Annotated[int, typer.Option(help="Classes shown per example (classifiers).")] = 3,
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
 ) -> None:
     """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow): the top classes, or the
     anomaly score against the threshold."""

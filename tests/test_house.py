@@ -55,3 +55,13 @@ def test_the_device_runtime_imports_no_training_code():
         "recipes.errors",
         "recipes.suffixes",
     }, loaded
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_flags_show_no_value_in_help(command):
+    """A flag takes no value: its help row shows none (typer's own --help row is the one exception)."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(cli.app, [command, "--help"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0
+    assert [line for line in result.output.splitlines() if "<bool>" in line and "--help " not in line] == []
