@@ -25,7 +25,8 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from edge.native_output import captured_native_output
 from edge.preprocessing import Standardization
-from recipes.errors import UserError, first_line
+from recipes.errors import UserError, first_line, printable
+from recipes.limits import MAX_ARRAY_BYTES
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 MANIFEST_NAME = "manifest.json"
@@ -160,7 +161,8 @@ class EdgeModel:
             num_threads: LiteRT CPU threads; default LiteRT's own choice.
 
         Raises:
-            UserError: the file is missing, a folder, damaged, or differs from what the manifest lists.
+            UserError: the file is missing, a folder, damaged, differs from what the manifest lists, or lies beside
+                a manifest that does not list it.
         """
         path = Path(path)
         if path.is_dir():
@@ -347,7 +349,12 @@ class ManifestEntry:
 
 
 def _manifest_entry(path: Path) -> ManifestEntry | None:
-    """What the manifest beside ``path`` says about it, or None when no manifest lists the file."""
+    """What the manifest beside ``path`` says about it; None when there is no manifest beside it.
+
+    Raises:
+        UserError: the manifest is damaged, or does not list the file (a model dropped into an export's folder
+            would otherwise run unchecked, under that export's labels).
+    """
     manifest_path = path.parent / MANIFEST_NAME
     if not manifest_path.is_file():
         return None
@@ -355,8 +362,15 @@ def _manifest_entry(path: Path) -> ManifestEntry | None:
     try:
         manifest = json.loads(manifest_path.read_text())
         files = manifest["files"]
-        if not isinstance(files, dict) or path.name not in files:
-            return None
+        listed = isinstance(files, dict) and path.name in files
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
+        raise UserError(damaged) from None
+    if not listed:  # a model dropped beside an export's manifest would otherwise run unchecked, with its labels
+        raise UserError(
+            f"{path} is not listed in the {MANIFEST_NAME} beside it, so it is not a file of that export and "
+            "cannot be checked; run it from a folder without that manifest, or export again"
+        )
+    try:
         threshold = float(manifest["anomaly"]["threshold"]) if manifest.get("task") == "anomaly" else None
         variant = next(
             (
@@ -449,9 +463,21 @@ def _is_number(text: str) -> bool:
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    """An array from an ``.npy`` file, never unpickling."""
+    """An array from an ``.npy`` file, never unpickling; its header's size is checked before anything is read."""
     try:
+        with path.open("rb") as handle:
+            major, _ = np.lib.format.read_magic(handle)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read_header(handle)
+        size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+        if size > MAX_ARRAY_BYTES:
+            raise UserError(
+                f"{path} declares a {size:,}-byte array (shape {shape}); the limit is {MAX_ARRAY_BYTES:,} bytes: "
+                "predict smaller batches"
+            )
         return np.load(path, allow_pickle=False)
+    except UserError:
+        raise
     except (OSError, ValueError, EOFError) as error:
         raise UserError(
             f"{path} is not a readable .npy file of numbers ({first_line(error)}); save it with np.save(path, array)"
@@ -515,7 +541,7 @@ class Prediction:
     def to_line(self) -> str:
         """One line for the console, e.g. ``   0: 7 (0.981), 9 (0.012)``."""
         return f"{self.index:>4}: " + ", ".join(
-            f"{label} ({score:.3f})" for label, score in zip(self.labels, self.scores, strict=True)
+            f"{printable(label)} ({score:.3f})" for label, score in zip(self.labels, self.scores, strict=True)
         )
 
 

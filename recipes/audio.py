@@ -31,6 +31,7 @@ import numpy as np
 
 from recipes.dataset import Dataset
 from recipes.errors import UserError
+from recipes.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from recipes.suffixes import WAV_SUFFIX
 
 FRONT_END = {
@@ -82,6 +83,11 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         raise UserError(
             f"WAV file {path} has {channels} channels; the front end takes mono clips: downmix it first, "
             "e.g. sox in.wav -c 1 out.wav"
+        )
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise UserError(
+            f"WAV file {path} declares a sample rate of {rate:,} Hz (limits {MIN_SAMPLE_RATE:,}-{MAX_SAMPLE_RATE:,}); "
+            "its header is damaged: save it again, e.g. sox in.wav -r 16000 out.wav"
         )
     if frames == 0 or not data:
         raise UserError(f"WAV file {path} is empty (no samples); record it again or remove it")

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from recipes.errors import UserError, closest, unknown_choice
+from recipes.limits import MAX_SEED
 from recipes.registry import REGISTRY, recipe_named
 
 RECIPES = tuple(REGISTRY)  # every recipe's row is in recipes/registry.py
@@ -287,12 +288,9 @@ def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        line = getattr(getattr(error, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise UserError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    from recipes.safe_yaml import read_yaml
+
+    data = read_yaml(path, "config file") or {}
     if not isinstance(data, dict):
         raise UserError(f"config file {path} must hold a mapping of key: value lines")
     return apply_overrides(TrainConfig(), data)
@@ -324,6 +322,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         value = getattr(config, key)
         _check(math.isfinite(value) and value > 0, f"{key} must be > 0, got {value}; e.g. --set {key}=0.001")
     _check(config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}; e.g. --epochs 20")
+    _check(0 <= config.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}] (a 32-bit seed), got {config.seed}")
     if isinstance(config.batch_size, str):
         _check(
             config.batch_size == "full",

@@ -22,6 +22,12 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def printable(text: str) -> str:
+    """``text`` with every control character (newlines, ANSI escapes) written as an escape such as ``\\x1b``:
+    labels and names from the user's files can neither forge a line of output nor drive the terminal."""
+    return "".join(character if character.isprintable() else repr(character)[1:-1] for character in str(text))
+
+
 def closest(name: str, choices: Iterable[str]) -> str:
     """Return a ``"; did you mean 'x'?"`` hint for ``name`` among ``choices``, or ``""``."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -54,6 +54,7 @@ def test_the_device_runtime_imports_no_training_code():
         "recipes.dataset",
         "recipes.errors",
         "recipes.suffixes",
+        "recipes.limits",
     }, loaded
 
 

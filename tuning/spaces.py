@@ -39,6 +39,7 @@ import yaml
 from recipes.config import FIELDS, TrainConfig, apply_overrides, validate
 from recipes.errors import UserError, closest
 from recipes.registry import CONV_BLOCKS, DENSE_HEAD, REFERENCE, recipe_named
+from recipes.safe_yaml import read_yaml
 
 KINDS = ("float", "int", "choice")
 ENTRY_FIELDS = ("type", "min", "max", "log", "step", "values")
@@ -180,12 +181,7 @@ def load_space(path: str | Path, recipe: str, base: TrainConfig | None = None) -
     path = Path(path)
     if not path.is_file():
         raise UserError(f"space file {path} does not exist; pass an existing YAML file to --space")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        line = getattr(getattr(error, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise UserError(f"space file {path} is not valid YAML{where}; fix the syntax") from None
+    data = read_yaml(path, "space file")
     if not isinstance(data, dict) or not data:
         raise UserError(f"space file {path} must map each searched key to a range or a choice")
     return parse_space(data, recipe, base)
