@@ -26,7 +26,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from edge.native_output import captured_native_output
 from edge.preprocessing import Standardization
 from recipes.errors import UserError, first_line, printable
-from recipes.limits import MAX_ARRAY_BYTES
+from recipes.limits import MAX_ARRAY_BYTES, image_too_large, open_image
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 MANIFEST_NAME = "manifest.json"
@@ -496,12 +496,17 @@ def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
         raise UserError("reading images needs Pillow; pip install pillow, or give a .csv or .npy file") from None
     height, width, channels = input_shape
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:  # reads the header only
+            refusal = image_too_large(path, *image.size)
+            if refusal is not None:
+                raise UserError(refusal)
             image = image.convert("F" if channels == 1 else "RGB")
             if (image.height, image.width) != (height, width):
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
-    except (OSError, ValueError, SyntaxError) as error:
+    except UserError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UserError(f"image {path} cannot be read ({first_line(error)}); replace the file") from None
     if channels == 1:
         pixels = pixels[..., np.newaxis]

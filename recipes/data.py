@@ -18,6 +18,7 @@ import numpy as np
 
 from recipes.dataset import Dataset
 from recipes.errors import UserError, closest, first_line
+from recipes.limits import image_too_large, open_image
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 # scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
@@ -407,10 +408,15 @@ def _read_image(file: Path, size: tuple[int, int] | None) -> np.ndarray:
     from PIL import Image
 
     try:
-        with Image.open(file) as image:
+        with open_image(file) as image:  # reads the header only
+            refusal = image_too_large(file, *image.size)
+            if refusal is not None:
+                raise UserError(refusal)
             image.load()
             grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
             image = image.convert("F" if grayscale else "RGB")
+    except UserError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UserError(f"image {file} cannot be read ({first_line(error)}); replace or remove the file") from None
     if size is not None and (image.height, image.width) != tuple(size):

@@ -103,3 +103,33 @@ def test_yaml_aliases_and_python_tags_are_refused_in_one_line(tmp_path):
     space.write_text("learning_rate: &r {min: 0.001, max: 0.1}\nl2: *r\n")
     line = error_line(runner.invoke(cli.app, ["tune", "--space", str(space), "--out", str(tmp_path)]))
     assert "space file" in line and "aliases" in line
+
+
+@pytest.fixture(scope="module")
+def bomb_png(tmp_path_factory):
+    """A 9500 x 9500 PNG of a few kilobytes: decoded, 90 million pixels (9.2 GB as the float32 RGB a model reads)."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("bomb") / "bomb.png"
+    Image.new("1", (9500, 9500)).save(path)
+    assert path.stat().st_size < 200_000
+    return path
+
+
+def test_an_image_declaring_too_many_pixels_is_refused_by_predict(shared, bomb_png):
+    line = error_line(
+        runner.invoke(cli.app, ["predict", str(shared.edge_dir / "model_int8.tflite"), "--input", str(bomb_png)])
+    )
+    assert "declares 9500 x 9500 pixels (limit 25,000,000)" in line
+
+
+def test_an_image_declaring_too_many_pixels_is_refused_in_a_training_folder(tmp_path, bomb_png):
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        Image.new("RGB", (16, 16)).save(tmp_path / "photos" / name / "small.png")
+    shutil.copy(bomb_png, tmp_path / "photos" / "dogs" / "huge.png")
+    line = error_line(runner.invoke(cli.app, ["train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path)]))
+    assert "huge.png declares 9500 x 9500 pixels" in line
+    assert not (tmp_path / "train").exists()
