@@ -103,7 +103,7 @@ def split_standardization(model: Any) -> tuple[Any, Standardization] | None:
         layer = model.get_layer(ZSCORE)
     except ValueError:
         return None
-    if getattr(layer, "input", None) is not model.inputs[0] and layer.input is not model.input:
+    if layer.input is not model.inputs[0]:
         return None
     config = layer.get_config()
     statistics = Standardization.from_variance(config["mean"], config["variance"])

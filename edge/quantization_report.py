@@ -82,8 +82,11 @@ def _interpreter(content: bytes) -> Interpreter:
         )
 
 
-def _run_all(content: bytes, batch: np.ndarray) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any]]:
-    """Run one batch keeping every tensor; return values by tensor name, the operators and tensor details."""
+def _run_all(
+    content: bytes, batch: np.ndarray
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]], dict[str, Any], str]:
+    """Run one batch keeping every tensor; return values by tensor name, the operators, the tensor details and the
+    model input's name."""
     interpreter = _interpreter(content)
     detail = interpreter.get_input_details()[0]
     if tuple(detail["shape"]) != batch.shape:
@@ -99,7 +102,7 @@ def _run_all(content: bytes, batch: np.ndarray) -> tuple[dict[str, np.ndarray], 
             values[name] = np.array(interpreter.get_tensor(item["index"]))
         except ValueError:  # tensors without data (optional inputs)
             continue
-    return values, interpreter._get_ops_details(), details
+    return values, interpreter._get_ops_details(), details, str(detail["name"])
 
 
 def layer_errors(
@@ -117,13 +120,8 @@ def layer_errors(
         One row per int8 activation that has a float counterpart of the same name and shape.
     """
     count = min(EXAMPLES, len(float_inputs))
-    float_values, _, _ = _run_all(float_content, np.ascontiguousarray(float_inputs[:count]))
-    int8_values, operators, details = _run_all(int8_content, np.ascontiguousarray(int8_inputs[:count]))
-    input_name = (
-        next(name for name, item in details.items() if item["index"] == operators[0]["inputs"][0])
-        if operators
-        else None
-    )
+    float_values = _run_all(float_content, np.ascontiguousarray(float_inputs[:count]))[0]
+    int8_values, operators, details, input_name = _run_all(int8_content, np.ascontiguousarray(int8_inputs[:count]))
     producers: dict[int, tuple[int, dict[str, Any]]] = {}
     for order, operator in enumerate(operators, 1):
         for index in operator["outputs"]:

@@ -13,7 +13,8 @@ cycles in other operators, requantization, memory wait states and the interprete
 usually slower than the estimate. Measure on the device before relying on it.
 
 This module imports no TensorFlow (the settings check a budget before anything heavy is imported);
-:func:`measure_candidate` imports ``edge`` when it is called. 1 KB is 1,024 bytes.
+:func:`measure_candidate` imports ``edge``'s converter and runtime when it is called (only the light
+variant registry at import). 1 KB is 1,024 bytes.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ from typing import Any
 
 import numpy as np
 
+from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.errors import UserError, unknown_choice
 
 KB = 1024
 # Examples in the representative data set of a trial's int8 conversion: the size, arena and MACs do not
 # depend on the calibrated ranges, but the int8 dev accuracy does, so the draw is as large as export's
 # default (seeded, stratified by class), and the trial's int8 model is what export would write.
-CALIBRATION_SAMPLES = 300
+CALIBRATION_SAMPLES = DEFAULT_CALIBRATION_SAMPLES
 # The metrics a measured trial reports (columns of trials.csv).
 INT8_KB_METRIC = "int8_kb"
 ARENA_KB_METRIC = "arena_kb"
