@@ -69,7 +69,15 @@ def train(
     config: ConfigOption = None,
     recipe: RecipeOption = None,
     data: DataOption = None,
-    label: Annotated[str | None, typer.Option(help=f"CSV label column (default {DEFAULTS.label}).")] = None,
+    label: Annotated[
+        str | None, typer.Option(help=f"CSV label column; a,b for several outputs (default {DEFAULTS.label}).")
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="auto (default: regression for a numeric label with many values), classification, regression."
+        ),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help=f"Maximum epochs (default {DEFAULTS.epochs}).")] = None,
     batch_size: Annotated[
         str | None, typer.Option(help=f"Batch size, or 'full' (default {DEFAULTS.batch_size}).")
@@ -100,6 +108,7 @@ def train(
                 "recipe": recipe,
                 "data": data,
                 "label": label,
+                "task": task,
                 "epochs": epochs,
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
@@ -121,19 +130,21 @@ def _print_result(result) -> None:
     from rich.table import Table
 
     table = Table(title=f"{result.epochs_run} epochs, {result.parameters:,} parameters, {result.seconds:.1f}s")
-    for column in ("split", "examples", "loss", "accuracy"):
+    columns = result.task.metric_columns(result.metrics)
+    for column in ("split", "examples", "loss", *(title for title, _ in columns)):
         table.add_column(column, justify="right" if column != "split" else "left")
     for part in ("train", "dev", "test"):
         scores = result.metrics[part]
-        table.add_row(part, str(result.metrics["split"][part]), f"{scores['loss']:.4f}", f"{scores['accuracy']:.4f}")
+        values = [scores.get(key) for _, key in columns]
+        table.add_row(
+            part,
+            str(result.metrics["split"][part]),
+            f"{scores['loss']:.4f}",
+            *("-" if value is None else f"{value:.4g}" for value in values),
+        )
     console = Console()
     console.print(table)
-    if result.diagnosis is None:  # anomaly detection: no bias/variance verdict (see its diagnosis.md)
-        from recipes.anomaly import summary_line
-
-        console.print(f"anomaly detection: {summary_line(result.metrics)}")
-    else:
-        console.print(f"diagnosis: {result.diagnosis.summary_line()}")
+    console.print(result.task.summary_line(result.metrics, result.diagnosis), markup=False)
     console.print(f"run directory: {result.run_dir}")
     console.print(f"next: python cli.py export {result.run_dir}")
 
@@ -141,8 +152,13 @@ def _print_result(result) -> None:
 @app.command()
 def diagnose(
     run_dir: Annotated[Path, typer.Argument(help="A run directory written by train.")],
-    bayes_error: Annotated[float, typer.Option(help="Optimal (human-level) error estimate.")] = 0.0,
-    tolerance: Annotated[float, typer.Option(help="Gap that counts as high.")] = 0.02,
+    bayes_error: Annotated[
+        float, typer.Option(help="Optimal (human-level) error estimate: a rate, or a regression's RMSE.")
+    ] = 0.0,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(help="Gap that counts as high (default 0.02; a regression's 5% of the target's deviation)."),
+    ] = None,
 ) -> None:
     """Re-read a run's metrics and say whether it suffers from high bias, high variance or both."""
     with user_errors():
@@ -306,7 +322,7 @@ def _print_export(report, layer_rows: bool = False) -> None:
     from rich.markup import escape
 
     console = Console()
-    console.print(_anomaly_parity_table(report) if report.task == "anomaly" else _parity_table(report))
+    console.print(_parity_table(report))
     console.print(_size_table(report))
     for result in report.variants:
         console.print(
@@ -349,57 +365,17 @@ def _print_export(report, layer_rows: bool = False) -> None:
 
 
 def _parity_table(report):
-    """A classifier's variants against Keras: accuracy, argmax agreement, probability differences."""
+    """Each variant against Keras, in the columns of the task's parity (a classifier's accuracy and probability
+    differences, an anomaly detector's AUC and decisions, a regression's R² and value differences)."""
     from rich import box
     from rich.table import Table
 
-    table = Table(
-        title=f"parity with Keras on {report.test_examples} test examples (Keras accuracy {report.keras_accuracy:.2%})",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for column in ("variant", "accuracy", "agree", "max diff", "mean diff", "limit", "ok"):
+    first = report.variants[0].parity
+    table = Table(title=first.title(), box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("variant", *first.columns, "ok"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for result in report.variants:
-        parity = result.parity
-        table.add_row(
-            result.name,
-            f"{parity.accuracy:.2%}",
-            f"{parity.agreement:.1%}",
-            f"{parity.max_abs_diff:.1e}",
-            f"{parity.mean_abs_diff:.1e}",
-            f"{parity.max_abs_diff_limit:g}",
-            "yes" if parity.within_tolerance else "NO",
-        )
-    return table
-
-
-def _anomaly_parity_table(report):
-    """An anomaly detector's variants against Keras: AUC, decisions at the threshold, score differences."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(
-        title=f"parity with Keras on {report.test_examples} test examples (Keras AUC "
-        f"{report.keras_auc:.4f}, threshold {report.threshold:.4g})",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
-    for column in ("variant", "AUC", "decisions agree", "max score diff", "mean score diff", "score max", "ok"):
-        table.add_column(column, justify="left" if column == "variant" else "right")
-    for result in report.variants:
-        parity = result.parity
-        table.add_row(
-            result.name,
-            f"{parity.auc:.4f}",
-            f"{parity.agreement:.1%}",
-            f"{parity.max_abs_diff:.2g}",
-            f"{parity.mean_abs_diff:.2g}",
-            f"{parity.score_range[1]:.4g}",
-            "yes" if parity.within_tolerance else "NO",
-        )
+        table.add_row(result.name, *result.parity.row(), "yes" if result.parity.within_tolerance else "NO")
     return table
 
 
@@ -476,7 +452,8 @@ def predict(
     model: Annotated[
         Path,
         typer.Argument(
-            help="A .tflite file (labels or anomaly threshold, and audio front end, from the manifest.json beside it)."
+            help="A .tflite file (labels, anomaly threshold or target names, and audio front end, from the "
+            "manifest.json beside it)."
         ),
     ],
     input_file: Annotated[Path, typer.Option("--input", "-i", help="A .csv, .npy, image or .wav file of raw inputs.")],
@@ -484,8 +461,8 @@ def predict(
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
 ) -> None:
-    """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow): the top classes, or the
-    anomaly score against the threshold."""
+    """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow): the top classes, the
+    anomaly score against the threshold, or a regression's values."""
     with user_errors():
         from edge.runtime import predict_file
 
@@ -507,13 +484,18 @@ def predict(
 def tune(
     recipe: RecipeOption = None,
     data: DataOption = None,
-    label: Annotated[str | None, typer.Option(help="CSV label column.")] = None,
+    label: Annotated[str | None, typer.Option(help="CSV label column; a,b for several outputs.")] = None,
+    task: Annotated[str | None, typer.Option(help="auto (default), classification or regression.")] = None,
     tuner: Annotated[str, typer.Option(help="random, hyperband, grid or bayesian.")] = "random",
     max_trials: Annotated[int, typer.Option(help="Trials per round (random, grid, bayesian).")] = 10,
     max_epochs: Annotated[int, typer.Option(help="Most epochs per trial; Hyperband's max_epochs.")] = 27,
     factor: Annotated[int, typer.Option(help="Hyperband's reduction factor.")] = 3,
     objective: Annotated[
-        str | None, typer.Option(help="Dev metric to optimize: val_accuracy (default) or val_loss (anomaly default).")
+        str | None,
+        typer.Option(
+            help="Dev metric to optimize: val_accuracy (classifier default), val_loss (anomaly and regression "
+            "default) or val_mae (regression)."
+        ),
     ] = None,
     rounds: Annotated[int, typer.Option(help="Coarse-to-fine rounds, each narrowed around the last's best.")] = 1,
     workers: Annotated[int | None, typer.Option(help="Worker processes beside a keras-tuner chief.")] = None,
@@ -553,6 +535,7 @@ def tune(
             "recipe": recipe,
             "data": data,
             "label": label,
+            "task": task,
             "tuner": tuner,
             "max_trials": max_trials,
             "max_epochs": max_epochs,
@@ -619,8 +602,15 @@ def _print_tune(result) -> None:
         typer.echo(f"importance: needs at least {MIN_TRIALS_FOR_IMPORTANCE} completed trials with different results")
     pareto = ", pareto.csv, plots/pareto.png" if result.budget is not None else ""
     typer.echo(f"results: {result.tune_dir} (trials.csv, plots/trials.png{pareto}, best.yaml, summary.json)")
-    dev, test = result.run_metrics["dev"].get("accuracy"), result.run_metrics["test"].get("accuracy")
-    scores = f" (dev accuracy {dev:.4f}, test accuracy {test:.4f})" if dev is not None and test is not None else ""
+    scores = next(
+        (
+            f" (dev {name} {result.run_metrics['dev'][key]:.4f}, test {name} {result.run_metrics['test'][key]:.4f})"
+            for key, name in (("accuracy", "accuracy"), ("r2", "R²"))
+            if isinstance(result.run_metrics["dev"].get(key), float)
+            and isinstance(result.run_metrics["test"].get(key), float)
+        ),
+        "",
+    )
     typer.echo(f"best configuration retrained: {result.run_dir}{scores}")
     typer.echo(f"next: python cli.py export {result.run_dir}")
 

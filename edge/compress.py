@@ -51,6 +51,7 @@ from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
 from recipes.errors import UserError, first_line
 from recipes.layers import DataSpec
+from recipes.tasks import CLASSIFICATION
 from recipes.training import DEV_NAMES, EVALUATION_BATCH, PreparedData, compile_model, fit_keras
 
 LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
@@ -348,9 +349,9 @@ def compress_model(
         UserError: impossible settings, a run that is not a classifier, or a layer QAT cannot quantize.
     """
     settings.check()
-    if data.task != "classification":
+    if data.task.name != CLASSIFICATION:
         raise UserError(
-            f"--prune and --qat fine-tune classifiers; this run is {data.task} detection "
+            f"--prune and --qat fine-tune classifiers; this run is a {data.task.name} run "
             f"({config.recipe}): export it without --prune and --qat"
         )
     from recipes.backend import import_keras
@@ -382,7 +383,7 @@ def compress_model(
             )
     split = split_standardization(result.model)
     if split is not None:
-        result.model, result.standardization = split
+        result.model, result.standardization = split[:2]
         data = standardized_data(data, result.standardization)
     say = progress or (lambda line: None)
     say(_plan_line(result, settings, settings.first_prune_learning_rate(config.learning_rate)))
@@ -510,7 +511,7 @@ def _fit(
                 self.best = (logs["val_loss"], epoch + 1, self.model.get_weights())
 
     progress = Progress()
-    compile_model(model, replace(config, learning_rate=rate(0)), keras_module=tf_keras)
+    compile_model(model, replace(config, learning_rate=rate(0)), data.task, keras_module=tf_keras)
     fit_keras(
         model,
         config,

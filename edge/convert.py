@@ -6,7 +6,9 @@ for LiteRT's own without touching parity, packaging or the runtime. Every recipe
 z-score layer, so a float variant takes raw inputs; a full-integer variant is converted from the model
 without that layer (:func:`split_standardization`) and takes z-scores, applied in float in front of it by
 the runtime or the C package (:mod:`edge.preprocessing`): one int8 scale cannot hold raw features whose
-ranges differ by orders of magnitude.
+ranges differ by orders of magnitude. A regression's last layer, which maps z-scored outputs back to target
+units, is split off the same way: the int8 model outputs z-scores (one int8 scale serves targets in any units)
+and the runtime or the C package puts the targets' mean and deviation back.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edge.native_output import captured_native_output
-from edge.preprocessing import ZSCORE, Standardization
+from edge.preprocessing import VALUE, ZSCORE, Standardization
 from edge.variants import Variant
 from recipes.backend import import_keras
 from recipes.errors import UserError, first_line
@@ -65,8 +67,9 @@ def convert_for_device(
     calibration: np.ndarray | None = None,
     float_io: bool = False,
     standardization: Standardization | None = None,
-) -> tuple[bytes, Standardization | None]:
-    """Convert ``model`` as a device runs ``variant``: a full-integer variant without the model's z-score layer.
+) -> tuple[bytes, Standardization | None, Standardization | None]:
+    """Convert ``model`` as a device runs ``variant``: a full-integer variant without the model's z-score layer
+    (and without a regression's output scaling).
 
     Args:
         model: a recipe model taking raw inputs, or (with ``standardization``) one already split from its
@@ -77,27 +80,31 @@ def convert_for_device(
         standardization: the statistics ``model`` was split from, when it already was.
 
     Returns:
-        The flatbuffer and the z-score the runtime must apply in front of it (None: it takes raw inputs).
+        The flatbuffer, the z-score the runtime must apply in front of it (None: it takes raw inputs) and the
+        scaling it must invert on its outputs (None: they are in target units, or not a regression's).
     """
+    output = None
     if variant.full_integer and standardization is None:
         split = split_standardization(model)
         if split is not None:
-            model, standardization = split
+            model, standardization, output = split
     if standardization is None:
-        return convert_model(model, variant, calibration, float_io), None
+        return convert_model(model, variant, calibration, float_io), None, output
     calibration = None if calibration is None else standardization.apply(calibration)
-    return convert_model(model, variant, calibration, float_io), standardization
+    return convert_model(model, variant, calibration, float_io), standardization, output
 
 
-def split_standardization(model: Any) -> tuple[Any, Standardization] | None:
-    """Split a recipe model into its z-score statistics and the model after its ``zscore`` layer.
+def split_standardization(model: Any) -> tuple[Any, Standardization, Standardization | None] | None:
+    """Split a recipe model into its z-score statistics, the model after its ``zscore`` layer and, for a
+    regression, before its ``value`` layer (which maps z-scored outputs to target units), and that layer's
+    statistics.
 
     Works on Keras 3 models and on tf_keras twins (same builder, same layer names). The rest of the model
     is a new functional model on the same layers (weights shared), whose input is the z-scored example.
 
     Returns:
-        ``(model without the z-score, statistics)``, or None when the model has no ``zscore`` layer right
-        after its input (then it is converted whole).
+        ``(core model, input statistics, output statistics or None)``, or None when the model has no ``zscore``
+        layer right after its input (then it is converted whole).
     """
     try:
         layer = model.get_layer(ZSCORE)
@@ -108,8 +115,12 @@ def split_standardization(model: Any) -> tuple[Any, Standardization] | None:
     config = layer.get_config()
     statistics = Standardization.from_variance(config["mean"], config["variance"])
     module = __import__(type(model).__module__.split(".")[0])
-    core = module.Model(layer.output, model.output, name=f"{model.name}_on_zscores")
-    return core, statistics
+    last, output, outputs = model.layers[-1], None, model.output
+    if last.name == VALUE and last.get_config().get("invert"):
+        settings = last.get_config()
+        output, outputs = Standardization.from_variance(settings["mean"], settings["variance"]), last.input
+    core = module.Model(layer.output, outputs, name=f"{model.name}_on_zscores")
+    return core, statistics, output
 
 
 def convert_model(model: Any, variant: Variant, calibration: np.ndarray | None = None, float_io: bool = False) -> bytes:

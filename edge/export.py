@@ -30,7 +30,7 @@ from edge.convert import convert_for_device, convert_model, split_standardizatio
 from edge.manifest import build_manifest
 from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_available, micro_check
 from edge.operators import OperatorReport, operator_report
-from edge.parity import AnomalyParity, Parity, measure_anomaly_parity, measure_parity
+from edge.parity import MEASURES, AnomalyParity, Parity, RegressionParity
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
 from edge.quantization_report import LayerError, layer_errors
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
@@ -62,7 +62,7 @@ class VariantResult:
     file: str
     bytes: int
     ratio_to_float32: float | None
-    parity: Parity | AnomalyParity
+    parity: Parity | AnomalyParity | RegressionParity
     operators: OperatorReport
     gzip_bytes: int
     sparsity: float
@@ -117,16 +117,16 @@ class CompressionReport:
 class ExportReport:
     """What an export wrote and measured.
 
-    ``keras_accuracy`` is a classifier's; an anomaly detector's Keras figure is ``keras_auc`` at ``threshold``.
+    ``keras`` is what the Keras model scored on the test split, as the task's parity measures it (a classifier's
+    ``keras_accuracy``, an anomaly detector's ``keras_auc`` at its ``threshold``, a regression's ``keras_r2`` and
+    ``keras_mae``).
     """
 
     run_dir: Path
     edge_dir: Path
     variants: list[VariantResult]
     task: str
-    keras_accuracy: float | None
-    keras_auc: float | None
-    threshold: float | None
+    keras: dict[str, Any]
     test_examples: int
     calibration: dict[str, Any]
     micro: MicroCheck | None
@@ -161,17 +161,12 @@ class ExportReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json`` (paths relative to the run)."""
-        keras = (
-            {"keras_auc": self.keras_auc, "threshold": self.threshold}
-            if self.task == "anomaly"
-            else {"keras_accuracy": self.keras_accuracy}
-        )
         return {
             "run": str(self.run_dir),
             "task": self.task,
             "split": "test",
             "test_examples": self.test_examples,
-            **keras,
+            **self.keras,
             "variants": [variant.to_dict() for variant in self.variants],
             "calibration": self.calibration,
             "micro": self.micro.to_dict() if self.micro else None,
@@ -184,7 +179,8 @@ class ExportReport:
 
 @dataclass
 class _RunInputs:
-    """What an export reads from a run (``y`` are 0/1 normal/anomaly labels for an anomaly run)."""
+    """What an export reads from a run (``y`` as the run's task learns them: class indices, 0/1 normal/anomaly
+    labels, or a regression's targets)."""
 
     model: Any
     config: Any
@@ -196,7 +192,7 @@ class _RunInputs:
     run_info: dict[str, Any]
     dataset: Any
     split: Any
-    task: str
+    task: Any  # recipes.tasks.Task
     anomaly: dict[str, Any] | None  # threshold and threshold_rule of an anomaly run
 
     @property
@@ -207,10 +203,9 @@ class _RunInputs:
 
 def _read_run(run_dir: Path) -> _RunInputs:
     """Load a run's model, config, data description, task and the raw train, dev and test examples."""
-    from recipes.anomaly import binary_labels
-    from recipes.config import task_of
     from recipes.data import load_dataset
     from recipes.runs import Run
+    from recipes.tasks import ANOMALY, choose_task, task_named
 
     run = Run(run_dir).require(Run.MODEL, Run.CONFIG, Run.DATA, Run.SPLIT)
     config = run.config()
@@ -235,16 +230,16 @@ def _read_run(run_dir: Path) -> _RunInputs:
         "metrics": metrics,
         "versions": trained.get("versions"),
     }
-    task = data.get("task") or task_of(config.recipe)
+    task = task_named(data["task"]) if isinstance(data.get("task"), str) else choose_task(config, dataset)[0]
+    dataset = task.prepare(dataset, config)
     anomaly = None
-    if task == "anomaly":
+    if task.name == ANOMALY:
         if not isinstance(metrics, dict) or not isinstance(metrics.get("threshold"), int | float):
             raise UserError(
                 f"{run_dir} is an anomaly-detection run without a threshold in metrics.json; "
                 "train it again with 'python cli.py train'"
             )
         anomaly = {"threshold": float(metrics["threshold"]), "threshold_rule": metrics.get("threshold_rule")}
-        dataset = binary_labels(dataset, config.normal_class)
         if len(set(dataset.y[split.test].tolist())) < 2:
             raise UserError(
                 f"the test split of {run_dir} holds only one kind of example; comparing AUC and "
@@ -273,6 +268,11 @@ def _compress(
     from edge.twin import data_spec_of
     from recipes.training import PreparedData
 
+    if inputs.task.name != "classification":
+        raise UserError(
+            f"--prune and --qat fine-tune classifiers; this run is a {inputs.task.name} run: export it without "
+            "--prune and --qat"
+        )
     spec = data_spec_of(inputs.model, inputs.dataset.input_shape, inputs.dataset.num_classes, len(inputs.split.train))
     return compress_model(
         inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, inputs.task), settings, progress
@@ -369,8 +369,8 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
     """int8's representative data and its description for ``report.json``; warns (into ``warnings``) when
     the training draw is small. The draw is stratified by class; an anomaly run adds the dev examples scoring
     near its threshold."""
-    y_train = inputs.dataset.y[inputs.split.train]
-    calibration = draw_calibration(inputs.x_train, count, inputs.config.seed, y_train)
+    strata = inputs.task.strata(inputs.dataset.y[inputs.split.train])  # classes, or deciles of a target
+    calibration = draw_calibration(inputs.x_train, count, inputs.config.seed, strata)
     exhausted = len(calibration) < count
     if len(calibration) < MIN_CALIBRATION_WARNING:
         source = "the whole training split" if exhausted else "a sample of the training split"
@@ -382,7 +382,8 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
     elif exhausted:
         warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on all of them")
     if inputs.threshold is None:
-        return calibration, {"samples": len(calibration), "split": "train", "stratified": "by class"}
+        stratified = "by class" if inputs.task.name == "classification" else "by decile of the target"
+        return calibration, {"samples": len(calibration), "split": "train", "stratified": stratified}
     dev_scores = inputs.model.predict(inputs.x_dev, batch_size=EVALUATION_BATCH, verbose=0)
     borderline = borderline_examples(inputs.x_dev, dev_scores, inputs.threshold, count, inputs.config.seed)
     return np.concatenate([calibration, borderline]), {
@@ -397,17 +398,18 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
 def _targets(
     names: list[str], inputs: _RunInputs, compressed: tuple[CompressionSettings, CompressedModel] | None
 ) -> list[tuple[Variant, Any, Any]]:
-    """Each variant with the Keras model it is converted from and the z-score in front of it: full-integer
-    variants take the model after its z-score layer, float variants the whole model (raw inputs)."""
+    """Each variant with the Keras model it is converted from, the z-score in front of it and the scaling after it:
+    full-integer variants take the model after its z-score layer (and before a regression's output scaling),
+    float variants the whole model (raw inputs, outputs in target units)."""
     split = split_standardization(inputs.model)
     targets = []
     for name in names:
         variant = VARIANTS[name]
-        model, standardization = split if variant.full_integer and split is not None else (inputs.model, None)
-        targets.append((variant, model, standardization))
+        parts = split if variant.full_integer and split is not None else (inputs.model, None, None)
+        targets.append((variant, *parts))
     if compressed is not None:
         settings, model = compressed
-        targets.append((COMPRESSED_VARIANTS[settings.variant_name], model.model, model.standardization))
+        targets.append((COMPRESSED_VARIANTS[settings.variant_name], model.model, model.standardization, None))
     return targets
 
 
@@ -430,9 +432,9 @@ def _build(
     results: list[VariantResult] = []
     layers: dict[str, list[LayerError]] = {}
     failing: dict[str, str] = {}
-    for variant, model, standardization in _targets(names, inputs, compressed):
+    for variant, model, standardization, output in _targets(names, inputs, compressed):
         name = variant.name
-        content, standardization = convert_for_device(
+        content, standardization, _ = convert_for_device(
             model, variant, representative, float_io and "float_io" in variant.options, standardization
         )
         edge_model = EdgeModel(
@@ -442,13 +444,11 @@ def _build(
             threshold=inputs.threshold,
             front_end=inputs.data.get("front_end"),
             standardization=standardization,
+            target_names=inputs.data.get("target_names"),
+            output_standardization=output,
         )
-        parity = (
-            measure_parity(edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs)
-            if inputs.threshold is None
-            else measure_anomaly_parity(
-                edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs, inputs.threshold
-            )
+        parity = MEASURES[inputs.task.name](
+            edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs, inputs.threshold
         )
         operators = operator_report(content, variant.full_integer)
         results.append(
@@ -494,15 +494,12 @@ def _build(
         if micro_available() and not check.measured and not unsupported[name]:  # it ran nowhere: say so
             warnings.append(f"{name}: {check.note}; it may not run on a microcontroller")
     micro, micro_files = micro_checks.get("int8", (None, []))
-    keras = results[0].parity
     report = ExportReport(
         run_dir,
         staging,
         results,
-        inputs.task,
-        keras.keras_accuracy if isinstance(keras, Parity) else None,
-        keras.keras_auc if isinstance(keras, AnomalyParity) else None,
-        inputs.threshold,
+        inputs.task.name,
+        results[0].parity.keras_summary(),
         len(inputs.y_test),
         calibration_info,
         micro,
@@ -544,7 +541,7 @@ def _build(
                 "parity_split": "test",
                 "compression": compressed[0].to_dict() if compressed is not None else None,
             },
-            inputs.task,
+            inputs.task.name,
             inputs.anomaly,
         ),
     )
@@ -604,6 +601,15 @@ def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micr
         preprocess = model.standardization.c_declarations(
             identifier, model.input.dtype, model.input.scale, model.input.zero_point, size
         )
+    if model.output_standardization is not None:
+        notes.append(
+            f"The model outputs z-scores: call {identifier}_postprocess(output, value) for the "
+            f"{', '.join(model.target_names or [])} value(s) in target units."
+        )
+        postprocess = model.output_standardization.c_postprocess(
+            identifier, model.output.dtype, model.output.scale, model.output.zero_point
+        )
+        preprocess = f"{preprocess}\n{postprocess}" if preprocess else f"#include <stdint.h>\n\n{postprocess}"
     header, source = c_array_sources(model.content, identifier, header_name, notes, preprocess)
     write_atomic(staging / header_name, header)
     write_atomic(staging / source_name, source)

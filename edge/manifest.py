@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from edge.anomaly import quantized_threshold
+from edge.preprocessing import OUTPUT_FORMULA
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
 from recipes.rundir import installed_versions
 
 # Format 2 added ``task``, ``anomaly`` (threshold and decision rule) and ``front_end``; a manifest without
 # ``task`` describes a classifier. Format 3 added per variant ``standardization`` (the z-score applied in front
-# of a full-integer model) and ``failing``.
+# of a full-integer model) and ``failing``; a regression (format 3 still) adds ``target_names`` and per full-integer
+# variant ``output_standardization`` (the int8 model outputs z-scores).
 MANIFEST_FORMAT = 3
 PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "tflite-micro")
 
@@ -40,6 +42,8 @@ def _variant_entry(name: str, model: EdgeModel) -> dict[str, Any]:
     }
     if model.standardization is not None:
         entry["standardization"] = model.standardization.to_dict()
+    if model.output_standardization is not None:
+        entry["output_standardization"] = model.output_standardization.to_dict(OUTPUT_FORMULA)
     if model.failing:
         entry["failing"] = True
     if model.threshold is not None and model.output.quantized:
@@ -64,7 +68,7 @@ def build_manifest(
         data: the run's ``data.json`` (class names, input shape, feature names, audio front end).
         models: variant name → the variant loaded in the runtime (for tensor shapes, dtypes and quantization).
         export_options: the options the export ran with (variants, calibration samples, float I/O).
-        task: ``"classification"`` or ``"anomaly"``.
+        task: ``"classification"``, ``"anomaly"`` or ``"regression"``.
         anomaly: an anomaly run's ``threshold`` and ``threshold_rule`` (how training chose it).
 
     Returns:
@@ -92,6 +96,7 @@ def build_manifest(
             "threshold_rule": anomaly["threshold_rule"],
         },
         "class_names": list(data.get("class_names") or []),
+        "target_names": data.get("target_names"),
         "input_shape": list(data.get("input_shape") or []),
         "feature_names": data.get("feature_names"),
         "front_end": data.get("front_end"),

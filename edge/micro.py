@@ -86,8 +86,9 @@ class MicroCheck:
         note: one line for the report: the arena needed, or why it was not measured.
         arena_bytes: smallest tensor arena (bytes) with which the model allocated and ran.
         examples: examples compared with LiteRT.
-        agreement: share of examples whose argmax (an anomaly detector's decision at its threshold) equals
-            LiteRT's.
+        agreement: share of examples on which TFLite Micro answers as LiteRT does (:data:`AGREEMENT`: the
+            argmax, an anomaly detector's decision at its threshold, a regression's every value within one
+            output step).
         exact: share of examples whose raw output tensor equals LiteRT's bit for bit.
         max_abs_diff: largest absolute difference from LiteRT's dequantized outputs.
         version: the ``tflite-micro`` package version.
@@ -157,13 +158,7 @@ def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
     arena = smallest_arena(model.content, prepared[:1], int(recorded.group(1)), generous) if recorded else None
     outputs = outputs.reshape(len(prepared), -1)
     difference = np.abs(model.dequantize(outputs) - model.dequantize(expected))
-    if model.threshold is None:
-        agreement = np.mean(outputs.argmax(axis=1) == expected.argmax(axis=1))
-    else:
-        agreement = np.mean(
-            is_anomaly(model.dequantize(outputs), model.threshold)
-            == is_anomaly(model.dequantize(expected), model.threshold)
-        )
+    agreement = np.mean(AGREEMENT[model.task](model, outputs, expected))
     return MicroCheck(
         measured=True,
         note=(
@@ -178,6 +173,23 @@ def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
         max_abs_diff=float(difference.max()),
         version=tflite_micro.__version__,
     )
+
+
+# Per example, whether TFLite Micro's raw outputs answer as LiteRT's do, by what the outputs are (EdgeModel.task).
+AGREEMENT = {
+    "classification": lambda model, outputs, expected: outputs.argmax(axis=1) == expected.argmax(axis=1),
+    "anomaly": lambda model, outputs, expected: (
+        is_anomaly(model.dequantize(outputs), model.threshold)
+        == is_anomaly(model.dequantize(expected), model.threshold)
+    ).reshape(-1),
+    "regression": lambda model, outputs, expected: (
+        (np.abs(outputs.astype(np.int64) - expected.astype(np.int64)) <= (1 if model.output.quantized else 0)).all(
+            axis=1
+        )
+        if model.output.quantized
+        else np.isclose(outputs, expected, rtol=1e-5, atol=1e-6).all(axis=1)
+    ),
+}
 
 
 def _invoke(interpreter: Any, example: np.ndarray) -> np.ndarray:

@@ -2,7 +2,9 @@
 
 A classifier is compared by its class probabilities and argmax (:class:`Parity`); an anomaly detector,
 whose one output is its anomaly score, by the AUC and by its decisions at the run's threshold
-(:class:`AnomalyParity`).
+(:class:`AnomalyParity`); a regression by its values in target units and its R² (:class:`RegressionParity`).
+Each kind says what Keras scored (``keras_summary``) and how it shows in the export's table (``columns``,
+``row``); :data:`MEASURES` picks the kind by the run's task.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 
 from edge.runtime import EdgeModel, is_anomaly
 from edge.variants import Variant
+from recipes.tasks import regression_metrics
 
 
 @dataclass
@@ -67,6 +70,26 @@ class Parity:
             "accuracy_drop_points": self.accuracy_drop_points,
             "within_tolerance": self.within_tolerance,
         }
+
+    columns = ("accuracy", "agree", "max diff", "mean diff", "limit")
+
+    def row(self) -> list[str]:
+        """This variant's cells under :attr:`columns`."""
+        return [
+            f"{self.accuracy:.2%}",
+            f"{self.agreement:.1%}",
+            f"{self.max_abs_diff:.1e}",
+            f"{self.mean_abs_diff:.1e}",
+            f"{self.max_abs_diff_limit:g}",
+        ]
+
+    def keras_summary(self) -> dict[str, Any]:
+        """What the Keras model scored on the same examples (``report.json``)."""
+        return {"keras_accuracy": self.keras_accuracy}
+
+    def title(self) -> str:
+        """The export table's title."""
+        return f"parity with Keras on {self.examples} test examples (Keras accuracy {self.keras_accuracy:.2%})"
 
 
 def measure_parity(
@@ -156,6 +179,29 @@ class AnomalyParity:
             "within_tolerance": self.within_tolerance,
         }
 
+    columns = ("AUC", "decisions agree", "max score diff", "mean score diff", "score max")
+
+    def row(self) -> list[str]:
+        """This variant's cells under :attr:`columns`."""
+        return [
+            f"{self.auc:.4f}",
+            f"{self.agreement:.1%}",
+            f"{self.max_abs_diff:.2g}",
+            f"{self.mean_abs_diff:.2g}",
+            f"{self.score_range[1]:.4g}",
+        ]
+
+    def keras_summary(self) -> dict[str, Any]:
+        """What the Keras model scored on the same examples (``report.json``)."""
+        return {"keras_auc": self.keras_auc, "threshold": self.threshold}
+
+    def title(self) -> str:
+        """The export table's title."""
+        return (
+            f"parity with Keras on {self.examples} test examples (Keras AUC {self.keras_auc:.4f}, "
+            f"threshold {self.threshold:.4g})"
+        )
+
 
 def measure_anomaly_parity(
     model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray, keras_scores: np.ndarray, threshold: float
@@ -190,3 +236,143 @@ def measure_anomaly_parity(
         max_auc_drop=variant.max_auc_drop,
         min_decision_agreement=variant.min_decision_agreement,
     )
+
+
+@dataclass
+class RegressionParity:
+    """How one variant of a regression compares with Keras on the same examples, in target units.
+
+    Args:
+        variant: the variant's name.
+        examples: examples compared.
+        target_names: each output's name.
+        r2: the variant's R² (averaged over the outputs).
+        keras_r2: the Keras model's R² on the same examples.
+        mae: the variant's mean absolute error against the targets (averaged over the outputs).
+        keras_mae: the Keras model's.
+        max_abs_diff: largest absolute difference of a value from Keras's, per output (target units).
+        mean_abs_diff: mean absolute difference from Keras's, per output (target units).
+        target_std: each target's standard deviation on these examples.
+        max_relative_error: the variant's stated limit on the mean difference, in target deviations.
+        max_r2_drop: the variant's stated limit on the R² drop.
+    """
+
+    variant: str
+    examples: int
+    target_names: list[str]
+    r2: float
+    keras_r2: float
+    mae: float
+    keras_mae: float
+    max_abs_diff: list[float]
+    mean_abs_diff: list[float]
+    target_std: list[float]
+    max_relative_error: float
+    max_r2_drop: float
+
+    @property
+    def relative_error(self) -> float:
+        """The largest mean absolute difference from Keras of any output, in units of that target's deviation."""
+        return max(
+            diff / std if std > 0 else 0.0 for diff, std in zip(self.mean_abs_diff, self.target_std, strict=True)
+        )
+
+    @property
+    def relative_max_error(self) -> float:
+        """The largest absolute difference from Keras of any value, in units of its target's deviation."""
+        return max(diff / std if std > 0 else 0.0 for diff, std in zip(self.max_abs_diff, self.target_std, strict=True))
+
+    @property
+    def r2_drop(self) -> float:
+        """Keras's R² minus the variant's (negative: the variant fits better)."""
+        return self.keras_r2 - self.r2
+
+    @property
+    def within_tolerance(self) -> bool:
+        """Whether the mean difference and the R² drop are within the stated limits."""
+        return self.relative_error <= self.max_relative_error + 1e-12 and self.r2_drop <= self.max_r2_drop + 1e-9
+
+    def shortfall(self) -> str:
+        """What the tolerance is about, measured against its limits, for a warning."""
+        return (
+            f"mean |diff| {self.relative_error:.2e} target deviations (limit {self.max_relative_error:g}), R² "
+            f"{self.r2:.4f} against Keras {self.keras_r2:.4f} (drop limit {self.max_r2_drop:g})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``report.json``."""
+        return {
+            **vars(self),
+            "relative_error": self.relative_error,
+            "relative_max_error": self.relative_max_error,
+            "r2_drop": self.r2_drop,
+            "within_tolerance": self.within_tolerance,
+        }
+
+    columns = ("R²", "MAE", "max diff/σ", "mean diff/σ", "limit", "R² drop")
+
+    def row(self) -> list[str]:
+        """This variant's cells under :attr:`columns`."""
+        return [
+            f"{self.r2:.4f}",
+            f"{self.mae:.4g}",
+            f"{self.relative_max_error:.1e}",
+            f"{self.relative_error:.1e}",
+            f"{self.max_relative_error:g}",
+            f"{self.r2_drop:+.4f}",
+        ]
+
+    def keras_summary(self) -> dict[str, Any]:
+        """What the Keras model scored on the same examples (``report.json``)."""
+        return {"keras_r2": self.keras_r2, "keras_mae": self.keras_mae, "target_names": self.target_names}
+
+    def title(self) -> str:
+        """The export table's title."""
+        return (
+            f"parity with Keras on {self.examples} test examples (Keras R² {self.keras_r2:.4f}, MAE "
+            f"{self.keras_mae:.4g}; σ: each target's deviation)"
+        )
+
+
+def measure_regression_parity(
+    model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray, keras_values: np.ndarray
+) -> RegressionParity:
+    """Run a regression's variant on ``x`` and compare its values with the Keras model's and with the targets.
+
+    Args:
+        model: the variant loaded in the LiteRT runtime.
+        variant: its registry row (for the tolerances).
+        x: raw inputs.
+        y: the targets of ``x``, shape ``(n, outputs)``.
+        keras_values: the Keras model's values for ``x``.
+    """
+    values = model.predict(x)
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    keras_values = np.asarray(keras_values, np.float64).reshape(len(y), -1)
+    names = model.target_names or [f"y{index}" for index in range(y.shape[1])]
+    mine, keras = regression_metrics(y, values, names), regression_metrics(y, keras_values, names)
+    difference = np.abs(values - keras_values)
+    return RegressionParity(
+        variant=variant.name,
+        examples=len(y),
+        target_names=names,
+        r2=float(mine["r2"] if mine["r2"] is not None else float("nan")),
+        keras_r2=float(keras["r2"] if keras["r2"] is not None else float("nan")),
+        mae=mine["mae"],
+        keras_mae=keras["mae"],
+        max_abs_diff=[float(value) for value in difference.max(axis=0)],
+        mean_abs_diff=[float(value) for value in difference.mean(axis=0)],
+        target_std=[float(value) for value in y.std(axis=0)],
+        max_relative_error=variant.max_relative_error,
+        max_r2_drop=variant.max_r2_drop,
+    )
+
+
+# The parity of each task: (model, variant, raw inputs, labels, Keras outputs, threshold) -> its parity.
+MEASURES = {
+    "classification": lambda model, variant, x, y, keras, threshold: measure_parity(model, variant, x, y, keras),
+    "anomaly": lambda model, variant, x, y, keras, threshold: measure_anomaly_parity(
+        model, variant, x, y, keras, threshold
+    ),
+    "regression": lambda model, variant, x, y, keras, threshold: measure_regression_parity(model, variant, x, y, keras),
+}

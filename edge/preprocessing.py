@@ -27,6 +27,9 @@ import numpy as np
 from recipes.errors import UserError
 
 ZSCORE = "zscore"
+VALUE = "value"  # a regression's last layer: value = z * std + mean (recipes.tasks.VALUE_LAYER)
+INPUT_FORMULA = "z = (x - mean[c]) / std[c], c the index on the last axis"
+OUTPUT_FORMULA = "value[c] = z[c] * std[c] + mean[c]: the model outputs z-scores, targets are in their units"
 
 
 @dataclass(frozen=True)
@@ -78,14 +81,14 @@ class Standardization:
             raise UserError(damaged)
         return cls(mean.astype(np.float32), std.astype(np.float32))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, formula: str = INPUT_FORMULA) -> dict[str, Any]:
         """Plain data for ``manifest.json`` (float32 values written so that they read back exactly)."""
         return {
             "kind": ZSCORE,
             "axis": -1,
             "mean": [float(value) for value in self.mean],
             "std": [float(value) for value in self.std],
-            "formula": "z = (x - mean[c]) / std[c], c the index on the last axis",
+            "formula": formula,
         }
 
     @property
@@ -112,6 +115,28 @@ class Standardization:
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Raw values → float32 z-scores (the last axis of ``x`` holds the channels)."""
         return (np.asarray(x, np.float32) - self.mean) * self.inverse_std()
+
+    def invert(self, z: np.ndarray) -> np.ndarray:
+        """z-scores → float32 values in the original units: ``z * std + mean`` (a regression's outputs)."""
+        return (np.asarray(z, np.float32) * self.std + self.mean).astype(np.float32)
+
+    def c_postprocess(self, identifier: str, output_dtype: str, scale: float, zero_point: int) -> str:
+        """C text: a ``<identifier>_postprocess`` function turning the model's output tensor (z-scores) into
+        values in target units, as the runtime's dequantize-then-:meth:`invert` does, in float32."""
+        channels = self.channels
+        read = (
+            f"((float)((int)out[c] - ({int(zero_point)})) * {float(scale)!r}f)" if output_dtype == "int8" else "out[c]"
+        )
+        kind = "int8_t" if output_dtype == "int8" else "float"
+        return (
+            f"static const float {identifier}_target_mean[{channels}] = {{{_c_floats(self.mean)}}};\n"
+            f"static const float {identifier}_target_std[{channels}] = {{{_c_floats(self.std)}}};\n\n"
+            f"// Model output (z-scores) -> the {channels} target value(s) in their own units.\n"
+            f"static inline void {identifier}_postprocess(const {kind}* out, float* value) {{\n"
+            f"  for (int c = 0; c < {channels}; ++c) {{\n"
+            f"    value[c] = {read} * {identifier}_target_std[c] + {identifier}_target_mean[c];\n"
+            f"  }}\n}}\n"
+        )
 
     def quantize(self, x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
         """Raw values → the integer input tensor: rint((x - mean) * multiplier) + zero point, saturated."""

@@ -4,8 +4,10 @@ This module imports no TensorFlow, Keras or tfmot (directly or through another m
 on a Raspberry Pi-class device with ``pip install ai-edge-litert numpy``. It quantizes raw inputs for
 int8 models, dequantizes their outputs, and reads from the ``manifest.json`` that ``python cli.py export``
 writes beside the model (checking that the manifest describes this file) how to read them: the class
-labels of a classifier, or the threshold of an anomaly detector, whose one output is its anomaly score
-(an anomaly when the score is at or above the threshold); and for an audio model the front end that turns
+labels of a classifier, the threshold of an anomaly detector, whose one output is its anomaly score
+(an anomaly when the score is at or above the threshold), or the target names of a regression, whose outputs
+are values in the targets' units (an int8 regression outputs z-scores: the manifest's output standardization
+maps them back); and for an audio model the front end that turns
 a ``.wav`` clip into its MFCCs (:mod:`edge.mfcc`, numpy). Images are read with Pillow, imported only when
 an image is given.
 """
@@ -100,6 +102,9 @@ class EdgeModel:
             converted without its z-score layer, see :mod:`edge.preprocessing`); None when the model takes
             raw inputs itself.
         failing: the export found this model outside its tolerance (kept only with ``--keep-failing``).
+        target_names: for a regression, the name of each output value; None otherwise.
+        output_standardization: for a regression converted without its last layer, the targets' mean and
+            deviation that turn its z-scored outputs into values (``z * std + mean``); None otherwise.
 
     Raises:
         UserError: the bytes are empty, not a flatbuffer, or not a model LiteRT can run; a threshold for a
@@ -116,6 +121,8 @@ class EdgeModel:
         front_end: dict[str, Any] | None = None,
         standardization: Standardization | None = None,
         failing: bool = False,
+        target_names: list[str] | None = None,
+        output_standardization: Standardization | None = None,
     ) -> None:
         self.source = source
         self.content = bytes(content)
@@ -150,6 +157,20 @@ class EdgeModel:
             standardization.check_shape(self.input_shape, source)
         self.standardization = standardization
         self.failing = failing
+        if target_names is not None and len(target_names) != self.num_classes:
+            target_names = [f"y{index}" for index in range(self.num_classes)]
+        self.target_names = None if target_names is None else list(target_names)
+        if output_standardization is not None:
+            output_standardization.check_shape((self.num_classes,), source)
+        self.output_standardization = output_standardization
+
+    @property
+    def task(self) -> str:
+        """What the model's outputs are: ``"anomaly"`` (a score, with a threshold), ``"regression"`` (values,
+        with target names) or ``"classification"`` (class probabilities)."""
+        if self.threshold is not None:
+            return "anomaly"
+        return "classification" if self.target_names is None else "regression"
 
     @classmethod
     def load(cls, path: str | Path, num_threads: int | None = None) -> EdgeModel:
@@ -187,6 +208,8 @@ class EdgeModel:
             entry.front_end,
             entry.standardization,
             entry.failing,
+            entry.target_names,
+            entry.output_standardization,
         )
 
     @property
@@ -302,9 +325,15 @@ class EdgeModel:
         return np.concatenate(rows).reshape(len(prepared), -1)
 
     def predict(self, x: Any) -> np.ndarray:
-        """Raw inputs → float32 output values, shape ``(n, num_classes)``: class probabilities, or an anomaly
-        detector's score ``(n, 1)``."""
-        return self.dequantize(self.run(x))
+        """Raw inputs → float32 output values, shape ``(n, num_classes)``: class probabilities, an anomaly
+        detector's score ``(n, 1)``, or a regression's values in target units ``(n, outputs)``."""
+        return self.outputs(self.run(x))
+
+    def outputs(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output tensor values → what they mean: dequantized, and a regression's z-scores mapped back to
+        target units."""
+        values = self.dequantize(raw)
+        return values if self.output_standardization is None else self.output_standardization.invert(values)
 
 
 def _open_interpreter(content: bytes, num_threads: int | None, source: str, delegated: bool = True) -> Interpreter:
@@ -338,6 +367,8 @@ class ManifestEntry:
         front_end: the audio front end's parameters (a model of audio features), else None.
         standardization: the z-score the runtime applies before a model converted without its own, else None.
         failing: the export marked the model as outside its tolerance.
+        target_names: a regression's output names, else None.
+        output_standardization: a regression's target statistics, for a model that outputs z-scores, else None.
     """
 
     sha256: str | None
@@ -346,6 +377,8 @@ class ManifestEntry:
     front_end: dict[str, Any] | None
     standardization: Standardization | None = None
     failing: bool = False
+    target_names: list[str] | None = None
+    output_standardization: Standardization | None = None
 
 
 def _manifest_entry(path: Path) -> ManifestEntry | None:
@@ -381,6 +414,8 @@ def _manifest_entry(path: Path) -> ManifestEntry | None:
             {},
         )
         standardization = variant.get("standardization")
+        output = variant.get("output_standardization")
+        target_names = manifest.get("target_names") if manifest.get("task") == "regression" else None
         entry = ManifestEntry(
             files[path.name].get("sha256"),
             manifest.get("class_names"),
@@ -388,6 +423,8 @@ def _manifest_entry(path: Path) -> ManifestEntry | None:
             manifest.get("front_end"),
             None if standardization is None else Standardization.from_dict(standardization, str(manifest_path)),
             variant.get("failing") is True,
+            None if target_names is None else [str(name) for name in target_names],
+            None if output is None else Standardization.from_dict(output, str(manifest_path)),
         )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
         raise UserError(damaged) from None
@@ -607,6 +644,57 @@ def anomaly_scores(model: EdgeModel, x: Any) -> list[AnomalyPrediction]:
     ]
 
 
+@dataclass
+class ValuePrediction:
+    """A regression's values for one example, in the targets' units.
+
+    Args:
+        index: the example's position in the input.
+        names: each output's name.
+        values: each output's value.
+        saturated: per output, whether an int8 output sat at its limit (the true value may lie beyond).
+    """
+
+    index: int
+    names: list[str]
+    values: list[float]
+    saturated: list[bool]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``: ``value`` for one output, ``values`` (and ``names``) for several."""
+        entry: dict[str, Any] = {"index": self.index}
+        if len(self.values) == 1:
+            entry["value"] = self.values[0]
+        else:
+            entry["values"], entry["names"] = self.values, self.names
+        if any(self.saturated):
+            entry["saturated"] = self.saturated
+        return entry
+
+    def to_line(self) -> str:
+        """One line for the console, e.g. ``   0: target 152.31`` (``(at the int8 limit)`` after a clipped one)."""
+        return f"{self.index:>4}: " + ", ".join(
+            f"{printable(name)} {value:.6g}" + (" (at the int8 limit)" if clipped else "")
+            for name, value, clipped in zip(self.names, self.values, self.saturated, strict=True)
+        )
+
+
+def regression_values(model: EdgeModel, x: Any) -> list[ValuePrediction]:
+    """Each example's values in target units, and which int8 outputs sat at their limits."""
+    raw = model.run(x)
+    values = model.outputs(raw)
+    if model.output.quantized:
+        limits = np.iinfo(raw.dtype)
+        saturated = (raw == limits.max) | (raw == limits.min)
+    else:
+        saturated = np.zeros(values.shape, bool)
+    names = model.target_names or [f"y{index}" for index in range(values.shape[1])]
+    return [
+        ValuePrediction(row, names, [float(v) for v in values[row]], [bool(s) for s in saturated[row]])
+        for row in range(len(values))
+    ]
+
+
 def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Prediction]:
     """The ``k`` highest-scoring classes of each row, best first.
 
@@ -623,11 +711,19 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Pre
     ]
 
 
+# What predict prints per example, by what the model's outputs are (EdgeModel.task).
+PREDICTIONS = {
+    "classification": lambda model, x, k: top_k(model.predict(x), model.class_names, k),
+    "anomaly": lambda model, x, k: anomaly_scores(model, x),
+    "regression": lambda model, x, k: regression_values(model, x),
+}
+
+
 def predict_file(
     model_path: str | Path, input_path: str | Path, k: int = 3, num_threads: int | None = None
-) -> tuple[EdgeModel, list[Prediction] | list[AnomalyPrediction]]:
-    """Load a model, read an input file and return the top-``k`` classes of every example, or for an anomaly
-    detector every example's score and decision.
+) -> tuple[EdgeModel, list[Prediction] | list[AnomalyPrediction] | list[ValuePrediction]]:
+    """Load a model, read an input file and return the top-``k`` classes of every example, for an anomaly
+    detector every example's score and decision, or for a regression every example's values.
 
     Args:
         model_path: a ``.tflite`` file (labels or threshold and front end come from the ``manifest.json``
@@ -637,12 +733,13 @@ def predict_file(
         num_threads: LiteRT CPU threads.
 
     Returns:
-        The loaded model and one :class:`Prediction` or :class:`AnomalyPrediction` per example.
+        The loaded model and one :class:`Prediction`, :class:`AnomalyPrediction` or :class:`ValuePrediction`
+        per example.
     """
     if num_threads is not None and num_threads < 1:
         raise UserError(f"--threads is {num_threads}; give 1 or more")
+    if k < 1:
+        raise UserError(f"--top-k is {k}; give 1 or more")
     model = EdgeModel.load(model_path, num_threads)
     x = read_inputs(input_path, model)
-    if model.threshold is not None:
-        return model, anomaly_scores(model, x)
-    return model, top_k(model.predict(x), model.class_names, k)
+    return model, PREDICTIONS[model.task](model, x, k)

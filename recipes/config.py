@@ -20,6 +20,7 @@ import yaml
 from recipes.errors import UserError, closest, unknown_choice
 from recipes.limits import MAX_SEED
 from recipes.registry import REGISTRY, recipe_named
+from recipes.tasks import TASK_CHOICES
 
 RECIPES = tuple(REGISTRY)  # every recipe's row is in recipes/registry.py
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -60,7 +61,16 @@ class TrainConfig:
         "with one subfolder per class of images or of .wav clips (mono PCM, 1 s; MFCCs computed on load)",
         "digits",
     )
-    label: str = _doc("CSV column that holds the class label", "label")
+    label: str = _doc(
+        "CSV column that holds the label; several columns separated by commas (a regression with one output each)",
+        "label",
+    )
+    task: str = _doc(
+        "what to learn: auto (regression when the label is numeric with more than 20 distinct values and more "
+        "than 5% of the rows, else classification), classification or regression; the autoencoder detects "
+        "anomalies",
+        "auto",
+    )
     image_size: list[int] | None = _doc(
         "height,width images from a folder are resized to; default: the first image's size", None
     )
@@ -158,7 +168,11 @@ class TrainConfig:
     # --- output --------------------------------------------------------------------------------
     out: str = _doc("root folder of run directories (runs/train/<name>-<n>/ below it)", "runs")
     name: str | None = _doc("run name; default <data>-<recipe>", None)
-    bayes_error: float = _doc("optimal (human-level) error estimate used by the diagnosis", 0.0)
+    bayes_error: float = _doc(
+        "optimal (human-level) error estimate used by the diagnosis: an error rate for a classifier, an RMSE in "
+        "target units for a regression",
+        0.0,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain YAML-able data."""
@@ -172,11 +186,6 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-
-
-def task_of(recipe: str) -> str:
-    """What ``recipe`` learns: ``"classification"`` or ``"anomaly"`` (its registry row's task)."""
-    return recipe_named(recipe).task
 
 
 def weight_decay_of(config: TrainConfig) -> float:
@@ -315,6 +324,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         ("activation", ACTIVATIONS),
         ("initializer", INITIALIZERS),
         ("flip", FLIPS),
+        ("task", TASK_CHOICES),
     ):
         if getattr(config, key) not in allowed:
             raise unknown_choice(key, getattr(config, key), allowed)
@@ -347,7 +357,10 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check(0 < config.step_factor <= 1, f"step_factor must be in (0, 1], got {config.step_factor}")
     _check(config.step_epochs >= 1, f"step_epochs must be at least 1, got {config.step_epochs}")
     _check(config.patience >= 0, f"patience must be >= 0, got {config.patience}")
-    _check(0.0 <= config.bayes_error < 1.0, f"bayes_error is an error rate in [0, 1), got {config.bayes_error}")
+    _check(
+        math.isfinite(config.bayes_error) and config.bayes_error >= 0,
+        f"bayes_error is an error rate in [0, 1) or a regression's RMSE >= 0, got {config.bayes_error}",
+    )
     _check(
         all(units >= 1 for units in config.hidden_units),
         f"hidden_units must all be >= 1, got {config.hidden_units}",

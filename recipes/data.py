@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.dataset import Dataset
+from recipes.dataset import Dataset, labelled
 from recipes.errors import UserError, closest, first_line
 from recipes.limits import image_too_large, open_image
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 # scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
-BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine")
+BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud")
+REGRESSION_BUILTINS = ("diabetes", "linnerud")  # continuous targets: disease progression; three body measurements
 GRAYSCALE_MODES = ("L", "1", "I", "F")
 
 _SOURCE_HINT = (
@@ -36,12 +37,13 @@ def load_dataset(source: str, label: str = "label", image_size: list[int] | None
 
     Args:
         source: a name from :data:`BUILTIN_DATASETS` or a path.
-        label: CSV column that holds the class label. Defaults to ``"label"``.
+        label: CSV column that holds the label; several columns separated by commas (a regression with several
+            outputs). Defaults to ``"label"``.
         image_size: ``[height, width]`` that folder images are resized to. Defaults to None (the
             first image's size).
 
     Returns:
-        The data set, with at least two classes.
+        The data set, with at least two classes (or, for several label columns, numeric targets).
 
     Raises:
         UserError: the source does not exist or its content is not usable.
@@ -81,26 +83,14 @@ def _load_file(path: Path, label: str) -> Dataset:
 
 
 def _check_classes(dataset: Dataset, source: str) -> None:
-    """Refuse a data set with fewer than two classes: there is nothing to classify."""
-    if dataset.num_classes < 2:
+    """Refuse a single label column holding one value: there is nothing to learn (several columns are checked
+    by the regression task, one by one)."""
+    if dataset.num_classes < 2 and not (dataset.targets is not None and dataset.targets.shape[1] > 1):
         only = f" ('{dataset.class_names[0]}')" if dataset.class_names else ""
         raise UserError(
             f"data {source} has only one class{only}; a classifier needs examples of at least two "
-            "classes (for a CSV, check that --label names the class column)"
+            "classes and a regression a target that varies (for a CSV, check that --label names the label column)"
         )
-
-
-def _encode_labels(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Map sorted unique labels to indices 0..k-1; numbers sort numerically, text alphabetically.
-
-    Args:
-        values: 1-D array of integer, float or string labels.
-
-    Returns:
-        The int32 index of each label and the text of each class.
-    """
-    unique, indices = np.unique(values, return_inverse=True)
-    return indices.astype(np.int32).reshape(-1), [str(value) for value in unique.tolist()]
 
 
 # --- built-in sets (shipped inside scikit-learn) -------------------------------------------------
@@ -115,6 +105,10 @@ def _load_builtin(name: str) -> Dataset:
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
+    if name in REGRESSION_BUILTINS:
+        names = list(getattr(bunch, "target_names", None) or ["target"])
+        features = [str(feature) for feature in bunch.feature_names]
+        return labelled(bunch.data.astype(np.float32), bunch.target, names, "tabular", name, feature_names=features)
     y = bunch.target.astype(np.int32)
     class_names = [str(class_name) for class_name in bunch.target_names]
     if name == "digits":
@@ -129,7 +123,8 @@ def _load_builtin(name: str) -> Dataset:
 
 
 def _load_csv(path: Path, label: str) -> Dataset:
-    """Load a CSV with a header row; ``label`` is the class column, every other column a number."""
+    """Load a CSV with a header row; ``label`` names the label column (or columns, separated by commas), every
+    other column is a number."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             header, rows, line_numbers = _read_csv_rows(csv.reader(handle), path)
@@ -137,21 +132,28 @@ def _load_csv(path: Path, label: str) -> Dataset:
         raise UserError(f"CSV file {path} is not UTF-8 text; save it as UTF-8 CSV") from None
     except csv.Error as error:
         raise UserError(f"CSV file {path} is malformed ({error}); fix the quoting") from None
-    label_index = _label_column(header, label, path)
-    feature_names = [name for index, name in enumerate(header) if index != label_index]
+    label_names = [name.strip() for name in label.split(",")]
+    label_indices = [_label_column(header, name, path) for name in label_names]
+    if len(set(label_indices)) != len(label_indices):
+        raise UserError(f"--label {label} names a column twice; name each label column once")
+    feature_names = [name for index, name in enumerate(header) if index not in label_indices]
     if not feature_names:
-        raise UserError(f"CSV file {path} has only the label column '{label}'; add feature columns")
-    labels = []
+        raise UserError(f"CSV file {path} has only the label column(s) '{label}'; add feature columns")
+    columns: list[list[str]] = [[] for _ in label_indices]
     for row, line in zip(rows, line_numbers, strict=True):
-        labels.append(row[label_index])
-        if not labels[-1]:
-            raise UserError(
-                f"CSV file {path} line {line}: the label column '{label}' is empty; every row needs a class"
-            )
-        del row[label_index]
+        for column, name, index in zip(columns, label_names, label_indices, strict=True):
+            column.append(row[index])
+            if not column[-1]:
+                raise UserError(
+                    f"CSV file {path} line {line}: the label column '{name}' is empty; every row needs a label"
+                )
+        for index in sorted(label_indices, reverse=True):
+            del row[index]
     x = _parse_features(rows, line_numbers, feature_names, path)
-    y, class_names = _encode_labels(_label_array(labels))
-    return Dataset(x=x, y=y, class_names=class_names, kind="tabular", name=path.stem, feature_names=feature_names)
+    labels = [_label_array(column) for column in columns]
+    if len(labels) > 1:
+        labels = [_numeric_label(column, name, path) for column, name in zip(labels, label_names, strict=True)]
+    return labelled(x, np.stack(labels, axis=1), label_names, "tabular", path.stem, feature_names=feature_names)
 
 
 def _read_csv_rows(reader, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -242,6 +244,17 @@ def _label_array(labels: list[str]) -> np.ndarray:
     return numbers
 
 
+def _numeric_label(values: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """One of several label columns, which must all hold numbers (several outputs are a regression)."""
+    if values.dtype.kind not in "biuf":
+        text = next(value for value in values.tolist() if not _is_number(str(value)))
+        raise UserError(
+            f"CSV file {path}: label column '{name}' holds '{text}', which is not a number; several label "
+            "columns make a regression with one output per column: give numbers, or pass one --label"
+        )
+    return values
+
+
 # --- NPZ ---------------------------------------------------------------------------------------
 
 
@@ -263,9 +276,9 @@ def _load_npz(path: Path) -> Dataset:
             f"NPZ file {path}: array 'x' has {len(x)} examples but array 'y' has {len(labels)} labels; "
             "give one label per example"
         )
-    y_indices, class_names = _encode_labels(labels)
     kind = "tabular" if x.ndim == 2 else "image"
-    return Dataset(x=x, y=y_indices, class_names=class_names, kind=kind, name=path.stem)
+    names = ["y"] if labels.ndim == 1 else [f"y{column}" for column in range(labels.shape[1])]
+    return labelled(x, labels, names, kind, path.stem)
 
 
 def _npz_array(archive, name: str, path: Path) -> np.ndarray:
@@ -305,18 +318,23 @@ def _npz_features(x: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _npz_labels(y: np.ndarray, path: Path) -> np.ndarray:
-    """Check ``y`` and return it as a 1-D integer or string array."""
+    """Check ``y`` and return it as a 1-D integer, float or string array, or ``(n, outputs)`` numbers."""
     if y.ndim == 2 and y.shape[1] == 1:
         y = y.reshape(-1)
-    if y.ndim != 1:
-        raise UserError(f"NPZ file {path}: array 'y' has shape {y.shape}; give one label per example, shape (n,)")
+    if y.ndim not in (1, 2) or (y.ndim == 2 and y.dtype.kind not in "biuf"):
+        raise UserError(
+            f"NPZ file {path}: array 'y' has shape {y.shape}; give one label per example, shape (n,), or one "
+            "number per output of a regression, shape (n, outputs)"
+        )
     if y.dtype.kind == "S":
         return y.astype(str)
     if y.dtype.kind in "biuU":
         return y
-    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
-        return y.astype(np.int64)
-    raise UserError(f"NPZ file {path}: array 'y' has dtype {y.dtype}; y must hold integer or string labels")
+    if y.dtype.kind == "f" and np.isfinite(y).all():
+        return y.astype(np.int64) if (y == np.round(y)).all() else y.astype(np.float64)
+    if y.dtype.kind == "f":
+        raise UserError(f"NPZ file {path}: array 'y' has NaN or infinite values; fill in or drop those examples")
+    raise UserError(f"NPZ file {path}: array 'y' has dtype {y.dtype}; y must hold numbers or string labels")
 
 
 # --- folders of images or WAV clips ------------------------------------------------------------

@@ -8,6 +8,7 @@ the seed's remedies. This module imports no TensorFlow.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,8 @@ class Diagnosis:
             ``"fine"``.
         remedies: The seed's remedies for the verdict, bias remedies first when both are high.
         tolerance: The gap above which bias or variance counts as high.
+        measure: What the errors are: None for error rates (fractions, shown as percentages), else its name
+            with its unit, e.g. ``"RMSE (target units)"`` (a regression's, shown as numbers).
     """
 
     train_error: float
@@ -63,6 +66,17 @@ class Diagnosis:
     verdict: str
     remedies: list[str] = field(default_factory=list)
     tolerance: float = 0.02
+    measure: str | None = None
+
+    def _show(self, value: float, signed: bool = False) -> str:
+        """A value as this diagnosis writes it: a percentage for error rates, else a number."""
+        if self.measure is None:
+            return f"{value:+.2%}" if signed else f"{value:.2%}"
+        return f"{value:+.4g}" if signed else f"{value:.4g}"
+
+    @property
+    def _error(self) -> str:
+        return "error" if self.measure is None else self.measure.split(" (")[0]
 
     def summary_line(self) -> str:
         """One line for the console, e.g. ``high variance: dev error 8.1% vs train 0.5% (optimal ≈ 0.0%)``.
@@ -70,12 +84,17 @@ class Diagnosis:
         Returns:
             The verdict followed by the numbers that led to it.
         """
-        optimal = f"optimal ≈ {self.bayes_error:.1%}"
+
+        def show(value: float) -> str:
+            return f"{value:.1%}" if self.measure is None else f"{value:.4g}"
+
+        optimal, error = f"optimal ≈ {show(self.bayes_error)}", self._error
+        train, dev = show(self.train_error), show(self.dev_error)
         if self.verdict == HIGH_BIAS:
-            return f"{self.verdict}: train error {self.train_error:.1%} vs {optimal} (dev {self.dev_error:.1%})"
+            return f"{self.verdict}: train {error} {train} vs {optimal} (dev {dev})"
         if self.verdict == HIGH_BIAS_AND_VARIANCE:
-            return f"{self.verdict}: train error {self.train_error:.1%} vs {optimal}, dev error {self.dev_error:.1%}"
-        return f"{self.verdict}: dev error {self.dev_error:.1%} vs train {self.train_error:.1%} ({optimal})"
+            return f"{self.verdict}: train {error} {train} vs {optimal}, dev {error} {dev}"
+        return f"{self.verdict}: dev {error} {dev} vs train {train} ({optimal})"
 
     def to_markdown(self, title: str = "Diagnosis") -> str:
         """Render the diagnosis as the ``diagnosis.md`` of a run.
@@ -90,14 +109,14 @@ class Diagnosis:
         lines = [
             f"# {title}",
             "",
-            "| error | value |",
+            f"| {self.measure or 'error'} | value |",
             "| --- | ---: |",
-            f"| train | {self.train_error:.2%} |",
-            f"| dev | {self.dev_error:.2%} |",
-            f"| optimal (Bayes / human-level estimate) | {self.bayes_error:.2%} |",
+            f"| train | {self._show(self.train_error)} |",
+            f"| dev | {self._show(self.dev_error)} |",
+            f"| optimal (Bayes / human-level estimate) | {self._show(self.bayes_error)} |",
             "",
-            f"- avoidable bias (train − optimal): {self.avoidable_bias:+.2%}",
-            f"- variance (dev − train): {self.variance:+.2%}",
+            f"- avoidable bias (train − optimal): {self._show(self.avoidable_bias, True)}",
+            f"- variance (dev − train): {self._show(self.variance, True)}",
             "",
             f"Verdict: **{self.verdict}**",
             "",
@@ -105,8 +124,8 @@ class Diagnosis:
             "",
             *(f"- {remedy}" for remedy in self.remedies),
             "",
-            f'"High" is judged relative to the optimal error estimate ({self.bayes_error:.2%}), not as an '
-            f"absolute number: avoidable bias above the tolerance of {self.tolerance:.2%} means high "
+            f'"High" is judged relative to the optimal error estimate ({self._show(self.bayes_error)}), not as an '
+            f"absolute number: avoidable bias above the tolerance of {self._show(self.tolerance)} means high "
             "bias, and a dev − train gap above the same tolerance means high variance.",
         ]
         if self.avoidable_bias < 0:
@@ -123,6 +142,13 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def _non_negative(name: str, value: Any) -> float:
+    """Check that ``value`` is a finite real number >= 0 and return it as a float."""
+    if not _is_real(value) or not 0.0 <= value < math.inf:
+        raise UserError(f"{name} must be a number >= 0 in the target's units, got {value!r}")
+    return float(value)
+
+
 def _fraction(name: str, value: Any) -> float:
     """Check that ``value`` is a real number in ``[0, 1]`` and return it as a float."""
     if not _is_real(value) or not 0.0 <= value <= 1.0:
@@ -130,7 +156,13 @@ def _fraction(name: str, value: Any) -> float:
     return float(value)
 
 
-def diagnose(train_error: float, dev_error: float, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
+def diagnose(
+    train_error: float,
+    dev_error: float,
+    bayes_error: float = 0.0,
+    tolerance: float = 0.02,
+    measure: str | None = None,
+) -> Diagnosis:
     """Diagnose bias and variance from the training, dev and optimal errors.
 
     High bias when ``train_error - bayes_error > tolerance``; high variance when
@@ -144,17 +176,21 @@ def diagnose(train_error: float, dev_error: float, bayes_error: float = 0.0, tol
             Defaults to 0.0.
         tolerance: The gap above which bias or variance counts as high, in ``(0, 1)``.
             Defaults to 0.02.
+        measure: None for error rates; else the name and unit of errors that are any numbers >= 0 (a
+            regression's RMSE), with any tolerance > 0.
 
     Returns:
         The :class:`Diagnosis` with the gaps, the verdict and its remedies.
 
     Raises:
-        UserError: If an error is not a number in ``[0, 1]`` or ``tolerance`` is not in ``(0, 1)``.
+        UserError: If an error is not a number in ``[0, 1]`` (>= 0 with a ``measure``) or ``tolerance`` is not in
+            ``(0, 1)`` (> 0 with a ``measure``).
     """
-    train_error = _fraction("train error", train_error)
-    dev_error = _fraction("dev error", dev_error)
-    bayes_error = _fraction("optimal (Bayes) error", bayes_error)
-    if not _is_real(tolerance) or not 0.0 < tolerance < 1.0:
+    check = _fraction if measure is None else _non_negative
+    train_error = check("train error", train_error)
+    dev_error = check("dev error", dev_error)
+    bayes_error = check("optimal (Bayes) error", bayes_error)
+    if not _is_real(tolerance) or not 0.0 < tolerance < (1.0 if measure is None else math.inf):
         raise UserError(f"diagnosis tolerance must be a fraction in (0, 1), e.g. 0.02, got {tolerance!r}")
     tolerance = float(tolerance)
 
@@ -179,6 +215,7 @@ def diagnose(train_error: float, dev_error: float, bayes_error: float = 0.0, tol
         verdict=verdict,
         remedies=list(remedies),
         tolerance=tolerance,
+        measure=measure,
     )
 
 

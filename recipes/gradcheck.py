@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from recipes.config import TrainConfig, task_of
+from recipes.config import TrainConfig
 from recipes.errors import UserError
+from recipes.registry import recipe_named
 
 GOOD_BELOW = 1e-7
 BUG_FROM = 1e-3
@@ -362,10 +363,10 @@ def gradcheck_config(
         raise UserError(f"--epsilon must be > 0, got {epsilon:g}")
     if samples_per_tensor is not None and samples_per_tensor < 1:
         raise UserError(f"--samples-per-tensor must be at least 1, got {samples_per_tensor}")
-    if task_of(config.recipe) != "classification":
+    if "classification" not in recipe_named(config.recipe).tasks:
         raise UserError(
             f"gradcheck checks a classifier's cross-entropy cost; {config.recipe} is an "
-            f"{task_of(config.recipe)} recipe: check a classification recipe, e.g. --recipe mlp"
+            f"{recipe_named(config.recipe).tasks[0]} recipe: check a classification recipe, e.g. --recipe mlp"
         )
     from recipes.data import load_dataset
     from recipes.models import DataSpec, build_model

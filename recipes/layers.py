@@ -24,10 +24,13 @@ class DataSpec:
 
     Attributes:
         input_shape: shape of one raw example, e.g. (8, 8, 1) or (13,).
-        num_classes: number of output classes.
+        num_classes: values the model outputs: classes, or a regression's outputs.
         mean: per-feature/per-channel training mean for the z-score layer (None: 0).
         variance: per-feature/per-channel training variance (None: 1).
         num_train_examples: m in the seed's lambda/(2m) regularization term.
+        task: what the model learns (:mod:`recipes.tasks`): it builds the output layer.
+        target_mean: a regression's training-target mean per output (None otherwise).
+        target_variance: a regression's training-target variance per output (None otherwise).
     """
 
     input_shape: tuple[int, ...]
@@ -35,6 +38,9 @@ class DataSpec:
     mean: np.ndarray | None = None
     variance: np.ndarray | None = None
     num_train_examples: int = 1
+    task: str = "classification"
+    target_mean: np.ndarray | None = None
+    target_variance: np.ndarray | None = None
 
 
 def keras_module_or_default(keras_module: ModuleType | None) -> ModuleType:

@@ -3,7 +3,8 @@
 Every builder takes the Keras module to build against (``keras`` by default; ``tf_keras`` for the
 tfmot twin), so each architecture exists once. Every model starts with the z-score layer whose
 statistics came from the training split, so saved and exported models take raw inputs, and ends
-in a softmax over the classes.
+in the task's output layer: a softmax over the classes, or a regression's values in
+target units.
 
 Hidden layers follow the seed: the initializer is picked from the activation (He for the ReLU
 family, Xavier for tanh/sigmoid/linear) unless the config names one; L1/L2 with the seed's
@@ -31,6 +32,7 @@ from recipes.layers import (
     zscore_input,
 )
 from recipes.registry import REGISTRY, recipe_named
+from recipes.tasks import task_named
 
 __all__ = ["BUILDERS", "DataSpec", "build_model", "initializer_for", "kernel_regularizer"]
 
@@ -51,18 +53,12 @@ def _hidden(
 
 
 def _dense_head(keras: ModuleType, x: Any, config: TrainConfig, spec: DataSpec) -> Any:
-    """Hidden dense layers with dropout, then the softmax output layer."""
+    """Hidden dense layers with dropout, then the task's output layer (a softmax, or a regression's values)."""
     for units in config.hidden_units:
         x = _hidden(keras, x, keras.layers.Dense, config, spec, units=units)
         if config.dropout > 0:
             x = keras.layers.Dropout(config.dropout)(x)
-    return keras.layers.Dense(
-        spec.num_classes,
-        activation="softmax",
-        kernel_initializer=initializer_for(config, "linear", keras),
-        kernel_regularizer=kernel_regularizer(config, spec, keras),
-        name="probabilities",
-    )(x)
+    return task_named(spec.task).output_layer(keras, x, config, spec)
 
 
 def build_mlp(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | None = None) -> Any:

@@ -2,7 +2,7 @@
 
 A row names the builder (a function ``(config, spec, keras_module) -> keras.Model``, given as
 ``"module:function"`` so this module imports nothing and any module may read it), what the recipe learns
-(its task), its description, which groups of config keys apply to it, the reference weight decay it trains
+(its tasks), its description, which groups of config keys apply to it, the reference weight decay it trains
 with, and its default search space as data (the format of a ``--space`` file). Adding a recipe is adding a
 row here and its builder; training, tuning, the CLI help and ``python cli.py recipes`` read the row.
 """
@@ -49,7 +49,8 @@ class Recipe:
         name: the ``--recipe`` name.
         description: one line for ``python cli.py recipes``.
         builder: ``"module:function"`` of its builder.
-        task: ``"classification"`` or ``"anomaly"``.
+        tasks: what it can learn: ``"classification"``, ``"regression"`` (see :mod:`recipes.tasks`), or
+            ``"anomaly"`` alone (its model outputs an anomaly score).
         key_groups: the groups of recipe-specific config keys it has (:data:`DENSE_HEAD`, ...).
         weight_decay: the reference training's weight decay c (Keras ``l2``), used when the config sets none.
         space: the default search space, in search order, as ``--space`` file data.
@@ -58,7 +59,7 @@ class Recipe:
     name: str
     description: str
     builder: str
-    task: str = "classification"
+    tasks: tuple[str, ...] = ("classification",)
     key_groups: tuple[str, ...] = ()
     weight_decay: float = 0.0
     space: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(_OPTIMIZATION_ONLY))
@@ -74,8 +75,9 @@ REGISTRY: dict[str, Recipe] = {
     for recipe in (
         Recipe(
             "mlp",
-            "multilayer perceptron: z-score, hidden dense layers (hidden_units, activation), softmax",
+            "multilayer perceptron: z-score, hidden dense layers (hidden_units, activation), softmax or values",
             "recipes.models:build_mlp",
+            tasks=("classification", "regression"),
             key_groups=(DENSE_HEAD,),
             space={
                 **_LEARNING,
@@ -89,8 +91,9 @@ REGISTRY: dict[str, Recipe] = {
         ),
         Recipe(
             "cnn",
-            "convnet: z-score, conv blocks with max pooling (conv_filters), dense head, softmax",
+            "convnet: z-score, conv blocks with max pooling (conv_filters), dense head, softmax or values",
             "recipes.models:build_cnn",
+            tasks=("classification", "regression"),
             key_groups=(DENSE_HEAD, CONV_BLOCKS),
             space={
                 **_LEARNING,
@@ -129,7 +132,7 @@ REGISTRY: dict[str, Recipe] = {
             "autoencoder",
             "MLPerf Tiny anomaly detection: dense autoencoder 128x4-8-128x4; outputs the anomaly score",
             "recipes.reference_models:build_autoencoder",
-            task="anomaly",
+            tasks=("anomaly",),
             key_groups=(REFERENCE,),
         ),
     )

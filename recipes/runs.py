@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes.config import TrainConfig, load_config
-from recipes.diagnosis import Diagnosis, diagnose_metrics
+from recipes.diagnosis import Diagnosis
 from recipes.errors import UserError
 from recipes.rundir import write_atomic, write_json
 
@@ -82,8 +82,10 @@ class Run:
         """``model.keras``, loaded with Keras ``safe_mode=True`` (nothing is unpickled)."""
         path = self.require(self.MODEL) / self.MODEL
         from recipes.backend import import_keras
+        from recipes.tasks import register_losses
 
         keras = import_keras()
+        register_losses()  # a regression's loss is the project's own class
         try:
             return keras.saving.load_model(path, safe_mode=True)
         except Exception as error:  # Keras raises many types for a damaged zip or config
@@ -153,15 +155,21 @@ def load_model(run_dir: str | Path) -> Any:
     return Run(run_dir).model()
 
 
-def diagnose_run(run_dir: str | Path, bayes_error: float = 0.0, tolerance: float = 0.02) -> Diagnosis:
-    """Diagnose a run from its metrics and rewrite its ``diagnosis.md`` (atomically)."""
+def diagnose_run(run_dir: str | Path, bayes_error: float = 0.0, tolerance: float | None = None) -> Diagnosis:
+    """Diagnose a run from its metrics, as its task does, and rewrite its ``diagnosis.md`` (atomically).
+
+    Args:
+        run_dir: a train run.
+        bayes_error: the optimal error estimate: an error rate, or a regression's RMSE in target units.
+        tolerance: the gap that counts as high; None: the task's default.
+    """
+    from recipes.tasks import CLASSIFICATION, task_named
+
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
-    if isinstance(metrics, dict) and metrics.get("task") == "anomaly":
-        raise UserError(
-            f"{run_dir} is an anomaly-detection run: bias/variance diagnosis is for classifiers; "
-            "read its AUC and confusion in metrics.json and its diagnosis.md"
-        )
-    diagnosis = diagnose_metrics(metrics, bayes_error, tolerance)
+    name = metrics.get("task", CLASSIFICATION) if isinstance(metrics, dict) else CLASSIFICATION
+    diagnosis = task_named(name if isinstance(name, str) else CLASSIFICATION).rediagnose(
+        metrics, bayes_error, tolerance
+    )
     Run(run_dir).write_text(Run.DIAGNOSIS, diagnosis.to_markdown(f"Diagnosis of {run_dir.name}"))
     return diagnosis

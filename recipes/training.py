@@ -1,16 +1,15 @@
 """The training run: data → split → z-score → model → fit → evaluate → run directory.
 
 :func:`train` is what ``python cli.py train`` calls. TensorFlow is imported here, so the CLI
-imports this module only inside the commands that train. The recipe's task
-(:func:`recipes.config.task_of`) changes a few steps, each in its own helper: a classifier learns
-from every training example with cross-entropy and is diagnosed for bias and variance; an anomaly
-detector (:mod:`recipes.anomaly`) learns from normal examples only, minimizing its anomaly score,
-and gets a threshold chosen on dev, AUC and the confusion instead.
+imports this module only inside the commands that train. What differs between a classifier, an
+anomaly detector and a regression (labels, split, output layer, loss, metrics, diagnosis) is asked of
+the run's task object (:mod:`recipes.tasks`), chosen from the config and the data.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import time
@@ -22,12 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from recipes import anomaly
 from recipes.backend import import_keras
-from recipes.config import TrainConfig, save_config, task_of, validate
+from recipes.config import TrainConfig, save_config, validate
 from recipes.data import load_dataset
 from recipes.dataset import Dataset
-from recipes.diagnosis import Diagnosis, diagnose_metrics, with_early_stopping
+from recipes.diagnosis import Diagnosis
 from recipes.errors import UserError
 from recipes.layers import keras_module_or_default
 from recipes.models import DataSpec, build_model
@@ -36,28 +34,33 @@ from recipes.optimizers import make_optimizer
 from recipes.rundir import installed_versions, staged_run
 from recipes.runs import Run
 from recipes.schedules import learning_rate_at
-from recipes.splitting import Split, anomaly_split, split_fractions, split_indices
+from recipes.splitting import Split, split_fractions
+from recipes.tasks import EVALUATION_BATCH, TASK_CHOICES, Task, choose_task, task_named
 
-HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "dev_loss", "dev_accuracy", "learning_rate")
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "mae", "dev_loss", "dev_accuracy", "dev_mae", "learning_rate")
 # Keras's history names -> the run's (the dev split is what Keras calls validation data).
 DEV_NAMES = {
     "loss": "loss",
     "accuracy": "accuracy",
+    "mae": "mae",
     "val_loss": "dev_loss",
     "val_accuracy": "dev_accuracy",
+    "val_mae": "dev_mae",
     "learning_rate": "learning_rate",
 }
-EVALUATION_BATCH = 1024  # examples per predict/evaluate call wherever a whole split is scored
+__all__ = ["EVALUATION_BATCH", "PreparedData", "compile_model", "fit_keras", "prepare_data", "train"]
 
 
 @dataclass
 class PreparedData:
-    """A data set with its split and the model-facing description of it."""
+    """A data set with its split, the model-facing description of it and its task (with the line announcing an
+    automatic choice of task, if one was made)."""
 
     dataset: Dataset
     split: Split
     spec: DataSpec
-    task: str = "classification"
+    task: Task = task_named("classification")
+    note: str | None = None
 
     def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of split part ``name`` ("train", "dev" or "test")."""
@@ -65,44 +68,40 @@ class PreparedData:
         return self.dataset.x[indices], self.dataset.y[indices]
 
     def validation(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) that training watches each epoch: the dev split; for anomaly detection its normal
-        examples only, whose mean score is the same loss as the training loss."""
-        x, y = self.part("dev")
-        if self.task == "anomaly":
-            return x[y == anomaly.NORMAL], y[y == anomaly.NORMAL]
-        return x, y
+        """(x, y) that training watches each epoch: the dev split, as the task takes it (an anomaly detector
+        watches its normal examples only)."""
+        return self.task.validation(*self.part("dev"))
 
 
 def prepare_data(config: TrainConfig) -> PreparedData:
-    """Load ``config.data``, split it (seeded, stratified) and compute training-split statistics."""
+    """Load ``config.data``, choose the task, split (seeded, stratified) and compute training-split statistics."""
     dataset = load_dataset(config.data, config.label, config.image_size)
+    task, note = choose_task(config, dataset)
+    task.check_config(config)
+    dataset = task.prepare(dataset, config)
     fractions = tuple(config.split) if config.split else split_fractions(len(dataset.y))
-    task = task_of(config.recipe)
-    if task == "anomaly":
-        dataset = anomaly.binary_labels(dataset, config.normal_class)
-        split = anomaly_split(dataset.y, fractions, config.seed)
-    else:
-        split = split_indices(dataset.y, fractions, config.seed)
+    split = task.split(dataset, fractions, config.seed)
+    return PreparedData(dataset, split, data_spec(dataset, split, task), task, note)
+
+
+def data_spec(dataset: Dataset, split: Split, task: Task) -> DataSpec:
+    """What a builder needs to know about ``dataset``: shape, outputs, training-split statistics, task."""
     mean, variance = normalization_statistics(dataset.x[split.train])
-    spec = DataSpec(dataset.input_shape, dataset.num_classes, mean, variance, len(split.train))
-    return PreparedData(dataset, split, spec, task)
-
-
-def compile_model(model: Any, config: TrainConfig, keras_module: ModuleType | None = None) -> Any:
-    """Compile with the config's optimizer and the task's loss (``keras_module``: the model's Keras, e.g. tf_keras
-    for compression's twin; Keras 3 by default).
-
-    A classifier: cross-entropy on class indices, and accuracy. An anomaly detector outputs its
-    score (the mean squared reconstruction error) and trains on normal examples, whose label is 0:
-    the mean absolute error against the label is then the mean score, the reconstruction loss.
-    """
-    if task_of(config.recipe) == "anomaly":
-        model.compile(optimizer=make_optimizer(config, keras_module), loss="mean_absolute_error")
-        return model
-    model.compile(
-        optimizer=make_optimizer(config, keras_module), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    return DataSpec(
+        dataset.input_shape,
+        task.outputs(dataset),
+        mean,
+        variance,
+        len(split.train),
+        task.name,
+        **task.spec_fields(dataset, split),
     )
-    return model
+
+
+def compile_model(model: Any, config: TrainConfig, task: Task, keras_module: ModuleType | None = None) -> Any:
+    """Compile with the config's optimizer and the task's loss and metrics (``keras_module``: the model's Keras,
+    e.g. tf_keras for compression's twin; Keras 3 by default)."""
+    return task.compile(model, make_optimizer(config, keras_module), keras_module)
 
 
 def batch_size_for(config: TrainConfig, num_train: int) -> int:
@@ -198,8 +197,10 @@ def _epoch_report(epochs: int, report: Callable[[str], None]) -> Any:
                 for label, key, form in (
                     ("loss", "loss", ".4f"),
                     ("acc", "accuracy", ".4f"),
+                    ("mae", "mae", ".4g"),
                     ("dev loss", "val_loss", ".4f"),
                     ("dev acc", "val_accuracy", ".4f"),
+                    ("dev mae", "val_mae", ".4g"),
                     ("lr", "learning_rate", ".2e"),
                 )
                 if key in logs
@@ -246,7 +247,8 @@ def fit_keras(
         early_stopping: overrides ``config.early_stopping`` (compression fine-tunes a fixed number of epochs).
 
     Returns:
-        Keras's history (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate``).
+        Keras's history (``loss``, ``val_loss``, ``learning_rate`` and the task's metrics, e.g. ``accuracy`` and
+        ``val_accuracy``).
     """
     validating = len(data.split.dev) > 0
     return model.fit(
@@ -290,42 +292,9 @@ def fit(
 
 
 def evaluate(model: Any, data: PreparedData) -> dict[str, Any]:
-    """Loss (with the regularization term) and accuracy on each split, and the split sizes.
-
-    For anomaly detection see :func:`evaluate_anomaly`.
-    """
-    if data.task == "anomaly":
-        return evaluate_anomaly(model, data)
-    metrics: dict[str, Any] = {}
-    for part in ("train", "dev", "test"):
-        x, y = data.part(part)
-        scores = model.evaluate(x, y, batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)
-        metrics[part] = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
-    metrics["split"] = data.split.sizes()
-    return metrics
-
-
-def evaluate_anomaly(model: Any, data: PreparedData) -> dict[str, Any]:
-    """Anomaly scores of each split, the threshold chosen on dev, and each split's metrics.
-
-    Returns:
-        ``task``, ``threshold``, ``threshold_rule``, ``split`` (sizes) and per split: ``loss`` (the
-        training objective on its normal examples, regularization included) and the metrics of
-        :func:`recipes.anomaly.split_metrics` (accuracy, AUC, confusion, mean scores).
-    """
-    scores = {
-        part: np.asarray(model.predict(data.part(part)[0], batch_size=EVALUATION_BATCH, verbose=0)).reshape(-1)
-        for part in ("train", "dev", "test")
-    }
-    threshold = anomaly.choose_threshold(scores["dev"], data.part("dev")[1])
-    metrics: dict[str, Any] = {"task": "anomaly", "threshold": threshold, "threshold_rule": anomaly.THRESHOLD_RULE}
-    for part in ("train", "dev", "test"):
-        x, y = data.part(part)
-        normal = y == anomaly.NORMAL
-        loss = model.evaluate(x[normal], y[normal], batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)["loss"]
-        metrics[part] = {"loss": float(loss), **anomaly.split_metrics(scores[part], y, threshold)}
-    metrics["split"] = data.split.sizes()
-    return metrics
+    """The task's metrics of each split (``metrics.json``): the loss with the regularization term, then accuracy,
+    an anomaly detector's AUC and threshold, or a regression's MAE, RMSE and R²; and the split sizes."""
+    return data.task.evaluate(model, data)
 
 
 def history_csv(history: dict[str, list[float]]) -> str:
@@ -346,6 +315,7 @@ class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
     diagnosis: Diagnosis | None  # None for anomaly detection (see recipes.anomaly.diagnosis_markdown)
+    task: Task
     epochs_run: int
     parameters: int
     seconds: float
@@ -354,18 +324,6 @@ class TrainResult:
 
 def _versions() -> dict[str, str]:
     return installed_versions(("tensorflow", "keras", "numpy", "scikit-learn"))
-
-
-def _diagnosis(metrics: dict[str, Any], config: TrainConfig, task: str) -> tuple[Diagnosis | None, str]:
-    """The bias/variance diagnosis of a classifier and its ``diagnosis.md``; for anomaly detection
-    no diagnosis and a note saying why, with what to read instead."""
-    title = f"Diagnosis of {config.run_name()}"
-    if task == "anomaly":
-        return None, anomaly.diagnosis_markdown(metrics, title)
-    diagnosis = diagnose_metrics(metrics, config.bayes_error)
-    if config.early_stopping:
-        diagnosis = with_early_stopping(diagnosis)
-    return diagnosis, diagnosis.to_markdown(title)
 
 
 def best_epoch(history: dict[str, list[float]], config: TrainConfig) -> int:
@@ -402,11 +360,20 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     validate(config)
     started = time.perf_counter()
     data = prepare_data(config)
+    if data.task.name in TASK_CHOICES:  # the run's config.yaml names the task auto chose, so a rerun repeats it
+        config = dataclasses.replace(config, task=data.task.name)
     keras = import_keras(config.seed)
-    model = compile_model(build_model(config, data.spec), config)
+    model = compile_model(build_model(config, data.spec), config, data.task)
     sizes = data.split.sizes()
+    if data.note:
+        say(data.note)
+    learns = (
+        f"{data.dataset.num_classes} classes"
+        if data.dataset.class_names
+        else f"{data.spec.num_classes} numeric target(s) ({', '.join(data.dataset.target_names or [])})"
+    )
     say(
-        f"data {data.dataset.name}: {len(data.dataset.y)} examples, {data.dataset.num_classes} classes, "
+        f"data {data.dataset.name}: {len(data.dataset.y)} examples, {learns}, "
         f"input {data.dataset.input_shape}; split train {sizes['train']} / dev {sizes['dev']} / test {sizes['test']}"
     )
     say(
@@ -424,7 +391,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
                 f"restored the weights of epoch {metrics['best_epoch']} (lowest dev loss "
                 f"{history['dev_loss'][metrics['best_epoch'] - 1]:.4f}): the figures below are that epoch's"
             )
-        diagnosis, diagnosis_text = _diagnosis(metrics, config, data.task)
+        diagnosis, diagnosis_text = data.task.diagnose(metrics, config, f"Diagnosis of {config.run_name()}")
         run.write_model(model)
         run.write_text(Run.CONFIG, save_config(config))
         run.write_text(Run.HISTORY, history_csv(history))
@@ -436,9 +403,9 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
                 "name": data.dataset.name,
                 "source": config.data,
                 "kind": data.dataset.kind,
-                "task": data.task,
+                "task": data.task.name,
                 "input_shape": list(data.dataset.input_shape),
-                "class_names": data.dataset.class_names,
+                **data.task.data_fields(data.dataset),
                 "feature_names": data.dataset.feature_names,
                 "examples": len(data.dataset.y),
                 "stratified": data.split.stratified,
@@ -461,5 +428,12 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
             },
         )
     return TrainResult(
-        staged.final_path, metrics, diagnosis, len(history["epoch"]), int(model.count_params()), seconds, model
+        staged.final_path,
+        metrics,
+        diagnosis,
+        data.task,
+        len(history["epoch"]),
+        int(model.count_params()),
+        seconds,
+        model,
     )

@@ -307,8 +307,10 @@ def measure_candidate(
     from recipes.macs import count_macs
     from recipes.training import EVALUATION_BATCH
 
-    content, standardization = convert_for_device(model, VARIANTS["int8"], calibration_x)
-    int8 = EdgeModel(content, source="the trial's int8 model", standardization=standardization)
+    content, standardization, output = convert_for_device(model, VARIANTS["int8"], calibration_x)
+    int8 = EdgeModel(
+        content, source="the trial's int8 model", standardization=standardization, output_standardization=output
+    )
     if micro_installed():
         check = micro_check(int8, calibration_x[:1])
         arena_bytes, arena_note = check.arena_bytes, check.note

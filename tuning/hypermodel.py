@@ -87,7 +87,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         x_train, y_train = data.part("train")
         self.calibration = representative_inputs(x_train, base.seed, y_train) if budget else None
         # A classifier's int8 model is also scored on dev: a trial export would refuse is infeasible.
-        self.dev = data.validation() if budget and data.task == "classification" else None
+        self.dev = data.validation() if budget and "accuracy" in data.task.history_metrics else None
 
     def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
         """Register every dimension, so the oracle knows the whole space before the first trial."""
@@ -103,7 +103,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         config = self.config(hp)
         keras.utils.set_random_seed(config.seed)
         try:
-            model = compile_model(build_model(config, self.data.spec), config)
+            model = compile_model(build_model(config, self.data.spec), config, self.data.task)
         except UserError as error:  # e.g. more pooling blocks than the input allows
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
         # Built optimizer variables let Hyperband's continuation restore the optimizer state

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config, task_of
+from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config
 from recipes.errors import UserError, unknown_choice
+from recipes.registry import recipe_named
 from recipes.rundir import safe_name
+from recipes.tasks import AUTO, TASKS, Task, choose_task
 from tuning.hardware import Budget
 from tuning.spaces import (
     Space,
@@ -32,7 +34,7 @@ from tuning.spaces import (
 
 TUNERS = ("random", "hyperband", "grid", "bayesian")
 # Objective -> direction. Both are measured on the dev split after every epoch.
-OBJECTIVES = {"val_accuracy": "max", "val_loss": "min"}
+OBJECTIVES = {name: direction for task in TASKS.values() for name, direction in task.objectives.items()}
 # Settings a resumed search must share with the one on disk (the rest may grow: trials, rounds, workers).
 RESUME_KEYS = {
     "tuner": "--tuner",
@@ -122,6 +124,7 @@ def resolve_settings(
     recipe: str | None = None,
     data: str | None = None,
     label: str | None = None,
+    task: str | None = None,
     tuner: str = "random",
     max_trials: int = 10,
     max_epochs: int = 27,
@@ -143,13 +146,13 @@ def resolve_settings(
     the CLI passes its flags by name).
 
     Args:
-        recipe, data, label, out, seed: as for ``train`` (None: the config default).
+        recipe, data, label, task, out, seed: as for ``train`` (None: the config default).
         tuner: one of :data:`TUNERS`.
         max_trials: trials per round, at least 1.
         max_epochs: epochs per trial at most, at least 1.
         factor: Hyperband's reduction factor, at least 2.
-        objective: a key of :data:`OBJECTIVES`. Defaults to ``val_accuracy``, or ``val_loss`` for an
-            anomaly detector (which reports no accuracy while it trains).
+        objective: a key of :data:`OBJECTIVES` that the task reports while it trains. Defaults to the task's:
+            ``val_accuracy`` for a classifier, ``val_loss`` for an anomaly detector or a regression.
         rounds: coarse-to-fine rounds, at least 1.
         workers: worker processes, at least 1; None searches in this process.
         space_file: YAML space replacing the recipe's default space.
@@ -187,16 +190,15 @@ def resolve_settings(
     fixed = {key.strip().replace("-", "_") for key in parse_assignments(assignments or [])}
     if "epochs" in fixed:
         raise UserError("each trial's epoch cap is --max-epochs; drop --set epochs=...")
-    base = resolve_config(None, {"recipe": recipe, "data": data, "label": label, "seed": seed, "out": out}, assignments)
+    base = resolve_config(
+        None, {"recipe": recipe, "data": data, "label": label, "task": task, "seed": seed, "out": out}, assignments
+    )
     name = safe_name(name or f"{Path(base.data).stem or 'data'}-{base.recipe}-{tuner}")
     base = dataclasses.replace(base, epochs=max_epochs, name=name)
-    anomaly = task_of(base.recipe) == "anomaly"
-    if anomaly and objective == "val_accuracy":
-        raise UserError(
-            f"the {base.recipe} recipe is an anomaly detector: it reports no val_accuracy while it trains; "
-            "use --objective val_loss"
-        )
-    objective = objective or ("val_loss" if anomaly else "val_accuracy")
+    task = search_task(base)
+    if task.name != base.task and base.task == AUTO and len(recipe_named(base.recipe).tasks) > 1:
+        base = dataclasses.replace(base, task=task.name)  # every trial and the retrained run learn the same task
+    objective = task.check_objective(objective)
     if space_file:
         space = load_space(space_file, base.recipe, base)
     else:
@@ -208,6 +210,16 @@ def resolve_settings(
     if tuner == "grid":
         require_grid(space)
     return TuneSettings(base, space, tuner, name, max_trials, max_epochs, factor, objective, rounds, workers, budget)
+
+
+def search_task(base: TrainConfig) -> Task:
+    """The task a search learns: the recipe's, the config's, or (``auto`` with a recipe that can classify and
+    regress) the one :func:`recipes.tasks.choose_task` picks for the data, which is loaded for that."""
+    if base.task == AUTO and len(recipe_named(base.recipe).tasks) > 1:
+        from recipes.data import load_dataset
+
+        return choose_task(base, load_dataset(base.data, base.label, base.image_size))[0]
+    return choose_task(base, None)[0]
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""A recipe as a scikit-learn classifier, for ``GridSearchCV``, ``RandomizedSearchCV`` and ``cross_val_score``.
+"""A recipe as a scikit-learn classifier or regressor, for ``GridSearchCV``, ``RandomizedSearchCV`` and
+``cross_val_score``.
 
-:class:`RecipeClassifier` follows scikit-learn's estimator API (not SciKeras, which no longer works
-with scikit-learn >= 1.6): constructor arguments are stored unchanged and checked in ``fit``,
+:class:`RecipeClassifier` and :class:`RecipeRegressor` follow scikit-learn's estimator API (not SciKeras, which
+no longer works with scikit-learn >= 1.6): constructor arguments are stored unchanged and checked in ``fit``,
 learned attributes end in ``_``, ``fit`` returns ``self``. ``fit`` trains the recipe's own model
-(``build_model`` + ``compile_model``) with the recipe's pipeline, schedule and early stopping
-(``recipes.training.fit_keras``); the z-score statistics come from the rows ``fit`` trains on, as in ``train``.
-
-No recipe regresses (they classify, or detect anomalies), so there is no regressor.
+(``build_model`` + ``compile_model``, the task's output layer and loss) with the recipe's pipeline, schedule and
+early stopping (``recipes.training.fit_keras``); the z-score statistics of the inputs (and of a regression's
+targets) come from the rows ``fit`` trains on, as in ``train``.
 
 Example::
 
@@ -21,22 +21,23 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from recipes.backend import quiet_retracing
-from recipes.config import TrainConfig, apply_overrides, task_of, validate
+from recipes.config import TrainConfig, apply_overrides, validate
 from recipes.dataset import Dataset
-from recipes.models import DataSpec, build_model
-from recipes.normalization import normalization_statistics
+from recipes.models import build_model
+from recipes.registry import recipe_named
 from recipes.splitting import Split
-from recipes.training import EVALUATION_BATCH, PreparedData, compile_model, fit_keras
+from recipes.tasks import CLASSIFICATION, REGRESSION, Task, task_named
+from recipes.training import EVALUATION_BATCH, PreparedData, compile_model, data_spec, fit_keras
 
 
-class RecipeClassifier(ClassifierMixin, BaseEstimator):
-    """A recipe's Keras model as a scikit-learn classifier.
+class _RecipeEstimator(BaseEstimator):
+    """A recipe's Keras model as a scikit-learn estimator: the parameters and the fit shared by both kinds.
 
     Args:
         recipe: the architecture, e.g. ``"mlp"`` or ``"cnn"``.
@@ -101,12 +102,14 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
         self.config = config
         self.random_state = random_state
 
+    task = CLASSIFICATION  # what the subclass learns (recipes.tasks)
+
     def train_config(self) -> TrainConfig:
         """The recipe config of the current parameters (validated).
 
         Raises:
             ValueError: a parameter the recipe rejects (a :class:`~recipes.errors.UserError`), or a
-                recipe that is not a classifier.
+                recipe that cannot learn this estimator's task.
         """
         values = {
             "recipe": self.recipe,
@@ -126,9 +129,10 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             "seed": self.random_state,
         }
         values.update(self.config or {})
-        config = validate(apply_overrides(TrainConfig(), values))
-        if task_of(config.recipe) != "classification":
-            raise ValueError(f"the {config.recipe} recipe is not a classifier; RecipeClassifier needs one, e.g. mlp")
+        config = validate(apply_overrides(TrainConfig(), {**values, "task": self.task}))
+        if self.task not in recipe_named(config.recipe).tasks:
+            kind = "classifier" if self.task == CLASSIFICATION else "regressor"
+            raise ValueError(f"the {config.recipe} recipe is not a {kind}; {type(self).__name__} needs one, e.g. mlp")
         return config
 
     def _shaped(self, x: np.ndarray) -> np.ndarray:
@@ -140,20 +144,49 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"input_shape {shape} holds {int(np.prod(shape))} values but X has {x.shape[1]} features")
         return x.reshape((len(x), *shape))
 
-    def _split(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Training and hold-out row indices (no hold-out without early stopping)."""
-        indices = np.arange(len(labels))
+    def _split(self, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Training and hold-out row indices (no hold-out without early stopping), stratified by ``strata``
+        (classes, or deciles of a target) where every stratum can give one row."""
+        indices = np.arange(len(strata))
         if not self.early_stopping:
             return indices, indices[:0]
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        held_out = max(1, round(self.validation_fraction * len(labels)))
-        counts = np.bincount(labels)
-        stratify = labels if counts.min() >= 2 and held_out >= len(counts) else None
+        held_out = max(1, round(self.validation_fraction * len(strata)))
+        counts = np.unique(strata, return_counts=True)[1]
+        stratify = strata if counts.min() >= 2 and held_out >= len(counts) else None
         train, dev = train_test_split(
             indices, test_size=held_out, stratify=stratify, random_state=self.random_state, shuffle=True
         )
         return np.sort(train), np.sort(dev)
+
+    def _fit(self, x: np.ndarray, dataset: Dataset) -> None:
+        """Train the recipe's model on ``dataset`` (its ``y`` as the task learns it), holding out rows for early
+        stopping; sets ``model_`` and ``history_``."""
+        config = self.train_config()
+        task: Task = task_named(self.task)
+        train, dev = self._split(task.strata(dataset.y))
+        split = Split(train=train, dev=dev, test=train[:0], stratified=False)
+        spec = data_spec(dataset, split, task)
+        from recipes.backend import import_keras
+
+        import_keras(config.seed)
+        quiet_retracing()
+        model = compile_model(build_model(config, spec), config, task)
+        self.history_ = fit_keras(model, config, PreparedData(dataset, split, spec, task))
+        self.model_ = model
+
+    def _outputs(self, X: Any) -> np.ndarray:
+        """The model's outputs for ``X`` as float64."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float32)
+        return np.asarray(self.model_.predict(self._shaped(X), batch_size=EVALUATION_BATCH, verbose=0), np.float64)
+
+
+class RecipeClassifier(ClassifierMixin, _RecipeEstimator):
+    """A recipe's Keras model as a scikit-learn classifier (parameters: see :class:`_RecipeEstimator`)."""
+
+    task = CLASSIFICATION
 
     def fit(self, X: Any, y: Any) -> RecipeClassifier:
         """Train the recipe's model on ``X``, ``y``.
@@ -172,17 +205,7 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"RecipeClassifier needs samples of at least 2 classes; got 1 class ({self.classes_[0]!r})"
             )
-        config = self.train_config()
         x = self._shaped(X)
-        train, dev = self._split(labels)
-        mean, variance = normalization_statistics(x[train])
-        spec = DataSpec(
-            input_shape=x.shape[1:],
-            num_classes=len(self.classes_),
-            mean=mean,
-            variance=variance,
-            num_train_examples=len(train),
-        )
         dataset = Dataset(
             x=x,
             y=labels.astype(np.int32),
@@ -190,24 +213,59 @@ class RecipeClassifier(ClassifierMixin, BaseEstimator):
             kind="image" if x.ndim == 4 else "tabular",
             name="sklearn",
         )
-        data = PreparedData(dataset, Split(train=train, dev=dev, test=train[:0], stratified=False), spec)
-        from recipes.backend import import_keras
-
-        import_keras(config.seed)
-        quiet_retracing()
-        model = compile_model(build_model(config, spec), config)
-        self.history_ = fit_keras(model, config, data)
-        self.model_ = model
+        self._fit(x, dataset)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape ``(n_samples, n_classes)``, columns in the order of ``classes_``."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
-        probabilities = self.model_.predict(self._shaped(X), batch_size=EVALUATION_BATCH, verbose=0)
-        return np.asarray(probabilities, dtype=np.float64)
+        return self._outputs(X)
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of each row."""
         check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+class RecipeRegressor(RegressorMixin, _RecipeEstimator):
+    """A recipe's Keras model as a scikit-learn regressor (parameters: see :class:`_RecipeEstimator`): targets
+    z-scored from the training rows for training and mapped back inside the model; one target, or several
+    (``y`` of shape ``(n_samples, n_outputs)``)."""
+
+    task = REGRESSION
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X: Any, y: Any) -> RecipeRegressor:
+        """Train the recipe's model on ``X``, ``y``.
+
+        Args:
+            X: features, shape ``(n_samples, n_features)``.
+            y: targets, shape ``(n_samples,)`` or ``(n_samples, n_outputs)``.
+
+        Returns:
+            self.
+        """
+        X, y = validate_data(self, X, y, dtype=np.float32, y_numeric=True, multi_output=True)
+        targets = np.asarray(y, np.float64)
+        self.y_ndim_ = targets.ndim
+        targets = targets.reshape(len(targets), -1)
+        x = self._shaped(X)
+        dataset = Dataset(
+            x=x,
+            y=targets.astype(np.float32),
+            class_names=[],
+            kind="image" if x.ndim == 4 else "tabular",
+            name="sklearn",
+            targets=targets,
+            target_names=[f"y{column}" for column in range(targets.shape[1])],
+        )
+        self._fit(x, dataset)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The predicted targets: shape ``(n_samples,)`` for a single target, else ``(n_samples, n_outputs)``."""
+        values = self._outputs(X)
+        return values[:, 0] if self.y_ndim_ == 1 else values
