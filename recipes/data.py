@@ -138,7 +138,8 @@ def _load_csv(path: Path, label: str) -> Dataset:
         raise UserError(f"--label {label} names a column twice; name each label column once")
     feature_names = [name for index, name in enumerate(header) if index not in label_indices]
     if not feature_names:
-        raise UserError(f"CSV file {path} has only the label column(s) '{label}'; add feature columns")
+        columns = "column" if len(label_names) == 1 else "columns"
+        raise UserError(f"CSV file {path} has only the label {columns} '{label}'; add feature columns")
     columns: list[list[str]] = [[] for _ in label_indices]
     for row, line in zip(rows, line_numbers, strict=True):
         for column, name, index in zip(columns, label_names, label_indices, strict=True):

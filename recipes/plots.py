@@ -23,6 +23,7 @@ DPI = 110
 _PANELS = (
     ("Loss", "loss", "loss", "dev_loss"),
     ("Accuracy", "accuracy", "accuracy", "dev_accuracy"),
+    ("Mean absolute error", "MAE (target units)", "mae", "dev_mae"),  # a regression's second panel
 )
 _SERIES_COLORS = {"train": "tab:blue", "dev": "tab:orange"}
 
@@ -66,15 +67,16 @@ def _numbers(values: Any, name: str) -> list[float]:
 def plot_learning_curves(
     history: dict[str, list[float]], path: Path, beta: float = 0.9, best_epoch: int | None = None
 ) -> None:
-    """Plot loss and accuracy per epoch, train and dev, raw and EWMA-smoothed, to a PNG.
+    """Plot loss and accuracy (a regression: mean absolute error) per epoch, train and dev, raw and EWMA-smoothed,
+    to a PNG.
 
-    Two panels side by side (loss | accuracy). In each, every available series is drawn twice: the
+    Two panels side by side (loss | accuracy or MAE). In each, every available series is drawn twice: the
     raw values as a thin faint line and their bias-corrected EWMA as a solid line. Epochs are 1-based.
     A panel with no data says so instead of staying blank.
 
     Args:
-        history: Per-epoch values under any of ``"loss"``, ``"accuracy"``, ``"dev_loss"`` and
-            ``"dev_accuracy"``; other keys are ignored, missing ones are skipped.
+        history: Per-epoch values under any of ``"loss"``, ``"accuracy"``, ``"mae"``, ``"dev_loss"``,
+            ``"dev_accuracy"`` and ``"dev_mae"``; other keys are ignored, missing ones are skipped.
         path: Where to write the PNG; parent folders are created.
         beta: EWMA weight for the smoothed lines, in ``[0, 1)``. Defaults to 0.9.
         best_epoch: the epoch whose weights the model kept (early stopping), marked by a dashed line; None
@@ -88,11 +90,12 @@ def plot_learning_curves(
     if not any(series.values()):
         raise UserError("no learning curves to plot: the history has none of loss, accuracy, dev_loss, dev_accuracy")
     smoothed = {key: ewma(values, beta=beta) for key, values in series.items() if values}
+    second = next((panel for panel in _PANELS[1:] if series[panel[2]] or series[panel[3]]), _PANELS[1])
 
     pyplot = load_pyplot()
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.2))
     try:
-        for axis, (panel_title, y_label, train_key, dev_key) in zip(axes, _PANELS, strict=True):
+        for axis, (panel_title, y_label, train_key, dev_key) in zip(axes, (_PANELS[0], second), strict=True):
             drawn = False
             for split, key in (("train", train_key), ("dev", dev_key)):
                 if not series[key]:

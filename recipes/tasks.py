@@ -52,10 +52,11 @@ class Task:
         name: the task's name in ``data.json``, ``metrics.json`` and the manifest.
         history_metrics: what Keras reports per epoch besides the loss (``history.csv``, the curves).
         objectives: tuning objectives it offers, name → ``"min"``/``"max"``, the default first.
-        diagnosed: whether a bias/variance diagnosis applies.
+        noun: what a model of this task is called in messages, with its article.
     """
 
     name = ""
+    noun = ""
     history_metrics: tuple[str, ...] = ()
     objectives: dict[str, str] = {"val_loss": "min"}
 
@@ -127,8 +128,7 @@ class Task:
             return next(iter(self.objectives))
         if objective not in self.objectives:
             raise UserError(
-                f"a {self.name} model reports no {objective} while it trains; use --objective "
-                + " or ".join(self.objectives)
+                f"{self.noun} reports no {objective} while it trains; use --objective " + " or ".join(self.objectives)
             )
         return objective
 
@@ -137,6 +137,7 @@ class Classification(Task):
     """Class labels: softmax over the classes, cross-entropy, accuracy, the bias/variance diagnosis on error."""
 
     name = CLASSIFICATION
+    noun = "a classifier"
     history_metrics = ("accuracy",)
     objectives = {"val_accuracy": "max", "val_loss": "min"}
 
@@ -202,6 +203,7 @@ class AnomalyDetection(Task):
     the anomaly score, a threshold chosen on dev, judged by AUC and the confusion; no bias/variance diagnosis."""
 
     name = ANOMALY
+    noun = "an anomaly detector"
 
     def prepare(self, dataset: Dataset, config: TrainConfig) -> Dataset:
         return anomaly.binary_labels(dataset, config.normal_class)
@@ -260,6 +262,7 @@ class Regression(Task):
     is the mean squared error in z-score units, and MAE, RMSE and R² are reported in target units."""
 
     name = REGRESSION
+    noun = "a regression"
     history_metrics = ("mae",)
     objectives = {"val_loss": "min", "val_mae": "min"}
 

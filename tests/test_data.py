@@ -45,12 +45,12 @@ def test_tabular_builtin_sets(name, shape, class_names, first_feature):
 
 
 def test_builtin_names_are_the_documented_ones():
-    assert BUILTIN_DATASETS == ("digits", "iris", "wine", "breast_cancer", "machine")
+    assert BUILTIN_DATASETS == ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud")
 
 
 def test_unknown_builtin_suggests_the_closest_name():
     with pytest.raises(
-        UserError, match=r"unknown data set 'digts': .*breast_cancer, machine\); did you mean 'digits'\?$"
+        UserError, match=r"unknown data set 'digts': .*breast_cancer, machine, diabetes, linnerud\); did you mean 'digits'\?$"
     ):
         load_dataset("digts")
 
@@ -182,7 +182,8 @@ def test_npz_color_images_keep_their_channels(tmp_path):
         ({"x": np.zeros((3, 2)), "y": np.array([0, 0, 0])}, "only one class"),
         ({"x": np.zeros(3), "y": np.arange(3)}, r"'x' has shape \(3,\)"),
         ({"x": np.array([["a"], ["b"]]), "y": np.arange(2)}, "'x' has dtype <U1"),
-        ({"x": np.zeros((3, 2)), "y": np.array([0.5, 1, 2])}, "'y' has dtype float64"),
+        ({"x": np.zeros((3, 2)), "y": np.array([0.5, np.nan, 2])}, "'y' has NaN or infinite values"),
+        ({"x": np.zeros((3, 2)), "y": np.zeros((3, 2, 2))}, r"'y' has shape \(3, 2, 2\)"),
         ({"x": np.zeros((0, 2)), "y": np.arange(0)}, "'x' has no examples"),
     ],
 )

@@ -4,19 +4,20 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from recipes.config import RECIPES, TrainConfig, task_of, weight_decay_of
+from recipes.config import RECIPES, TrainConfig, weight_decay_of
 from recipes.errors import UserError
 from recipes.models import BUILDERS
 from recipes.registry import REGISTRY, recipe_named
+from recipes.tasks import TASKS
 from tuning.spaces import check_space, default_space, searchable_keys
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_every_row_is_complete_and_consistent(name):
     recipe = REGISTRY[name]
-    assert recipe.name == name and recipe.description and recipe.task in ("classification", "anomaly")
+    assert recipe.name == name and recipe.description and recipe.tasks
+    assert set(recipe.tasks) <= set(TASKS) and (recipe.tasks == ("anomaly",) or "anomaly" not in recipe.tasks)
     assert BUILDERS[name] is recipe.build_function() and callable(BUILDERS[name])
-    assert task_of(name) == recipe.task
     assert weight_decay_of(TrainConfig(recipe=name)) == recipe.weight_decay
     space = default_space(name)
     assert list(space) == list(recipe.space)
