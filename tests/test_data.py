@@ -50,7 +50,8 @@ def test_builtin_names_are_the_documented_ones():
 
 def test_unknown_builtin_suggests_the_closest_name():
     with pytest.raises(
-        UserError, match=r"unknown data set 'digts': .*breast_cancer, machine, diabetes, linnerud\); did you mean 'digits'\?$"
+        UserError,
+        match=r"unknown data set 'digts': .*breast_cancer, machine, diabetes, linnerud\); did you mean 'digits'\?$",
     ):
         load_dataset("digts")
 

@@ -1,14 +1,15 @@
-"""`tuning.sklearn.RecipeClassifier`: scikit-learn's own estimator checks and its model-selection tools."""
+"""`tuning.sklearn.RecipeClassifier` and `RecipeRegressor`: scikit-learn's own estimator checks and its model-selection
+tools."""
 
 import numpy as np
 import pytest
 from scipy.stats import loguniform
 from sklearn.base import clone
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_friedman1
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, cross_val_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from tuning.sklearn import RecipeClassifier
+from tuning.sklearn import RecipeClassifier, RecipeRegressor
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 
@@ -23,7 +24,7 @@ def digits():
     return x[:600], y[:600]
 
 
-@parametrize_with_checks([RecipeClassifier(**QUICK)])
+@parametrize_with_checks([RecipeClassifier(**QUICK), RecipeRegressor(**QUICK)])
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
 
@@ -95,3 +96,19 @@ def test_cross_val_score(digits):
     x, y = digits
     scores = cross_val_score(RecipeClassifier(**QUICK), x, y, cv=3)
     assert scores.shape == (3,) and scores.min() > 0.7
+
+
+def test_regressor_learns_friedman_in_target_units_with_one_or_several_outputs():
+    x, y = make_friedman1(n_samples=800, noise=1.0, random_state=0)
+    regressor = RecipeRegressor(hidden_units=(64, 32), epochs=60, learning_rate=0.01).fit(x[:600], y[:600])
+    assert regressor.predict(x[:5]).shape == (5,)
+    assert regressor.score(x[600:], y[600:]) > 0.8  # R², scikit-learn's RegressorMixin.score
+    targets = np.column_stack([y, 1000 * y + 5e4])  # the second output in other units
+    both = RecipeRegressor(hidden_units=(64, 32), epochs=60, learning_rate=0.01).fit(x[:600], targets[:600])
+    predicted = both.predict(x[600:])
+    assert predicted.shape == (200, 2)
+    for column in (0, 1):  # each output in its own units: the same fit, scaled
+        assert np.corrcoef(predicted[:, column], targets[600:, column])[0, 1] > 0.9
+        assert abs(predicted[:, column].mean() - targets[600:, column].mean()) < 0.2 * targets[:, column].std()
+    with pytest.raises(ValueError, match="not a regressor"):
+        RecipeRegressor(recipe="resnet8").fit(x[:50], y[:50])
