@@ -51,7 +51,9 @@ RecipeOption = Annotated[
 ]
 DataOption = Annotated[
     str | None,
-    typer.Option(help="digits, iris, wine, breast_cancer, machine, or a .csv/.npz file or image/.wav folder."),
+    typer.Option(
+        help="digits, iris, wine, breast_cancer, machine, diabetes, linnerud, or a .csv/.npz file or image/.wav folder."
+    ),
 ]
 
 

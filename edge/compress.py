@@ -351,7 +351,7 @@ def compress_model(
     settings.check()
     if data.task.name != CLASSIFICATION:
         raise UserError(
-            f"--prune and --qat fine-tune classifiers; this run is a {data.task.name} run "
+            f"--prune and --qat fine-tune classifiers; this run is {data.task.noun} "
             f"({config.recipe}): export it without --prune and --qat"
         )
     from recipes.backend import import_keras

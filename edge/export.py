@@ -268,11 +268,6 @@ def _compress(
     from edge.twin import data_spec_of
     from recipes.training import PreparedData
 
-    if inputs.task.name != "classification":
-        raise UserError(
-            f"--prune and --qat fine-tune classifiers; this run is a {inputs.task.name} run: export it without "
-            "--prune and --qat"
-        )
     spec = data_spec_of(inputs.model, inputs.dataset.input_shape, inputs.dataset.num_classes, len(inputs.split.train))
     return compress_model(
         inputs.model, inputs.config, PreparedData(inputs.dataset, inputs.split, spec, inputs.task), settings, progress
@@ -382,8 +377,7 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
     elif exhausted:
         warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on all of them")
     if inputs.threshold is None:
-        stratified = "by class" if inputs.task.name == "classification" else "by decile of the target"
-        return calibration, {"samples": len(calibration), "split": "train", "stratified": stratified}
+        return calibration, {"samples": len(calibration), "split": "train", "stratified": inputs.task.strata_name}
     dev_scores = inputs.model.predict(inputs.x_dev, batch_size=EVALUATION_BATCH, verbose=0)
     borderline = borderline_examples(inputs.x_dev, dev_scores, inputs.threshold, count, inputs.config.seed)
     return np.concatenate([calibration, borderline]), {

@@ -57,7 +57,8 @@ class TrainConfig:
         "mlp",
     )
     data: str = _doc(
-        "built-in set (digits, iris, wine, breast_cancer, machine) or a path: .csv, .npz, or a folder "
+        "built-in set (digits, iris, wine, breast_cancer, machine; regressions diabetes, linnerud) or a path: "
+        ".csv, .npz, or a folder "
         "with one subfolder per class of images or of .wav clips (mono PCM, 1 s; MFCCs computed on load)",
         "digits",
     )

@@ -53,10 +53,12 @@ class Task:
         history_metrics: what Keras reports per epoch besides the loss (``history.csv``, the curves).
         objectives: tuning objectives it offers, name → ``"min"``/``"max"``, the default first.
         noun: what a model of this task is called in messages, with its article.
+        strata_name: what :meth:`strata` groups examples by, for reports.
     """
 
     name = ""
     noun = ""
+    strata_name = "by class"
     history_metrics: tuple[str, ...] = ()
     objectives: dict[str, str] = {"val_loss": "min"}
 
@@ -263,6 +265,7 @@ class Regression(Task):
 
     name = REGRESSION
     noun = "a regression"
+    strata_name = "by decile of the first target"
     history_metrics = ("mae",)
     objectives = {"val_loss": "min", "val_mae": "min"}
 

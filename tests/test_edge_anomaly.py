@@ -220,7 +220,7 @@ def test_compression_of_an_anomaly_run_is_refused_in_one_line(exported, tmp_path
     before = {path.name: path.read_bytes() for path in (run / "edge").iterdir()}
     result = runner.invoke(cli.app, ["export", str(run), "--prune", "0.5"])
     assert result.exit_code == 2 and result.stderr.strip() == (
-        "error: --prune and --qat fine-tune classifiers; this run is anomaly detection (autoencoder): export it "
+        "error: --prune and --qat fine-tune classifiers; this run is an anomaly detector (autoencoder): export it "
         "without --prune and --qat"
     )
     assert {path.name: path.read_bytes() for path in (run / "edge").iterdir()} == before  # the export is kept

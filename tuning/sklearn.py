@@ -103,6 +103,7 @@ class _RecipeEstimator(BaseEstimator):
         self.random_state = random_state
 
     task = CLASSIFICATION  # what the subclass learns (recipes.tasks)
+    kind = "classifier"
 
     def train_config(self) -> TrainConfig:
         """The recipe config of the current parameters (validated).
@@ -131,8 +132,9 @@ class _RecipeEstimator(BaseEstimator):
         values.update(self.config or {})
         config = validate(apply_overrides(TrainConfig(), {**values, "task": self.task}))
         if self.task not in recipe_named(config.recipe).tasks:
-            kind = "classifier" if self.task == CLASSIFICATION else "regressor"
-            raise ValueError(f"the {config.recipe} recipe is not a {kind}; {type(self).__name__} needs one, e.g. mlp")
+            raise ValueError(
+                f"the {config.recipe} recipe is not a {self.kind}; {type(self).__name__} needs one, e.g. mlp"
+            )
         return config
 
     def _shaped(self, x: np.ndarray) -> np.ndarray:
@@ -232,6 +234,7 @@ class RecipeRegressor(RegressorMixin, _RecipeEstimator):
     (``y`` of shape ``(n_samples, n_outputs)``)."""
 
     task = REGRESSION
+    kind = "regressor"
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
