@@ -23,7 +23,9 @@ from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 # scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
 BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud")
-REGRESSION_BUILTINS = ("diabetes", "linnerud")  # continuous targets: disease progression; three body measurements
+REGRESSION_BUILTINS = ("diabetes", "linnerud")
+LABELS_FILE = "labels.csv"  # in an image folder: one row per image, its path (FILE_COLUMN) and its label(s)
+FILE_COLUMN = "file"  # continuous targets: disease progression; three body measurements
 GRAYSCALE_MODES = ("L", "1", "I", "F")
 
 _SOURCE_HINT = (
@@ -54,7 +56,7 @@ def load_dataset(source: str, label: str = "label", image_size: list[int] | None
     else:
         path = Path(source)
         if path.is_dir():
-            dataset = _load_folder(path, _check_image_size(image_size))
+            dataset = _load_folder(path, _check_image_size(image_size), label)
         elif path.is_file():
             dataset = _load_file(path, label)
         else:
@@ -125,36 +127,47 @@ def _load_builtin(name: str) -> Dataset:
 def _load_csv(path: Path, label: str) -> Dataset:
     """Load a CSV with a header row; ``label`` names the label column (or columns, separated by commas), every
     other column is a number."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            header, rows, line_numbers = _read_csv_rows(csv.reader(handle), path)
-    except UnicodeDecodeError:
-        raise UserError(f"CSV file {path} is not UTF-8 text; save it as UTF-8 CSV") from None
-    except csv.Error as error:
-        raise UserError(f"CSV file {path} is malformed ({error}); fix the quoting") from None
-    label_names = [name.strip() for name in label.split(",")]
-    label_indices = [_label_column(header, name, path) for name in label_names]
-    if len(set(label_indices)) != len(label_indices):
-        raise UserError(f"--label {label} names a column twice; name each label column once")
+    header, rows, line_numbers = _read_csv_file(path)
+    label_names, label_indices, labels = _label_columns(header, rows, line_numbers, label, path)
     feature_names = [name for index, name in enumerate(header) if index not in label_indices]
     if not feature_names:
         columns = "column" if len(label_names) == 1 else "columns"
         raise UserError(f"CSV file {path} has only the label {columns} '{label}'; add feature columns")
-    columns: list[list[str]] = [[] for _ in label_indices]
+    features = [[cell for index, cell in enumerate(row) if index not in label_indices] for row in rows]
+    x = _parse_features(features, line_numbers, feature_names, path)
+    return labelled(x, labels, label_names, "tabular", path.stem, feature_names=feature_names)
+
+
+def _read_csv_file(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header, the non-blank rows and their line numbers of a UTF-8 CSV file."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return _read_csv_rows(csv.reader(handle), path)
+    except UnicodeDecodeError:
+        raise UserError(f"CSV file {path} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise UserError(f"CSV file {path} is malformed ({error}); fix the quoting") from None
+
+
+def _label_columns(
+    header: list[str], rows: list[list[str]], line_numbers: list[int], label: str, path: Path
+) -> tuple[list[str], list[int], np.ndarray]:
+    """The label columns ``label`` names (comma-separated): their names, indices and values ``(n, columns)``,
+    numbers where every value is one; several columns must all be numbers (one regression output each)."""
+    names = [name.strip() for name in label.split(",")]
+    indices = [_label_column(header, name, path) for name in names]
+    if len(set(indices)) != len(indices):
+        raise UserError(f"--label {label} names a column twice; name each label column once")
     for row, line in zip(rows, line_numbers, strict=True):
-        for column, name, index in zip(columns, label_names, label_indices, strict=True):
-            column.append(row[index])
-            if not column[-1]:
+        for name, index in zip(names, indices, strict=True):
+            if not row[index]:
                 raise UserError(
                     f"CSV file {path} line {line}: the label column '{name}' is empty; every row needs a label"
                 )
-        for index in sorted(label_indices, reverse=True):
-            del row[index]
-    x = _parse_features(rows, line_numbers, feature_names, path)
-    labels = [_label_array(column) for column in columns]
+    labels = [_label_array([row[index] for row in rows]) for index in indices]
     if len(labels) > 1:
-        labels = [_numeric_label(column, name, path) for column, name in zip(labels, label_names, strict=True)]
-    return labelled(x, np.stack(labels, axis=1), label_names, "tabular", path.stem, feature_names=feature_names)
+        labels = [_numeric_label(column, name, path) for column, name in zip(labels, names, strict=True)]
+    return names, indices, np.stack(labels, axis=1)
 
 
 def _read_csv_rows(reader, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
@@ -350,14 +363,41 @@ def _check_image_size(image_size: list[int] | None) -> tuple[int, int] | None:
     return int(image_size[0]), int(image_size[1])
 
 
-def _load_folder(folder: Path, image_size: tuple[int, int] | None) -> Dataset:
-    """Load a folder with one subfolder per class (subfolder name = class name): WAV clips or images."""
+def _load_folder(folder: Path, image_size: tuple[int, int] | None, label: str = "label") -> Dataset:
+    """Load a folder with one subfolder per class (subfolder name = class name): WAV clips or images; or a folder
+    of images with a ``labels.csv`` naming each image's label(s) (:func:`_load_labelled_images`)."""
+    if (folder / LABELS_FILE).is_file():
+        return _load_labelled_images(folder, image_size, label)
     class_folders = _class_folders(folder)
     if any(child.suffix.lower() == WAV_SUFFIX for class_folder in class_folders for child in class_folder.iterdir()):
         from recipes.audio import load_wav_folder
 
         return load_wav_folder(folder, class_folders)
     return _load_image_folder(folder, class_folders, image_size)
+
+
+def _load_labelled_images(folder: Path, image_size: tuple[int, int] | None, label: str) -> Dataset:
+    """Images listed in ``folder/labels.csv``: a ``file`` column (paths relative to the folder) and the label
+    column(s) named by ``label`` (numbers for a regression, e.g. an angle or a count; text for classes)."""
+    path = folder / LABELS_FILE
+    header, rows, line_numbers = _read_csv_file(path)
+    if FILE_COLUMN not in header:
+        raise UserError(
+            f"CSV file {path} has no '{FILE_COLUMN}' column; give each image's path relative to {folder} in a "
+            f"'{FILE_COLUMN}' column beside its label column(s)"
+        )
+    file_index = _label_column(header, FILE_COLUMN, path)
+    names, _, labels = _label_columns(header, rows, line_numbers, label, path)
+    files = []
+    for row, line in zip(rows, line_numbers, strict=True):
+        file = (folder / row[file_index]).resolve()
+        if folder.resolve() not in file.parents or not file.is_file():
+            raise UserError(
+                f"CSV file {path} line {line}: '{row[file_index]}' is not an image file inside {folder}; "
+                "give paths relative to the folder"
+            )
+        files.append(file)
+    return labelled(_read_images(files, image_size), labels, names, "image", folder.resolve().name)
 
 
 def _load_image_folder(folder: Path, class_folders: list[Path], image_size: tuple[int, int] | None) -> Dataset:

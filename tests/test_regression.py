@@ -236,3 +236,38 @@ def test_diagnose_rereads_a_regression_in_target_units_and_compression_is_refuse
     assert "| optimal (Bayes / human-level estimate) | 40 |" in answer.stdout and "RMSE (target units)" in answer.stdout
     refused = error_line(runner.invoke(cli.app, ["export", str(result.run_dir), "--prune", "0.5"]))
     assert "fine-tune classifiers" in refused and "regression" in refused
+
+
+def test_an_image_folder_with_a_labels_csv_regresses_brightness_in_its_units(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    (folder / "shots").mkdir(parents=True)
+    generator = np.random.default_rng(0)
+    rows = ["file,lux"]
+    for index in range(300):
+        lux = float(generator.uniform(10, 1000))
+        pixels = np.clip(lux / 4 + generator.normal(0, 8, (8, 8)), 0, 255).astype(np.uint8)
+        Image.fromarray(pixels, "L").save(folder / "shots" / f"{index}.png")
+        rows.append(f"shots/{index}.png,{lux:.2f}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    config = TrainConfig(
+        recipe="cnn", data=str(folder), label="lux", out=str(tmp_path), conv_filters=[4], hidden_units=[8], epochs=60
+    )
+    result = train(config, report=None)
+    assert result.task.name == "regression" and result.metrics["test"]["r2"] > 0.9, result.metrics["test"]
+    assert result.metrics["test"]["mae"] < 100  # lux, not z-scores
+    (folder / "labels.csv").write_text("file,lux\n../outside.png,3\n")
+    with pytest.raises(UserError, match="'../outside.png' is not an image file inside"):
+        load_dataset(str(folder), "lux")
+    (folder / "labels.csv").write_text("path,lux\nshots/0.png,3\n")
+    with pytest.raises(UserError, match="has no 'file' column"):
+        load_dataset(str(folder), "lux")
+
+
+def test_train_announces_the_automatic_choice_and_prints_target_units(tmp_path):
+    answer = runner.invoke(cli.app, ["train", "--data", "diabetes", "--epochs", "2", "--out", str(tmp_path)])
+    assert answer.exit_code == 0, answer.output
+    assert "task: regression (the label holds 214 distinct numbers in 442 rows" in answer.stdout
+    assert "1 numeric target(s) (target)" in answer.stdout and "dev mae" in answer.stdout
+    assert "R²" in answer.stdout and "regression: test MAE" in answer.stdout
