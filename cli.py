@@ -166,8 +166,8 @@ def diagnose(
     with user_errors():
         from recipes.runs import diagnose_run
 
-        diagnosis = diagnose_run(run_dir, bayes_error, tolerance)
-    typer.echo(diagnosis.to_markdown(f"Diagnosis of {run_dir.name}"))
+        _, text = diagnose_run(run_dir, bayes_error, tolerance)
+    typer.echo(text, nl=False)
 
 
 @app.command()
@@ -185,6 +185,9 @@ def recipes(
         typer.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
+        if row["refused"] is not None:
+            typer.echo(f"{row['name']:<12} {'-':>9} cannot learn this data: {row['refused']}")
+            continue
         typer.echo(
             f"{row['name']:<12} {row['parameters']:>9,} parameters {row['macs']:>12,} MACs  "
             f"input {tuple(row['input_shape'])}  {row['description']}"

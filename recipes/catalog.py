@@ -6,10 +6,12 @@ from typing import Any
 
 from recipes.config import resolve_config
 from recipes.data import load_dataset
+from recipes.errors import UserError
 from recipes.macs import count_macs
 from recipes.models import BUILDERS, DataSpec, build_model
 from recipes.reference_models import REFERENCE_SPECS
 from recipes.registry import REGISTRY
+from recipes.tasks import choose_task
 
 
 def describe_recipes(data: str | None = None, assignments: list[str] | None = None) -> list[dict[str, Any]]:
@@ -21,7 +23,9 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
 
     Returns:
         One dict per recipe: name, description, parameters, macs (per example), input_shape,
-        num_classes, data.
+        num_classes (the model's outputs: classes, or a regression's targets), task, data; a recipe that
+        cannot learn the data (a classifier-only recipe on a continuous target) has parameters and macs None
+        and the reason under ``refused``.
     """
     from recipes.backend import import_keras
 
@@ -29,20 +33,38 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
     rows = []
     for name in BUILDERS:
         config = resolve_config(None, {"recipe": name, "data": data}, assignments)
+        row = {"name": name, "description": REGISTRY[name].description, "refused": None}
         if data is None and name in REFERENCE_SPECS:
             spec, source = REFERENCE_SPECS[name], "reference input"
         else:
             dataset = load_dataset(config.data, config.label, config.image_size)
-            spec, source = DataSpec(dataset.input_shape, dataset.num_classes), config.data
+            source = config.data
+            try:
+                task = choose_task(config, dataset)[0]
+                spec = DataSpec(dataset.input_shape, task.outputs(task.prepare(dataset, config)), task=task.name)
+            except UserError as error:
+                rows.append(
+                    {
+                        **row,
+                        "parameters": None,
+                        "macs": None,
+                        "input_shape": list(dataset.input_shape),
+                        "num_classes": None,
+                        "task": None,
+                        "data": source,
+                        "refused": str(error),
+                    }
+                )
+                continue
         model = build_model(config, spec)
         rows.append(
             {
-                "name": name,
-                "description": REGISTRY[name].description,
+                **row,
                 "parameters": int(model.count_params()),
                 "macs": count_macs(model),
                 "input_shape": list(spec.input_shape),
                 "num_classes": spec.num_classes,
+                "task": spec.task,
                 "data": source,
             }
         )

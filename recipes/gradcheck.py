@@ -33,6 +33,7 @@ import numpy as np
 from recipes.config import TrainConfig
 from recipes.errors import UserError
 from recipes.registry import recipe_named
+from recipes.tasks import CLASSIFICATION, choose_task
 
 GOOD_BELOW = 1e-7
 BUG_FROM = 1e-3
@@ -373,6 +374,13 @@ def gradcheck_config(
     from recipes.normalization import normalization_statistics
 
     dataset = load_dataset(config.data, config.label, config.image_size)
+    task = choose_task(config, dataset)[0]
+    if task.name != CLASSIFICATION:
+        raise UserError(
+            f"gradcheck checks a classifier's cross-entropy cost; {config.data} is a {task.name} data set: check "
+            "classification data, e.g. --data digits"
+        )
+    dataset = task.prepare(dataset, config)
     order = np.random.default_rng(config.seed).permutation(len(dataset.y))[:examples]
     x = np.asarray(dataset.x)[order].astype(np.float64)
     y = np.asarray(dataset.y)[order].astype(np.int64)

@@ -155,21 +155,26 @@ def load_model(run_dir: str | Path) -> Any:
     return Run(run_dir).model()
 
 
-def diagnose_run(run_dir: str | Path, bayes_error: float = 0.0, tolerance: float | None = None) -> Diagnosis:
+def diagnose_run(
+    run_dir: str | Path, bayes_error: float = 0.0, tolerance: float | None = None
+) -> tuple[Diagnosis, str]:
     """Diagnose a run from its metrics, as its task does, and rewrite its ``diagnosis.md`` (atomically).
 
     Args:
         run_dir: a train run.
         bayes_error: the optimal error estimate: an error rate, or a regression's RMSE in target units.
         tolerance: the gap that counts as high; None: the task's default.
+
+    Returns:
+        The diagnosis and the text written to ``diagnosis.md``.
     """
     from recipes.tasks import CLASSIFICATION, task_named
 
     run_dir = Path(run_dir)
     metrics = read_metrics(run_dir)
     name = metrics.get("task", CLASSIFICATION) if isinstance(metrics, dict) else CLASSIFICATION
-    diagnosis = task_named(name if isinstance(name, str) else CLASSIFICATION).rediagnose(
-        metrics, bayes_error, tolerance
-    )
-    Run(run_dir).write_text(Run.DIAGNOSIS, diagnosis.to_markdown(f"Diagnosis of {run_dir.name}"))
-    return diagnosis
+    task = task_named(name if isinstance(name, str) else CLASSIFICATION)
+    diagnosis = task.rediagnose(metrics, bayes_error, tolerance)
+    text = task.markdown(diagnosis, metrics, f"Diagnosis of {run_dir.name}")
+    Run(run_dir).write_text(Run.DIAGNOSIS, text)
+    return diagnosis, text

@@ -120,6 +120,10 @@ class Task:
         """The diagnosis of a finished run's metrics, with another optimal-error estimate or tolerance."""
         raise NotImplementedError
 
+    def markdown(self, diagnosis: Diagnosis, metrics: dict[str, Any], title: str) -> str:
+        """The text of ``diagnosis.md``."""
+        return diagnosis.to_markdown(title)
+
     def summary_line(self, metrics: dict[str, Any], diagnosis: Diagnosis | None) -> str:
         """One console line after training."""
         return f"diagnosis: {diagnosis.summary_line()}" if diagnosis is not None else ""
@@ -360,7 +364,11 @@ class Regression(Task):
         diagnosis = self.rediagnose(metrics, config.bayes_error, None)
         if config.early_stopping:
             diagnosis = with_early_stopping(diagnosis)
-        return diagnosis, diagnosis.to_markdown(title) + _regression_table(metrics)
+        return diagnosis, self.markdown(diagnosis, metrics, title)
+
+    def markdown(self, diagnosis: Diagnosis, metrics: dict[str, Any], title: str) -> str:
+        """The diagnosis, then each split's MAE, RMSE and R² per target beside predicting the training mean."""
+        return diagnosis.to_markdown(title) + _regression_table(metrics)
 
     def rediagnose(self, metrics: dict[str, Any], bayes_error: float, tolerance: float | None) -> Diagnosis:
         """Bias and variance on the RMSE: in target units for one output; for several, each output's RMSE over

@@ -271,3 +271,8 @@ def test_train_announces_the_automatic_choice_and_prints_target_units(tmp_path):
     assert "task: regression (the label holds 214 distinct numbers in 442 rows" in answer.stdout
     assert "1 numeric target(s) (target)" in answer.stdout and "dev mae" in answer.stdout
     assert "R²" in answer.stdout and "regression: test MAE" in answer.stdout
+
+
+def test_gradcheck_refuses_a_regression_data_set_in_one_line():
+    line = error_line(runner.invoke(cli.app, ["gradcheck", "--data", "diabetes"]))
+    assert "diabetes is a regression data set" in line
