@@ -203,7 +203,7 @@ class _RunInputs:
 
 def _read_run(run_dir: Path) -> _RunInputs:
     """Load a run's model, config, data description, task and the raw train, dev and test examples."""
-    from recipes.data import load_dataset
+    from recipes.data import load_config_data
     from recipes.runs import Run
     from recipes.tasks import ANOMALY, choose_task, task_named
 
@@ -211,7 +211,7 @@ def _read_run(run_dir: Path) -> _RunInputs:
     config = run.config()
     data = run.data()
     split = run.split()
-    dataset = load_dataset(config.data, config.label, config.image_size)
+    dataset = load_config_data(config)
     if len(dataset.y) != data.get("examples") or max(
         int(part.max(initial=0)) for part in (split.train, split.dev, split.test)
     ) >= len(dataset.y):

@@ -30,9 +30,11 @@ from edge.preprocessing import Standardization
 from recipes.errors import UserError, first_line, printable
 from recipes.limits import MAX_ARRAY_BYTES, image_too_large, open_image
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
+from recipes.windows import KIND as WINDOWS
+from recipes.windows import model_inputs, stream_windows
 
 MANIFEST_NAME = "manifest.json"
-INPUT_SUFFIXES = (".csv", ".npy", *IMAGE_SUFFIXES, WAV_SUFFIX)
+INPUT_SUFFIXES = (".csv", ".npy", ".npz", *IMAGE_SUFFIXES, WAV_SUFFIX)
 DECISION_RULE = "anomaly when score >= threshold"
 CHUNK = 256  # examples per invoke when the model's batch dimension is dynamic
 
@@ -454,7 +456,9 @@ def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
     if suffix == ".csv":
         return model.as_batch(_read_csv(path))
     if suffix == ".npy":
-        return model.as_batch(_read_npy(path))
+        return model.as_batch(_windows_to_inputs(_read_npy(path), model))
+    if suffix == ".npz":
+        return model.as_batch(_windows_to_inputs(_read_npz(path), model))
     if suffix in IMAGE_SUFFIXES:
         return model.as_batch(_read_image(path, model.input_shape))
     if suffix == WAV_SUFFIX:
@@ -519,6 +523,41 @@ def _read_npy(path: Path) -> np.ndarray:
         raise UserError(
             f"{path} is not a readable .npy file of numbers ({first_line(error)}); save it with np.save(path, array)"
         ) from None
+
+
+def _read_npz(path: Path) -> np.ndarray:
+    """Array ``x`` of an ``.npz`` file (never unpickling)."""
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive.files:
+                raise UserError(
+                    f"{path} has no array 'x' (arrays: {', '.join(archive.files) or 'none'}); save inputs as x"
+                )
+            return archive["x"]
+    except UserError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise UserError(
+            f"{path} is not a readable .npz file ({first_line(error)}); save it with np.savez(path, x=...)"
+        ) from None
+
+
+def _windows_to_inputs(array: np.ndarray, model: EdgeModel) -> np.ndarray:
+    """Raw windows ``(n, steps, channels)`` of a stream model through its front end; any other array as it is."""
+    front_end = model.front_end or {}
+    if front_end.get("kind") != WINDOWS and not (array.ndim == 3 and array.shape[1:] != model.input_shape):
+        return array
+    if front_end.get("kind") == WINDOWS and array.ndim == 3:
+        shape = (front_end["window_steps"], len(front_end["channels"]))
+        if array.shape[1:] != shape:
+            raise UserError(
+                f"input holds windows of shape {array.shape[1:]}; {model.source} takes windows of {shape[0]} "
+                f"samples of {shape[1]} channels ({', '.join(front_end['channels'])})"
+            )
+        return model_inputs(array, front_end)
+    return array
 
 
 def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -711,6 +750,36 @@ def top_k(probabilities: np.ndarray, class_names: list[str], k: int) -> list[Pre
     ]
 
 
+@dataclass
+class WindowPrediction:
+    """A prediction for one window of a stream, with the recording it came from and its time span.
+
+    Args:
+        prediction: what the model says about the window (a class list, a score, values).
+        recording: the recording's name.
+        start_time: the window's first sample's time, in seconds.
+        end_time: the time just after its last sample, in seconds.
+    """
+
+    prediction: Any
+    recording: str
+    start_time: float
+    end_time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``: the prediction's, with ``recording``, ``start_time`` and ``end_time``."""
+        return {
+            **self.prediction.to_dict(),
+            "recording": self.recording,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+        }
+
+    def to_line(self) -> str:
+        """The prediction's line, then the window's recording and time span."""
+        return f"{self.prediction.to_line()}  [{printable(self.recording)} {self.start_time:.2f}-{self.end_time:.2f} s]"
+
+
 # What predict prints per example, by what the model's outputs are (EdgeModel.task).
 PREDICTIONS = {
     "classification": lambda model, x, k: top_k(model.predict(x), model.class_names, k),
@@ -741,5 +810,16 @@ def predict_file(
     if k < 1:
         raise UserError(f"--top-k is {k}; give 1 or more")
     model = EdgeModel.load(model_path, num_threads)
+    if (model.front_end or {}).get("kind") == WINDOWS and Path(input_path).suffix.lower() == ".csv":
+        if not Path(input_path).is_file():
+            raise UserError(f"input file {input_path} does not exist; pass a CSV stream of {model.source}'s channels")
+        windows = stream_windows(Path(input_path), model.front_end)
+        predictions = PREDICTIONS[model.task](model, model.as_batch(windows.x), k)
+        return model, [
+            WindowPrediction(prediction, recording, float(start), float(end))
+            for prediction, recording, start, end in zip(
+                predictions, windows.recordings, windows.start_times, windows.end_times, strict=True
+            )
+        ]
     x = read_inputs(input_path, model)
     return model, PREDICTIONS[model.task](model, x, k)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from recipes.config import resolve_config
-from recipes.data import load_dataset
+from recipes.data import load_config_data
 from recipes.errors import UserError
 from recipes.macs import count_macs
 from recipes.models import BUILDERS, DataSpec, build_model
@@ -37,7 +37,7 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
         if data is None and name in REFERENCE_SPECS:
             spec, source = REFERENCE_SPECS[name], "reference input"
         else:
-            dataset = load_dataset(config.data, config.label, config.image_size)
+            dataset = load_config_data(config)
             source = config.data
             try:
                 task = choose_task(config, dataset)[0]

@@ -57,7 +57,8 @@ class TrainConfig:
         "mlp",
     )
     data: str = _doc(
-        "built-in set (digits, iris, wine, breast_cancer, machine; regressions diabetes, linnerud) or a path: "
+        "built-in set (digits, iris, wine, breast_cancer, machine; regressions diabetes, linnerud; the IMU stream "
+        "motion) or a path: "
         ".csv, .npz, or a folder "
         "with one subfolder per class of images or of .wav clips (mono PCM, 1 s; MFCCs computed on load)",
         "digits",
@@ -80,6 +81,29 @@ class TrainConfig:
         None,
     )
     seed: int = _doc("seed for Python, numpy, Keras and the split; also makes TF ops deterministic", 0)
+    window_seconds: float | None = _doc(
+        "time series: cut a CSV stream (one row per sample) into windows of this many seconds; motion's default 2",
+        None,
+    )
+    window_stride_seconds: float | None = _doc(
+        "time series: seconds between window starts; default half a window", None
+    )
+    sample_rate: float | None = _doc("time series: samples per second; default from the stream's time column", None)
+    group: str | None = _doc(
+        "time series: the column naming each recording (a recording stays in one split); default 'recording' when "
+        "the stream has it",
+        None,
+    )
+    front_end: str = _doc(
+        "time series: what the model sees of a window: raw (its samples) or spectral (per channel mean, RMS, "
+        "peak frequency and log band energies)",
+        "raw",
+    )
+    min_label_share: float = _doc(
+        "time series: a window's majority label must hold this share of its samples, else the window is dropped",
+        0.8,
+    )
+    spectral_bands: int = _doc("time series: frequency bands of the spectral front end, per channel", 8)
     normal_class: str = _doc(
         "anomaly task (autoencoder): the class of normal examples, every other class is an anomaly; "
         "when no class has this name, class 0",
@@ -142,6 +166,12 @@ class TrainConfig:
     rotation: float = _doc("image augmentation: max rotation as a fraction of a full turn", 0.0)
     translation: float = _doc("image augmentation: max shift as a fraction of height/width", 0.0)
     zoom: float = _doc("image augmentation: max zoom in/out as a fraction", 0.0)
+    time_shift: float = _doc(
+        "time-series augmentation (raw windows): shift each window by up to this fraction of its length", 0.0
+    )
+    amplitude_scale: float = _doc(
+        "time-series augmentation (raw windows): scale each window about the channel means by 1 ± up to this", 0.0
+    )
 
     # --- optimization ------------------------------------------------------------------------
     epochs: int = _doc("maximum passes over the training split", 100)
@@ -351,6 +381,12 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("momentum", "rho", "beta_1", "beta_2", "batch_norm_momentum"):
         value = getattr(config, key)
         _check(0.0 <= value < 1.0, f"{key} must be in [0, 1), got {value}; e.g. --set {key}=0.9")
+    _check(
+        0.0 <= config.time_shift <= 0.5, f"time_shift is a fraction of the window in [0, 0.5], got {config.time_shift}"
+    )
+    _check(
+        0.0 <= config.amplitude_scale < 1.0, f"amplitude_scale is a fraction in [0, 1), got {config.amplitude_scale}"
+    )
     for key in ("l1", "l2", "noise_stddev", "rotation", "translation", "zoom", "min_delta"):
         value = getattr(config, key)
         _check(math.isfinite(value) and value >= 0, f"{key} must be >= 0, got {value}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from recipes.limits import image_too_large, open_image
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 # scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
-BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud")
+BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud", "motion")
 REGRESSION_BUILTINS = ("diabetes", "linnerud")
 LABELS_FILE = "labels.csv"  # in an image folder: one row per image, its path (FILE_COLUMN) and its label(s)
 FILE_COLUMN = "file"  # continuous targets: disease progression; three body measurements
@@ -34,7 +35,17 @@ _SOURCE_HINT = (
 _NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
 
 
-def load_dataset(source: str, label: str = "label", image_size: list[int] | None = None) -> Dataset:
+def load_config_data(config: Any) -> Dataset:
+    """The data set a training config names, with its label column(s), image size and, in time-series mode,
+    its windows (:class:`recipes.streams.WindowSettings`)."""
+    from recipes.streams import WindowSettings
+
+    return load_dataset(config.data, config.label, config.image_size, WindowSettings.from_config(config))
+
+
+def load_dataset(
+    source: str, label: str = "label", image_size: list[int] | None = None, windows: Any = None
+) -> Dataset:
     """Load a built-in set, a ``.csv`` or ``.npz`` file, or a folder with one subfolder per class.
 
     Args:
@@ -43,6 +54,9 @@ def load_dataset(source: str, label: str = "label", image_size: list[int] | None
             outputs). Defaults to ``"label"``.
         image_size: ``[height, width]`` that folder images are resized to. Defaults to None (the
             first image's size).
+        windows: a :class:`recipes.streams.WindowSettings` for time-series mode: a CSV is a stream cut into
+            windows, an ``.npz`` holds windows ``(n, steps, channels)``, ``motion`` is the built-in stream.
+            Defaults to None.
 
     Returns:
         The data set, with at least two classes (or, for several label columns, numeric targets).
@@ -51,7 +65,9 @@ def load_dataset(source: str, label: str = "label", image_size: list[int] | None
         UserError: the source does not exist or its content is not usable.
     """
     source = str(source)
-    if source in BUILTIN_DATASETS:
+    if windows is not None:
+        dataset = _load_windows(source, label, windows)
+    elif source in BUILTIN_DATASETS:
         dataset = _load_builtin(source)
     else:
         path = Path(source)
@@ -63,6 +79,29 @@ def load_dataset(source: str, label: str = "label", image_size: list[int] | None
             raise _missing_source(source)
     _check_classes(dataset, source)
     return dataset
+
+
+def _load_windows(source: str, label: str, windows: Any) -> Dataset:
+    """Time-series mode: ``motion``, a CSV stream, or an ``.npz`` of windows."""
+    from recipes import streams
+
+    path = Path(source)
+    if source == streams.MOTION:
+        return streams.load_motion(windows)
+    if path.is_file() and path.suffix.lower() == ".csv":
+        return streams.load_stream_csv(path, label, windows)
+    if path.is_file() and path.suffix.lower() == ".npz":
+        dataset = _load_npz(path)
+        if dataset.x.ndim != 4 or dataset.x.shape[-1] != 1:
+            raise UserError(f"NPZ file {path}: windows need 'x' of shape (windows, steps, channels)")
+        labels = dataset.targets[:, 0] if dataset.targets is not None else np.asarray(dataset.class_names)[dataset.y]
+        return streams.load_windows_npz(dataset.x[..., 0], labels, windows, path.stem)
+    if not path.exists() and source not in BUILTIN_DATASETS:
+        raise _missing_source(source)
+    raise UserError(
+        f"window_seconds cuts a CSV stream, an .npz of windows or the built-in '{streams.MOTION}' into windows, "
+        f"not {source}; drop --set window_seconds"
+    )
 
 
 def _missing_source(source: str) -> UserError:
@@ -104,6 +143,11 @@ def _load_builtin(name: str) -> Dataset:
         from recipes.synthetic import machine_dataset
 
         return machine_dataset()
+    if name == "motion":
+        from recipes.motion import WINDOW_SECONDS
+        from recipes.streams import WindowSettings, load_motion
+
+        return load_motion(WindowSettings(WINDOW_SECONDS))
     from sklearn import datasets
 
     bunch = getattr(datasets, f"load_{name}")()
@@ -164,7 +208,7 @@ def _label_columns(
                 raise UserError(
                     f"CSV file {path} line {line}: the label column '{name}' is empty; every row needs a label"
                 )
-    labels = [_label_array([row[index] for row in rows]) for index in indices]
+    labels = [label_values([row[index] for row in rows]) for index in indices]
     if len(labels) > 1:
         labels = [_numeric_label(column, name, path) for column, name in zip(labels, names, strict=True)]
     return names, indices, np.stack(labels, axis=1)
@@ -245,7 +289,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _label_array(labels: list[str]) -> np.ndarray:
+def label_values(labels: list[str]) -> np.ndarray:
     """Labels as numbers when every one is a finite number (integers when all are whole), else text."""
     try:
         numbers = np.array([float(text) for text in labels])

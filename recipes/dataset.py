@@ -16,7 +16,8 @@ class Dataset:
         x: float32 features: images ``(n, height, width, channels)``, tabular ``(n, features)``.
         y: int32 class indices ``0 .. num_classes - 1``, shape ``(n,)``.
         class_names: label text of each class index.
-        kind: ``"image"``, ``"tabular"`` or ``"audio"`` (MFCCs ``(n, frames, coefficients, 1)``).
+        kind: ``"image"``, ``"tabular"``, ``"audio"`` (MFCCs ``(n, frames, coefficients, 1)``) or ``"timeseries"``
+            (windows of a sensor stream: ``(n, steps, channels)``, or their spectral features ``(n, values)``).
         name: the built-in set's name, or the file or folder stem.
         feature_names: tabular column names when known. Defaults to None.
         front_end: how raw signals became ``x``, when they did (the audio front end's parameters,
@@ -24,6 +25,10 @@ class Dataset:
         targets: float64 ``(n, outputs)``, the label's values as numbers when every label is a finite number
             (what a regression learns); None for text labels. Defaults to None.
         target_names: the name of each column of ``targets`` (the CSV label columns). Defaults to None.
+        groups: for windows of a stream, the index of each window's recording (the split keeps a recording in one
+            part); None otherwise.
+        group_names: the name of each recording ``groups`` indexes.
+        windows_dropped: windows of a stream left out because no label held enough of their samples.
     """
 
     x: np.ndarray
@@ -35,6 +40,9 @@ class Dataset:
     front_end: dict | None = None
     targets: np.ndarray | None = None
     target_names: list[str] | None = None
+    groups: np.ndarray | None = None
+    group_names: list[str] | None = None
+    windows_dropped: int = 0
 
     @property
     def num_classes(self) -> int:

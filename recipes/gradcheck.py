@@ -369,11 +369,11 @@ def gradcheck_config(
             f"gradcheck checks a classifier's cross-entropy cost; {config.recipe} is an "
             f"{recipe_named(config.recipe).tasks[0]} recipe: check a classification recipe, e.g. --recipe mlp"
         )
-    from recipes.data import load_dataset
+    from recipes.data import load_config_data
     from recipes.models import DataSpec, build_model
     from recipes.normalization import normalization_statistics
 
-    dataset = load_dataset(config.data, config.label, config.image_size)
+    dataset = load_config_data(config)
     task = choose_task(config, dataset)[0]
     if task.name != CLASSIFICATION:
         raise UserError(

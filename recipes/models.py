@@ -17,6 +17,7 @@ mobilenet_v1, resnet8, autoencoder) in :mod:`recipes.reference_models`, register
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -120,6 +121,55 @@ def build_cnn(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | No
         x = keras.layers.MaxPooling2D(config.pool_size)(x)
     x = keras.layers.Flatten()(x)
     return keras.Model(inputs, _dense_head(keras, x, config, spec), name="cnn")
+
+
+def build_cnn1d(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | None = None) -> Any:
+    """1-D convnet for windows of a sensor stream: z-score per channel → conv blocks (each ``convs_per_block`` ×
+    Conv1D → BatchNorm → activation, then max pooling, the last block without pooling) → global average pooling
+    over time → dense head (``hidden_units``, dropout) → the task's output.
+
+    BatchNorm sits between every convolution and its activation (the convolution then has no bias), whatever
+    ``batch_norm`` says: a stream's windows vary in amplitude from person to person. He initialization for the
+    ReLU family, as every recipe. The int8 export maps Conv1D to CONV_2D and the pooling to MEAN, kernels TFLite
+    Micro has.
+
+    Args:
+        config: training config (conv_filters, convs_per_block, kernel_size, pool_size, the dense head's fields).
+        spec: input shape (steps, channels), outputs, statistics, training-set size.
+        keras_module: ``keras`` (default) or ``tf_keras``.
+
+    Returns:
+        An uncompiled model taking raw windows and returning class probabilities (or a regression's values).
+    """
+    if len(spec.input_shape) != 2:
+        raise UserError(
+            f"the cnn1d recipe needs windows of a stream (steps, channels); this data has shape {spec.input_shape}: "
+            "give a CSV stream with --set window_seconds=S (or --data motion), or use --recipe mlp"
+        )
+    if spec.input_shape[0] // config.pool_size ** max(len(config.conv_filters) - 1, 0) < config.kernel_size:
+        raise UserError(
+            f"a window of {spec.input_shape[0]} steps is too short for {len(config.conv_filters)} conv blocks with "
+            f"pooling {config.pool_size}; use fewer conv_filters or longer windows"
+        )
+    keras = keras_module_or_default(keras_module)
+    inputs, x = zscore_input(keras, spec)
+    conv = replace(config, batch_norm=True)
+    for block, filters in enumerate(config.conv_filters):
+        for _ in range(config.convs_per_block):
+            x = _hidden(
+                keras,
+                x,
+                keras.layers.Conv1D,
+                conv,
+                spec,
+                filters=filters,
+                kernel_size=config.kernel_size,
+                padding="same",
+            )
+        if block < len(config.conv_filters) - 1:
+            x = keras.layers.MaxPooling1D(config.pool_size)(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, _dense_head(keras, x, config, spec), name="cnn1d")
 
 
 BUILDERS: dict[str, Callable[..., Any]] = {name: recipe.build_function() for name, recipe in REGISTRY.items()}

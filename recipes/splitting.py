@@ -95,6 +95,7 @@ class Split:
     dev: np.ndarray
     test: np.ndarray
     stratified: bool
+    notes: tuple[str, ...] = ()
 
     def sizes(self) -> dict[str, int]:
         """Number of examples in each part, e.g. ``{"train": 600, "dev": 200, "test": 200}``."""
@@ -134,6 +135,77 @@ def split_indices(labels: np.ndarray, fractions: Sequence[float], seed: int) -> 
             parts[part].append(chunk)
     train, dev, test = (generator.permutation(np.concatenate(chunks)).astype(np.int64) for chunks in parts)
     return Split(train=train, dev=dev, test=test, stratified=True)
+
+
+def group_split(labels: np.ndarray, groups: np.ndarray, fractions: Sequence[float], seed: int) -> Split:
+    """Split whole groups (the recordings of a stream's windows): no group has examples in two parts.
+
+    Each group counts under its most common label. The groups of each label are shuffled with ``seed`` and
+    dealt, largest first, to the part furthest below its share of that label's examples (the part sizes of
+    :func:`split_sizes`), after dev and test have one group each where the label has three or more; so the
+    parts hold every label as far as the groups allow and come near the usual sizes.
+
+    Args:
+        labels: label (or stratum) of each example.
+        groups: group index of each example.
+        fractions: ``(train, dev, test)`` fractions adding up to 1.
+        seed: seed of the shuffles.
+
+    Returns:
+        The parts (``stratified`` when every part holds every label), with ``notes`` saying what could not be
+        kept.
+
+    Raises:
+        UserError: fewer than three groups.
+    """
+    labels, groups = np.asarray(labels).reshape(-1), np.asarray(groups).reshape(-1)
+    sizes = np.asarray(split_sizes(len(labels), fractions), np.float64)
+    names = np.unique(groups)
+    if len(names) < 3:
+        raise UserError(
+            f"the data holds {len(names)} recording(s); a split that keeps recordings apart needs at least 3 "
+            "(one each for train, dev and test): add recordings, or name them with --group COLUMN"
+        )
+    generator = np.random.default_rng(seed)
+    members = {name: np.flatnonzero(groups == name) for name in names}
+    label_of = {name: _most_common(labels[members[name]]) for name in names}
+    parts: list[list[np.ndarray]] = [[], [], []]
+    notes = []
+    for label in sorted(set(label_of.values()), key=str):
+        own = [name for name in names if label_of[name] == label]
+        own = [own[i] for i in generator.permutation(len(own))]
+        own.sort(key=lambda name: -len(members[name]))
+        total = sum(len(members[name]) for name in own)
+        wanted = sizes / sizes.sum() * total
+        taken = np.zeros(3)
+        order = own
+        if len(own) >= 3:  # one group each for dev and test first: the smallest ones
+            for part, name in ((2, own[-1]), (1, own[-2])):
+                parts[part].append(members[name])
+                taken[part] += len(members[name])
+            order = own[:-2]
+        else:
+            notes.append(f"label '{label}' has only {len(own)} recording(s): not every split holds it (add recordings)")
+        for name in order:
+            part = int(np.argmax(wanted - taken))
+            parts[part].append(members[name])
+            taken[part] += len(members[name])
+    train, dev, test = (
+        generator.permutation(np.concatenate(chunks)).astype(np.int64) if chunks else np.zeros(0, np.int64)
+        for chunks in parts
+    )
+    if not len(dev) or not len(test):
+        raise UserError(
+            "the recordings cannot fill train, dev and test (one label per recording and too few of them); add "
+            "recordings"
+        )
+    stratified = not notes and all(set(labels[part].tolist()) == set(labels.tolist()) for part in (train, dev, test))
+    return Split(train, dev, test, stratified, tuple(notes))
+
+
+def _most_common(values: np.ndarray) -> object:
+    unique, counts = np.unique(values, return_counts=True)
+    return unique[int(np.argmax(counts))].item()
 
 
 def anomaly_split(labels: np.ndarray, fractions: Sequence[float], seed: int) -> Split:

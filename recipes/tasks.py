@@ -27,7 +27,7 @@ from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis, diagnose, diagnose_metrics, with_early_stopping
 from recipes.errors import UserError, unknown_choice
 from recipes.registry import recipe_named
-from recipes.splitting import Split, anomaly_split, split_indices
+from recipes.splitting import Split, anomaly_split, group_split, split_indices
 
 if TYPE_CHECKING:
     from recipes.config import TrainConfig
@@ -71,8 +71,11 @@ class Task:
         return dataset
 
     def split(self, dataset: Dataset, fractions: tuple[float, ...], seed: int) -> Split:
-        """Train, dev and test indices (seeded)."""
-        return split_indices(dataset.y, fractions, seed)
+        """Train, dev and test indices (seeded), stratified by :meth:`strata`; windows of a stream keep each
+        recording in one part."""
+        if dataset.groups is not None:
+            return group_split(self.strata(dataset.y), dataset.groups, fractions, seed)
+        return split_indices(self.strata(dataset.y), fractions, seed)
 
     def validation(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The part of the dev split training watches each epoch: all of it."""
@@ -292,11 +295,6 @@ class Regression(Task):
             )
         return replace(dataset, y=dataset.targets.astype(np.float32), class_names=[], target_names=names)
 
-    def split(self, dataset: Dataset, fractions: tuple[float, ...], seed: int) -> Split:
-        """Stratified by deciles of the first target where the parts can hold every decile, so dev and test
-        cover the target's range as train does."""
-        return split_indices(self.strata(dataset.y), fractions, seed)
-
     def outputs(self, dataset: Dataset) -> int:
         return int(dataset.y.shape[1])
 
@@ -308,7 +306,8 @@ class Regression(Task):
         return {"class_names": [], "target_names": dataset.target_names}
 
     def strata(self, y: np.ndarray) -> np.ndarray:
-        """The decile of the first target of each example."""
+        """The decile of the first target of each example: the split and int8 calibration cover the target's
+        range as train does."""
         first = np.asarray(y, np.float64).reshape(len(y), -1)[:, 0]
         edges = np.quantile(first, np.linspace(0, 1, CALIBRATION_BINS + 1)[1:-1])
         return np.searchsorted(edges, first, side="right")

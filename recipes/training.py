@@ -23,7 +23,7 @@ import numpy as np
 
 from recipes.backend import import_keras
 from recipes.config import TrainConfig, save_config, validate
-from recipes.data import load_dataset
+from recipes.data import load_config_data
 from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis
 from recipes.errors import UserError
@@ -75,7 +75,7 @@ class PreparedData:
 
 def prepare_data(config: TrainConfig) -> PreparedData:
     """Load ``config.data``, choose the task, split (seeded, stratified) and compute training-split statistics."""
-    dataset = load_dataset(config.data, config.label, config.image_size)
+    dataset = load_config_data(config)
     task, note = choose_task(config, dataset)
     task.check_config(config)
     dataset = task.prepare(dataset, config)
@@ -128,11 +128,50 @@ def _augmenter(config: TrainConfig, data: PreparedData) -> Callable[[Any], Any] 
             return None
         pipeline = keras.Sequential(layers)
         return lambda x: pipeline(x, training=True)
+    steps: list[Callable[[Any], Any]] = []
+    if data.dataset.kind == "timeseries" and len(data.spec.input_shape) == 2:
+        steps += _window_augmentation(config, data)
     if config.noise_stddev > 0:
         # Noise in z-score units: scaled by each feature's training std, added to the raw input.
         scale = tf.constant(config.noise_stddev * np.sqrt(data.spec.variance), tf.float32)
-        return lambda x: x + tf.random.normal(tf.shape(x), seed=config.seed) * scale
-    return None
+        steps.append(lambda x: x + tf.random.normal(tf.shape(x), seed=config.seed) * scale)
+    if not steps:
+        return None
+
+    def augment(x: Any) -> Any:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return augment
+
+
+def _window_augmentation(config: TrainConfig, data: PreparedData) -> list[Callable[[Any], Any]]:
+    """Raw windows ``(batch, steps, channels)``: each scaled about the channels' training means by a factor in
+    1 ± ``amplitude_scale``, and shifted in time by up to ``time_shift`` of its length (the edge sample repeated)."""
+    import tensorflow as tf
+
+    steps = []
+    mean = tf.constant(np.asarray(data.spec.mean, np.float32))
+    if config.amplitude_scale > 0:
+        low, high = 1 - config.amplitude_scale, 1 + config.amplitude_scale
+
+        def scale(x: Any) -> Any:
+            factor = tf.random.uniform([tf.shape(x)[0], 1, 1], low, high, seed=config.seed)
+            return mean + (x - mean) * factor
+
+        steps.append(scale)
+    length = int(data.spec.input_shape[0])
+    shift = round(config.time_shift * length)
+    if shift > 0:
+
+        def move(x: Any) -> Any:
+            offsets = tf.random.uniform([tf.shape(x)[0], 1], -shift, shift + 1, tf.int32, seed=config.seed)
+            index = tf.clip_by_value(tf.range(length)[None, :] + offsets, 0, length - 1)
+            return tf.gather(x, index, batch_dims=1)
+
+        steps.append(move)
+    return steps
 
 
 def training_dataset(config: TrainConfig, data: PreparedData) -> Any:
@@ -365,8 +404,8 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     keras = import_keras(config.seed)
     model = compile_model(build_model(config, data.spec), config, data.task)
     sizes = data.split.sizes()
-    if data.note:
-        say(data.note)
+    for line in ([data.note] if data.note else []) + list(data.split.notes):
+        say(line)
     learns = (
         f"{data.dataset.num_classes} classes"
         if data.dataset.class_names
@@ -409,6 +448,8 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
                 "feature_names": data.dataset.feature_names,
                 "examples": len(data.dataset.y),
                 "stratified": data.split.stratified,
+                "recordings": None if data.dataset.groups is None else len(data.dataset.group_names or []),
+                "windows_dropped": data.dataset.windows_dropped,
                 "front_end": data.dataset.front_end,
             },
         )

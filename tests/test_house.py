@@ -55,6 +55,7 @@ def test_the_device_runtime_imports_no_training_code():
         "recipes.errors",
         "recipes.suffixes",
         "recipes.limits",
+        "recipes.windows",
     }, loaded
 
 

@@ -216,9 +216,9 @@ def search_task(base: TrainConfig) -> Task:
     """The task a search learns: the recipe's, the config's, or (``auto`` with a recipe that can classify and
     regress) the one :func:`recipes.tasks.choose_task` picks for the data, which is loaded for that."""
     if base.task == AUTO and len(recipe_named(base.recipe).tasks) > 1:
-        from recipes.data import load_dataset
+        from recipes.data import load_config_data
 
-        return choose_task(base, load_dataset(base.data, base.label, base.image_size))[0]
+        return choose_task(base, load_config_data(base))[0]
     return choose_task(base, None)[0]
 
 
