@@ -85,6 +85,7 @@ def _load_windows(source: str, label: str, windows: Any) -> Dataset:
     """Time-series mode: ``motion``, a CSV stream, or an ``.npz`` of windows."""
     from recipes import streams
 
+    windows.check()
     path = Path(source)
     if source == streams.MOTION:
         return streams.load_motion(windows)

@@ -64,7 +64,7 @@ class WindowSettings:
             seconds = WINDOW_SECONDS
         if seconds is None:
             return None
-        settings = cls(
+        return cls(
             float(seconds),
             config.window_stride_seconds,
             config.sample_rate,
@@ -73,8 +73,6 @@ class WindowSettings:
             config.min_label_share,
             config.spectral_bands,
         )
-        settings.check()
-        return settings
 
     def check(self) -> None:
         """Refuse impossible values in one line."""

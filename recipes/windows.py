@@ -9,8 +9,9 @@ model sees of a window is its front end's output:
   channel);
 - ``spectral``: per channel, in the spirit of Edge Impulse's spectral-analysis block: the mean, the RMS
   of the signal minus its mean, the peak frequency of the Hann-windowed spectrum (Hz), and the log10
-  energy in ``bands`` equal-width frequency bands from 0 Hz to the Nyquist frequency; ``channels * (3 + bands)``
-  values.
+  energy in ``bands`` frequency bands from the first FFT bin above 0 Hz to the Nyquist frequency, their edges
+  spaced logarithmically (body motion lives below a few hertz, where equal-width bands would lump walking and
+  running together); ``channels * (3 + bands)`` values.
 
 Training and the device runtime call the same functions (this module imports numpy only), so the device's front
 end equals training's exactly; the front end's parameters travel in ``data.json`` and the manifest
@@ -197,12 +198,13 @@ def cut(values: np.ndarray, starts: np.ndarray, window_steps: int) -> np.ndarray
 
 
 def spectral_features(windows: np.ndarray, sample_rate: float, bands: int) -> np.ndarray:
-    """Per window and channel: mean, RMS about the mean, peak frequency (Hz), log10 energy in ``bands`` bands.
+    """Per window and channel: mean, RMS about the mean, peak frequency (Hz), log10 energy in ``bands`` bands
+    with logarithmically spaced edges (:func:`band_edges`).
 
     Args:
         windows: ``(n, steps, channels)`` samples.
         sample_rate: samples per second.
-        bands: equal-width bands between 0 Hz and the Nyquist frequency (the DC bin excluded).
+        bands: frequency bands between the first bin above 0 Hz and the Nyquist frequency.
 
     Returns:
         float32 ``(n, channels * (3 + bands))``, channel by channel (see :func:`feature_names`).
@@ -215,12 +217,21 @@ def spectral_features(windows: np.ndarray, sample_rate: float, bands: int) -> np
     spectrum = np.abs(np.fft.rfft(centred * np.hanning(steps)[None, :, None], axis=1)) ** 2  # (n, bins, channels)
     frequencies = np.fft.rfftfreq(steps, 1.0 / sample_rate)
     peak = frequencies[1:][np.argmax(spectrum[:, 1:, :], axis=1)]  # the DC bin left out
-    edges = np.linspace(0, len(frequencies) - 1, bands + 1).round().astype(int)
-    edges[0] = 1
-    energy = np.stack([spectrum[:, low : max(high, low + 1), :].sum(axis=1) for low, high in _band_pairs(edges)], 1)
+    edges = band_edges(len(frequencies), bands)
+    energy = np.stack([spectrum[:, low:high, :].sum(axis=1) for low, high in _band_pairs(edges)], 1)
     logs = np.log10(energy + LOG_FLOOR)  # (n, bands, channels)
     per_channel = np.concatenate([mean[:, None], rms[:, None], peak[:, None], logs], axis=1)  # (n, 3 + bands, ch)
     return per_channel.transpose(0, 2, 1).reshape(len(windows), -1).astype(np.float32)
+
+
+def band_edges(bins: int, bands: int) -> np.ndarray:
+    """FFT bin edges of ``bands`` bands over bins ``1 .. bins - 1``: geometrically spaced, every band at least one
+    bin wide (so the lowest bands hold one bin each when the window is short)."""
+    edges = np.geomspace(1, bins, bands + 1)
+    whole = [1]
+    for edge in edges[1:]:
+        whole.append(max(int(round(edge)), whole[-1] + 1))
+    return np.minimum(np.asarray(whole), bins)
 
 
 def _band_pairs(edges: np.ndarray) -> list[tuple[int, int]]:
