@@ -169,24 +169,32 @@ def group_split(labels: np.ndarray, groups: np.ndarray, fractions: Sequence[floa
     generator = np.random.default_rng(seed)
     members = {name: np.flatnonzero(groups == name) for name in names}
     label_of = {name: _most_common(labels[members[name]]) for name in names}
-    parts: list[list[np.ndarray]] = [[], [], []]
+    by_label: dict[object, list] = {}
+    for name in names:
+        by_label.setdefault(label_of[name], []).append(name)
+    rare = sorted((label for label, own in by_label.items() if len(own) < 3), key=str)
+    pools = [own for label, own in sorted(by_label.items(), key=lambda item: str(item[0])) if label not in rare]
+    pools.append([name for label in rare for name in by_label[label]])  # labels too rare to stratify: dealt together
     notes = []
-    for label in sorted(set(label_of.values()), key=str):
-        own = [name for name in names if label_of[name] == label]
-        own = [own[i] for i in generator.permutation(len(own))]
-        own.sort(key=lambda name: -len(members[name]))
-        total = sum(len(members[name]) for name in own)
+    if rare:
+        shown = ", ".join(f"'{label}'" for label in rare[:5]) + (", ..." if len(rare) > 5 else "")
+        notes.append(
+            f"{len(rare)} label(s) have fewer than 3 recordings ({shown}): not every split holds each of them "
+            "(add recordings)"
+        )
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for pool in pools:
+        pool = [pool[i] for i in generator.permutation(len(pool))]
+        pool.sort(key=lambda name: -len(members[name]))
+        total = sum(len(members[name]) for name in pool)
         wanted = sizes / sizes.sum() * total
         taken = np.zeros(3)
-        order = own
-        if len(own) >= 3:  # one group each for dev and test first: the smallest ones
-            for part, name in ((2, own[-1]), (1, own[-2])):
+        if len(pool) >= 3:  # one group each for dev and test first: the smallest ones
+            for part, name in ((2, pool[-1]), (1, pool[-2])):
                 parts[part].append(members[name])
                 taken[part] += len(members[name])
-            order = own[:-2]
-        else:
-            notes.append(f"label '{label}' has only {len(own)} recording(s): not every split holds it (add recordings)")
-        for name in order:
+            pool = pool[:-2]
+        for name in pool:
             part = int(np.argmax(wanted - taken))
             parts[part].append(members[name])
             taken[part] += len(members[name])

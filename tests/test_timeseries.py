@@ -95,7 +95,9 @@ def test_too_few_recordings_of_a_label_is_said():
     labels = np.array([0] * 6 + [1] * 6 + [2] * 2)
     groups = np.array([0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6])
     split = group_split(labels, groups, (0.6, 0.2, 0.2), 0)
-    assert split.notes == ("label '2' has only 1 recording(s): not every split holds it (add recordings)",)
+    assert split.notes == (
+        "1 label(s) have fewer than 3 recordings ('2'): not every split holds each of them (add recordings)",
+    )
     with pytest.raises(UserError, match="holds 2 recording"):
         group_split(np.zeros(4), np.array([0, 0, 1, 1]), (0.6, 0.2, 0.2), 0)
 
@@ -204,3 +206,33 @@ def test_spectral_front_end_and_an_npz_of_windows(tmp_path):
     assert [p.labels[0] for p in predictions] == [names[i] for i in keras.argmax(axis=1)]
     with pytest.raises(UserError, match="carries no sample rate"):
         prepare_data(TrainConfig(data=str(tmp_path / "windows.npz"), window_seconds=2.0))
+
+
+def test_a_continuous_label_gives_each_window_its_mean_for_a_regression(tmp_path):
+    rows = [f"{i / 10:.1f},r{i // 100},{np.sin(i / 5):.4f},{20 + i * 0.01:.4f}" for i in range(600)]
+    data = _stream(tmp_path / "s.csv", rows, header="time,recording,x,temperature")
+    dataset = load_dataset(str(data), "temperature", windows=WindowSettings(2.0, 1.0))
+    assert dataset.windows_dropped == 0 and dataset.x.shape == (6 * 9, 20, 1)
+    assert dataset.targets[0, 0] == pytest.approx(20 + 0.01 * 9.5)  # the mean of samples 0..19
+    assert prepare_data(TrainConfig(data=str(data), label="temperature", window_seconds=2.0)).task.name == "regression"
+
+
+def test_window_augmentation_shifts_and_scales_each_window_within_its_limits(tmp_path):
+    from recipes.training import _augmenter
+
+    write_stream_csv(tmp_path / "imu.csv", motion_recordings(seed=0, people=1))
+    config = TrainConfig(
+        data=str(tmp_path / "imu.csv"), label="activity", window_seconds=2.0, time_shift=0.1, amplitude_scale=0.3
+    )
+    data = prepare_data(config)
+    x = data.part("train")[0][:16]
+    shifted = np.asarray(_augmenter(replace(config, amplitude_scale=0.0), data)(x))
+    for before, after in zip(x, shifted, strict=True):
+        matches = [k for k in range(-10, 11) if np.allclose(after, before[np.clip(np.arange(100) + k, 0, 99)])]
+        assert matches, "each window is its own samples shifted by at most 10 of 100 steps"
+    scaled = np.asarray(_augmenter(replace(config, time_shift=0.0), data)(x))
+    factor = (scaled - data.spec.mean) / (x - data.spec.mean)
+    per_window = factor.reshape(16, -1)
+    assert np.allclose(per_window, per_window[:, :1], rtol=1e-3, atol=1e-3)  # one factor per window
+    assert ((per_window[:, 0] >= 0.7 - 1e-4) & (per_window[:, 0] <= 1.3 + 1e-4)).all()
+    assert len(set(np.round(per_window[:, 0], 4))) > 1
