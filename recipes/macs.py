@@ -3,6 +3,7 @@
 Counted, per example:
 
 - ``Conv2D``: output height × width × filters × kernel height × kernel width × (input channels / groups);
+- ``Conv1D``: output steps × filters × kernel size × (input channels / groups);
 - ``DepthwiseConv2D``: output height × width × output channels × kernel height × kernel width;
 - ``Dense``: (product of the output's leading axes) × input features × units.
 
@@ -33,12 +34,12 @@ def layer_macs(layer: Any) -> int:
         The layer's MACs per example.
     """
     kind = type(layer).__name__
-    if kind not in ("Conv2D", "DepthwiseConv2D", "Dense"):
+    if kind not in ("Conv1D", "Conv2D", "DepthwiseConv2D", "Dense"):
         return 0
     output = _per_example(layer.output.shape)
     if kind == "Dense":
         return output * int(layer.input.shape[-1])
-    kernel_height, kernel_width = layer.kernel_size
+    kernel_height, kernel_width = (*layer.kernel_size, 1)[:2]
     if kind == "DepthwiseConv2D":
         return output * kernel_height * kernel_width
     channels_per_group = int(layer.input.shape[-1]) // getattr(layer, "groups", 1)

@@ -101,6 +101,10 @@ def test_count_macs_matches_hand_formulas():
     assert count_macs(model) == 4 * 4 * 4 * 27 + 4 * 4 * 8 * 9 + 4 * 4 * 6 * 4 + 4 * 6 * 5 + 20 * 3
     nested = keras.Sequential([keras.Input((8, 8, 3)), model])
     assert count_macs(nested) == count_macs(model)
+    steps = keras.Input((20, 3))
+    y = keras.layers.Conv1D(8, 5, strides=2, padding="same")(steps)  # 10 steps x 8 filters x 5 taps x 3 channels
+    y = keras.layers.GlobalAveragePooling1D()(y)  # ignored
+    assert count_macs(keras.Model(steps, keras.layers.Dense(2)(y))) == 10 * 8 * 5 * 3 + 8 * 2
 
 
 def test_catalog_lists_every_recipe_with_parameters_and_macs():
