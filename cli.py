@@ -52,7 +52,8 @@ RecipeOption = Annotated[
 DataOption = Annotated[
     str | None,
     typer.Option(
-        help="digits, iris, wine, breast_cancer, machine, diabetes, linnerud, or a .csv/.npz file or image/.wav folder."
+        help="digits, iris, wine, breast_cancer, machine, diabetes, linnerud, motion, or a .csv/.npz file or "
+        "image/.wav folder."
     ),
 ]
 
@@ -461,7 +462,14 @@ def predict(
             "manifest.json beside it)."
         ),
     ],
-    input_file: Annotated[Path, typer.Option("--input", "-i", help="A .csv, .npy, image or .wav file of raw inputs.")],
+    input_file: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            "-i",
+            help="A .csv (a stream, for a model of windows), .npy, .npz, image or .wav file of raw inputs.",
+        ),
+    ],
     top_k: Annotated[int, typer.Option(help="Classes shown per example (classifiers).")] = 3,
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
