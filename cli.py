@@ -81,6 +81,10 @@ def train(
             help="auto (default: regression for a numeric label with many values), classification, regression."
         ),
     ] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="Time series: the column naming each recording (default 'recording' when present)."),
+    ] = None,
     epochs: Annotated[int | None, typer.Option(help=f"Maximum epochs (default {DEFAULTS.epochs}).")] = None,
     batch_size: Annotated[
         str | None, typer.Option(help=f"Batch size, or 'full' (default {DEFAULTS.batch_size}).")
@@ -112,6 +116,7 @@ def train(
                 "data": data,
                 "label": label,
                 "task": task,
+                "group": group,
                 "epochs": epochs,
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,

@@ -13,6 +13,8 @@ from recipes.reference_models import REFERENCE_SPECS
 from recipes.registry import REGISTRY
 from recipes.tasks import choose_task
 
+MOTION_SPEC = DataSpec((100, 6), 4)  # cnn1d without data: a 2 s window of the built-in motion set, 4 activities
+
 
 def describe_recipes(data: str | None = None, assignments: list[str] | None = None) -> list[dict[str, Any]]:
     """Each recipe with its parameter and multiply-accumulate counts for the default config.
@@ -31,32 +33,28 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
 
     import_keras()
     rows = []
+    defaults = {**REFERENCE_SPECS, "cnn1d": MOTION_SPEC}
     for name in BUILDERS:
         config = resolve_config(None, {"recipe": name, "data": data}, assignments)
         row = {"name": name, "description": REGISTRY[name].description, "refused": None}
-        if data is None and name in REFERENCE_SPECS:
-            spec, source = REFERENCE_SPECS[name], "reference input"
+        if data is None and name in defaults:
+            spec = defaults[name]
+            source = "reference input" if name in REFERENCE_SPECS else "motion windows"
         else:
             dataset = load_config_data(config)
-            source = config.data
-            try:
+            source, spec = config.data, None
+        try:
+            if spec is None:
                 task = choose_task(config, dataset)[0]
                 spec = DataSpec(dataset.input_shape, task.outputs(task.prepare(dataset, config)), task=task.name)
-            except UserError as error:
-                rows.append(
-                    {
-                        **row,
-                        "parameters": None,
-                        "macs": None,
-                        "input_shape": list(dataset.input_shape),
-                        "num_classes": None,
-                        "task": None,
-                        "data": source,
-                        "refused": str(error),
-                    }
-                )
-                continue
-        model = build_model(config, spec)
+            model = build_model(config, spec)
+        except UserError as error:  # a recipe that cannot learn this data: said in its row
+            shape = list(dataset.input_shape)
+            rows.append(
+                {**row, "parameters": None, "macs": None, "input_shape": shape, "num_classes": None, "task": None}
+                | {"data": source, "refused": str(error)}
+            )
+            continue
         rows.append(
             {
                 **row,

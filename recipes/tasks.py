@@ -218,6 +218,11 @@ class AnomalyDetection(Task):
         return anomaly.binary_labels(dataset, config.normal_class)
 
     def split(self, dataset: Dataset, fractions: tuple[float, ...], seed: int) -> Split:
+        if dataset.groups is not None:  # its normal-only training split is not dealt by recording (yet)
+            raise UserError(
+                "anomaly detection on the windows of a stream is not supported: its split would put windows of one "
+                "recording on both sides; train a classifier of normal and faulty recordings instead"
+            )
         return anomaly_split(dataset.y, fractions, seed)
 
     def validation(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

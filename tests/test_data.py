@@ -45,13 +45,13 @@ def test_tabular_builtin_sets(name, shape, class_names, first_feature):
 
 
 def test_builtin_names_are_the_documented_ones():
-    assert BUILTIN_DATASETS == ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud")
+    assert BUILTIN_DATASETS == ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud", "motion")
 
 
 def test_unknown_builtin_suggests_the_closest_name():
     with pytest.raises(
         UserError,
-        match=r"unknown data set 'digts': .*breast_cancer, machine, diabetes, linnerud\); did you mean 'digits'\?$",
+        match=r"unknown data set 'digts': .*machine, diabetes, linnerud, motion\); did you mean 'digits'\?$",
     ):
         load_dataset("digts")
 
