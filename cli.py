@@ -371,6 +371,11 @@ def _print_export(report, layer_rows: bool = False) -> None:
         console.print("nothing written: no variant is within its tolerance; edge/ is as it was", markup=False)
         return
     console.print(f"edge directory: {report.edge_dir}", markup=False)
+    console.print(
+        "device bundle: copy edge/ to the device, pip install -r requirements.txt, then "
+        "python predict.py model_int8.tflite --input FILE (no TensorFlow needed)",
+        markup=False,
+    )
     if not report.failing:
         console.print(f"next: python cli.py benchmark {report.run_dir}", markup=False)
 
@@ -482,20 +487,13 @@ def predict(
     """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow): the top classes, the
     anomaly score against the threshold, or a regression's values."""
     with user_errors():
-        from edge.runtime import predict_file
+        from edge.runtime import predict_file, prediction_report
 
         loaded, predictions = predict_file(model, input_file, top_k, threads)
-    if loaded.failing:
-        typer.echo(
-            f"warning: {model} was exported outside its tolerance (--keep-failing): its answers may be "
-            "wrong; export a variant within tolerance",
-            err=True,
-        )
-    if as_json:
-        typer.echo(json.dumps([prediction.to_dict() for prediction in predictions], indent=2))
-        return
-    for prediction in predictions:
-        typer.echo(prediction.to_line())
+    text, warning = prediction_report(loaded, predictions, as_json)
+    if warning:
+        typer.echo(warning, err=True)
+    typer.echo(text)
 
 
 @app.command()

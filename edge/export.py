@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge.anomaly import SCORE_SPAN, borderline_examples, quantized_threshold, threshold_warning
+from edge.bundle import write_bundle
 from edge.compress import CompressedModel, CompressionSettings, compress_model, history_csv
 from edge.convert import calibration_samples as draw_calibration
 from edge.convert import convert_for_device, convert_model, split_standardization
@@ -292,7 +293,9 @@ def export_run(
     for int8 ``model_int8.h``/``model_int8.cc`` (the C array and the C function that turns a raw example into
     the model's input), and ``manifest.json`` (sha256 and size of each file, tensors, the z-score a
     full-integer model needs in front of it, task with labels or threshold, audio front end, source run,
-    versions). A full-integer variant is converted without the model's z-score layer and takes z-scored inputs
+    versions), and the device bundle (:mod:`edge.bundle`: ``lib/`` with the runtime, ``predict.py`` and
+    ``requirements.txt``). A full-integer variant is converted without the model's z-score layer and takes z-scored
+    inputs
     (:mod:`edge.preprocessing`): raw features in mixed units share no useful int8 scale. Parity is by
     accuracy for a classifier, by AUC and decisions at the threshold for an anomaly detector. With active
     ``compression`` also the compressed int8 variant (``model_int8_pruned.tflite``, ``model_int8_qat.tflite``
@@ -522,6 +525,7 @@ def _build(
             },
         )
     write_json(staging / REPORT_NAME, report.to_dict())
+    write_bundle(staging)
     write_json(
         staging / MANIFEST_NAME,
         build_manifest(

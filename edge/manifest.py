@@ -60,7 +60,7 @@ def build_manifest(
     task: str,
     anomaly: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """The manifest of an export folder; hashes every file in it except the manifest itself.
+    """The manifest of an export folder; hashes every file in it (the bundle's ``lib/`` too) except the manifest.
 
     Args:
         folder: the (staging) folder holding the exported files.
@@ -78,9 +78,9 @@ def build_manifest(
         front end's parameters, None for other data), ``source_run``, ``export`` and ``versions``.
     """
     files = {
-        path.name: file_entry(path)
-        for path in sorted(folder.iterdir())
-        if path.is_file() and path.name != MANIFEST_NAME
+        path.relative_to(folder).as_posix(): file_entry(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST_NAME
     }
     return {
         "format": MANIFEST_FORMAT,

@@ -823,3 +823,42 @@ def predict_file(
         ]
     x = read_inputs(input_path, model)
     return model, PREDICTIONS[model.task](model, x, k)
+
+
+def prediction_report(model: EdgeModel, predictions: list[Any], as_json: bool) -> tuple[str, str | None]:
+    """What ``predict`` prints: the predictions (JSON, or one line each) and, for a model exported outside its
+    tolerance, the warning for stderr."""
+    warning = (
+        f"warning: {model.source} was exported outside its tolerance (--keep-failing): its answers may be "
+        "wrong; export a variant within tolerance"
+        if model.failing
+        else None
+    )
+    if as_json:
+        return json.dumps([prediction.to_dict() for prediction in predictions], indent=2), warning
+    return "\n".join(prediction.to_line() for prediction in predictions), warning
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python predict.py MODEL --input FILE [--top-k K] [--threads N] [--json]``: the export bundle's command,
+    printing what ``python cli.py predict`` prints (a mistake: one ``error:`` line on stderr, status 2)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Run an exported model with LiteRT and numpy (no TensorFlow).")
+    parser.add_argument("model", help="a .tflite file of this export (its manifest.json beside it)")
+    parser.add_argument("--input", "-i", required=True, help="a .csv, .npy, .npz, image or .wav file of raw inputs")
+    parser.add_argument("--top-k", type=int, default=3, help="classes shown per example (classifiers)")
+    parser.add_argument("--threads", type=int, default=None, help="LiteRT CPU threads")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    options = parser.parse_args(argv)
+    try:
+        model, predictions = predict_file(options.model, options.input, options.top_k, options.threads)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    text, warning = prediction_report(model, predictions, options.json)
+    if warning:
+        print(warning, file=sys.stderr)
+    print(text)
+    return 0

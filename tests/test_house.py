@@ -57,6 +57,10 @@ def test_the_device_runtime_imports_no_training_code():
         "recipes.limits",
         "recipes.windows",
     }, loaded
+    from edge.bundle import RUNTIME_FILES
+
+    copied = {name.removesuffix(".py").removesuffix("/__init__").replace("/", ".") for name in RUNTIME_FILES}
+    assert loaded <= copied  # the export's device bundle copies every module the runtime imports
 
 
 @pytest.mark.parametrize("command", COMMANDS)
