@@ -119,7 +119,13 @@ def prepare_clip(samples: np.ndarray, rate: int) -> np.ndarray:
     """
     target = FRONT_END["sample_rate"]
     if rate != target:
-        from scipy.signal import resample_poly
+        try:
+            from scipy.signal import resample_poly
+        except ImportError:  # a device bundle installs the runtime's packages only
+            raise UserError(
+                f"the clip is sampled at {rate} Hz and the model's front end at {target} Hz; resampling needs "
+                f"scipy: pip install scipy, or record at {target} Hz"
+            ) from None
 
         divisor = math.gcd(rate, target)
         samples = resample_poly(samples, target // divisor, rate // divisor)

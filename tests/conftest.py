@@ -39,3 +39,11 @@ def shared(tmp_path_factory) -> ExportedRun:
         result.parameters,
         dataset.class_names,
     )
+
+
+@pytest.fixture(scope="session")
+def device_env(tmp_path_factory):
+    """A Python with only the device runtime's packages, no TensorFlow (:func:`tests.helpers.device_python`)."""
+    from tests.helpers import device_python
+
+    return device_python(tmp_path_factory.mktemp("device-env"))

@@ -66,3 +66,60 @@ def copy_run(run_dir: Path, destination: Path, with_edge: bool = False) -> Path:
     """Copy a run directory (without ``edge/`` unless asked) for tests that export into it."""
     skipped = ("tensorboard",) if with_edge else ("tensorboard", "edge")
     return Path(shutil.copytree(run_dir, destination, ignore=shutil.ignore_patterns(*skipped)))
+
+
+def device_python(folder: Path) -> Path:
+    """A Python that has only the device runtime's packages: a fresh virtual environment (no pip, no
+    site-packages of its own) that sees the installed ai-edge-litert, numpy and Pillow and their dependencies,
+    linked one by one, and nothing else (no TensorFlow, Keras or scikit-learn, no project). Returns its python."""
+    import importlib.metadata
+    import re
+    import venv
+
+    from packaging.requirements import Requirement
+
+    from edge.bundle import RUNTIME_PACKAGES
+
+    linked = folder / "packages"
+    linked.mkdir(parents=True)
+    wanted, seen = list(RUNTIME_PACKAGES), set()
+    while wanted:
+        name = re.split(r"[<>=!~ ;\[(]", wanted.pop(), maxsplit=1)[0].lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        distribution = importlib.metadata.distribution(name)
+        for line in distribution.requires or []:  # dependencies that apply here (no extras, markers evaluated)
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                wanted.append(requirement.name)
+        for top in {Path(str(file)).parts[0] for file in distribution.files or []} - {".."}:
+            source = Path(distribution.locate_file(top))
+            if source.exists() and not (linked / top).exists():
+                (linked / top).symlink_to(source)
+    environment = folder / "env"
+    venv.create(environment, with_pip=False, symlinks=True)
+    site = next((environment / "lib").glob("python3*/site-packages"))
+    (site / "device-packages.pth").write_text(str(linked) + "\n")
+    return environment / "bin" / "python"
+
+
+def run_bundle(python: Path, device: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run ``predict.py ARGS`` of a copied export folder ``device`` with ``python``, in that folder."""
+    return subprocess.run([str(python), "predict.py", *args], cwd=device, capture_output=True, text=True, timeout=120)
+
+
+def assert_bundle_predicts_like_the_cli(python: Path, edge_dir: Path, folder: Path, model: str, *args: str) -> str:
+    """A copy of ``edge_dir`` run by ``python`` (see :func:`device_python`) prints with ``predict.py MODEL ARGS``
+    exactly what ``cli.py predict`` prints for the same model; returns that output."""
+    from typer.testing import CliRunner
+
+    import cli
+
+    device = Path(shutil.copytree(edge_dir, folder / "device"))
+    bundle = run_bundle(python, device, model, *args)
+    assert bundle.returncode == 0, bundle.stderr
+    expected = CliRunner().invoke(cli.app, ["predict", str(device / model), *args])
+    assert expected.exit_code == 0, expected.output
+    assert bundle.stdout == expected.stdout
+    return bundle.stdout

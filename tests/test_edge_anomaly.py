@@ -27,7 +27,7 @@ from recipes.data import load_dataset
 from recipes.errors import UserError
 from recipes.splitting import load_split
 from recipes.training import train
-from tests.helpers import copy_run
+from tests.helpers import assert_bundle_predicts_like_the_cli, copy_run, snapshot
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 
@@ -217,10 +217,17 @@ def test_a_test_split_without_anomalies_is_refused_in_one_line(exported, tmp_pat
 
 def test_compression_of_an_anomaly_run_is_refused_in_one_line(exported, tmp_path):
     run = copy_run(exported.run_dir, tmp_path / "run", with_edge=True)
-    before = {path.name: path.read_bytes() for path in (run / "edge").iterdir()}
+    before = snapshot(run / "edge")
     result = runner.invoke(cli.app, ["export", str(run), "--prune", "0.5"])
     assert result.exit_code == 2 and result.stderr.strip() == (
         "error: --prune and --qat fine-tune classifiers; this run is an anomaly detector (autoencoder): export it "
         "without --prune and --qat"
     )
-    assert {path.name: path.read_bytes() for path in (run / "edge").iterdir()} == before  # the export is kept
+    assert snapshot(run / "edge") == before  # the export is kept
+
+
+def test_the_device_bundle_prints_what_the_cli_prints(exported, windows_csv, device_env, tmp_path):
+    output = assert_bundle_predicts_like_the_cli(
+        device_env, exported.run_dir / "edge", tmp_path, "model_int8.tflite", "--input", str(windows_csv), "--json"
+    )
+    assert {"score", "threshold", "decision"} <= set(json.loads(output)[0])

@@ -23,6 +23,7 @@ from recipes.audio import FRONT_END, mfcc_features, prepare_clip, read_wav
 from recipes.backend import import_keras
 from recipes.config import resolve_config
 from recipes.training import train
+from tests.helpers import assert_bundle_predicts_like_the_cli
 from tests.test_audio import RATE, tone, write_wav
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
@@ -157,3 +158,11 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {FORBIDDEN!
 """
     finished = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert json.loads(finished.stdout.strip().splitlines()[-1]) == []
+
+
+def test_the_device_bundle_takes_a_wav_clip_as_the_cli_does(audio_run, device_env, tmp_path):
+    clip = write_wav(tmp_path / "clip.wav", 0.7 * tone(1500.0, 0.8))
+    output = assert_bundle_predicts_like_the_cli(
+        device_env, audio_run / "edge", tmp_path, "model_int8.tflite", "--input", str(clip), "--json"
+    )
+    assert json.loads(output)[0]["top"][0]["label"] == "high"

@@ -2,46 +2,29 @@
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
 
 import numpy as np
-from typer.testing import CliRunner
 
-import cli
 from edge.bundle import RUNTIME_FILES
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_bundle_predicts_like_the_cli, run_bundle
 
 
-def test_a_copy_of_edge_alone_predicts_exactly_what_the_cli_prints(shared, tmp_path):
-    device = shutil.copytree(shared.edge_dir, tmp_path / "device")
+def test_a_copy_of_edge_alone_predicts_exactly_what_the_cli_prints(shared, device_env, tmp_path):
     np.save(tmp_path / "x.npy", shared.x_test[:7])
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     for flags in ([], ["--json"], ["--top-k", "2"]):
-        bundle = subprocess.run(
-            [sys.executable, "predict.py", "model_int8.tflite", "--input", str(tmp_path / "x.npy"), *flags],
-            cwd=device,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
+        folder = tmp_path / f"run{len(flags)}"
+        output = assert_bundle_predicts_like_the_cli(
+            device_env, shared.edge_dir, folder, "model_int8.tflite", "--input", str(tmp_path / "x.npy"), *flags
         )
-        assert bundle.returncode == 0, bundle.stderr
-        model = str(device / "model_int8.tflite")
-        expected = CliRunner().invoke(cli.app, ["predict", model, "--input", str(tmp_path / "x.npy"), *flags])
-        assert bundle.stdout == expected.stdout and len(bundle.stdout.splitlines()) >= 7
-    mistake = subprocess.run(
-        [sys.executable, "predict.py", "model_int8.tflite", "--input", "missing.csv"],
-        cwd=device,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        assert len(output.splitlines()) >= 7
+    mistake = run_bundle(device_env, folder / "device", "model_int8.tflite", "--input", "missing.csv")
     assert mistake.returncode == 2 and mistake.stderr.startswith("error: input file missing.csv does not exist")
     assert "Traceback" not in mistake.stderr
+    no_tensorflow = subprocess.run([str(device_env), "-c", "import tensorflow"], capture_output=True, timeout=60)
+    assert no_tensorflow.returncode != 0  # the device environment really has no TensorFlow to import
 
 
 def test_the_bundle_runs_its_own_copy_of_the_runtime_and_needs_no_tensorflow(shared, tmp_path):

@@ -14,11 +14,12 @@ from typer.testing import CliRunner
 
 import cli
 import edge.export
+from edge.bundle import RUNTIME_FILES
 from edge.export import export_run
 from edge.operators import TFLM_INT8_OPS, operator_report
 from edge.runtime import EdgeModel
 from edge.variants import VARIANTS
-from tests.helpers import copy_run
+from tests.helpers import copy_run, snapshot
 
 runner = CliRunner()
 
@@ -73,6 +74,9 @@ def test_manifest_hashes_and_describes_the_files(shared):
         "model_int8.cc",
         "report.json",
         "quantization.json",
+        "predict.py",
+        "requirements.txt",
+        *(f"lib/{name}" for name in RUNTIME_FILES),
     }
     assert set(manifest["files"]) == expected
     for name, entry in manifest["files"].items():
@@ -138,7 +142,7 @@ def test_float_io_small_calibration_warning_and_atomic_replacement(shared, tmp_p
     assert (model.input.dtype, model.output.dtype) == ("float32", "float32")
     accuracy = float(np.mean(model.predict(shared.x_test).argmax(1) == shared.y_test))
     assert accuracy >= float(np.mean(shared.keras_outputs.argmax(1) == shared.y_test)) - 0.01
-    before = {path.name: path.read_bytes() for path in (run / "edge").iterdir()}
+    before = snapshot(run / "edge")
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full while writing the C array")
@@ -146,12 +150,15 @@ def test_float_io_small_calibration_warning_and_atomic_replacement(shared, tmp_p
     monkeypatch.setattr(edge.export, "micro_check", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         export_run(run, ["float32", "int8"])
-    assert {path.name: path.read_bytes() for path in (run / "edge").iterdir()} == before  # old export intact
+    assert snapshot(run / "edge") == before  # old export intact
     assert sorted(path.name for path in run.iterdir() if path.name.startswith(".")) == []  # no staging left
     monkeypatch.undo()
     export_run(run, ["float32"])  # a new export replaces the old edge/ whole
     assert sorted(path.name for path in (run / "edge").iterdir()) == [
+        "lib",
         "manifest.json",
         "model_float32.tflite",
+        "predict.py",
         "report.json",
+        "requirements.txt",
     ]

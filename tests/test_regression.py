@@ -191,7 +191,15 @@ def test_several_outputs_on_linnerud(tmp_path):
     data = _csv(tmp_path / "linnerud.csv", bunch.data, bunch.feature_names, bunch.target, bunch.target_names)
     labels = ",".join(bunch.target_names)
     result = train(
-        TrainConfig(data=str(data), label=labels, out=str(tmp_path), hidden_units=[16], epochs=200, patience=200),
+        TrainConfig(
+            data=str(data),
+            label=labels,
+            out=str(tmp_path),
+            hidden_units=[16],
+            epochs=60,
+            patience=60,
+            learning_rate=0.01,
+        ),
         report=None,
     )
     metrics = result.metrics
