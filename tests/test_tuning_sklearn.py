@@ -104,7 +104,7 @@ def test_regressor_learns_friedman_in_target_units_with_one_or_several_outputs()
     assert regressor.predict(x[:5]).shape == (5,)
     assert regressor.score(x[600:], y[600:]) > 0.8  # R², scikit-learn's RegressorMixin.score
     targets = np.column_stack([y, 1000 * y + 5e4])  # the second output in other units
-    both = RecipeRegressor(hidden_units=(64, 32), epochs=60, learning_rate=0.01).fit(x[:600], targets[:600])
+    both = RecipeRegressor(hidden_units=(64, 32), epochs=30, learning_rate=0.01).fit(x[:600], targets[:600])
     predicted = both.predict(x[600:])
     assert predicted.shape == (200, 2)
     for column in (0, 1):  # each output in its own units: the same fit, scaled
