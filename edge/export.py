@@ -46,7 +46,7 @@ from edge.variants import (
 )
 from edge.weights import gzip_size, weight_sparsity
 from recipes.errors import UserError, unknown_choice
-from recipes.rundir import write_atomic, write_json
+from recipes.rundir import check_writable, write_atomic, write_json
 from recipes.training import EVALUATION_BATCH
 
 EDGE_DIR = "edge"
@@ -334,6 +334,8 @@ def export_run(
         raise UserError(f"no variant chosen; give --quantization with some of {', '.join(VARIANTS)}")
     check_options(names, calibration_samples, float_io)
     run_dir = Path(run_dir)
+    if run_dir.is_dir():
+        check_writable(run_dir, "the run")
     inputs = _read_run(run_dir)
     compressed = _compress(inputs, compression, progress) if compressing else None
     warnings: list[str] = []

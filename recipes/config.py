@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from recipes.errors import UserError, closest, unknown_choice
-from recipes.limits import MAX_SEED
+from recipes.limits import MAX_BLOCKS, MAX_FILTERS, MAX_IMAGE_SIDE, MAX_SEED, MAX_UNITS
 from recipes.registry import REGISTRY, recipe_named
 from recipes.tasks import TASK_CHOICES
 
@@ -346,6 +346,33 @@ def _check(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
+def _check_sizes(config: TrainConfig) -> None:
+    """Widths, depths and sizes within :mod:`recipes.limits`, and augmentation within what Keras's layers take:
+    checked before anything is built, so a typo cannot ask for gigabytes of weights."""
+    for key, values, limit in (
+        ("hidden_units", config.hidden_units, MAX_UNITS),
+        ("conv_filters", config.conv_filters, MAX_FILTERS),
+        ("image_size", config.image_size or [], MAX_IMAGE_SIDE),
+    ):
+        for value in values:
+            _check(1 <= value <= limit, f"{key} values must be in 1..{limit:,}, got {value}; see the README's Limits")
+    _check(
+        config.blocks is None or 1 <= config.blocks <= MAX_BLOCKS,
+        f"blocks must be in 1..{MAX_BLOCKS}, got {config.blocks}; see the README's Limits",
+    )
+    for key, value, limit in (
+        ("bottleneck_units", config.bottleneck_units, MAX_UNITS),
+        ("kernel_size", config.kernel_size, 64),
+        ("pool_size", config.pool_size, 64),
+        ("convs_per_block", config.convs_per_block, 16),
+    ):
+        _check(1 <= value <= limit, f"{key} must be in 1..{limit}, got {value}")
+    _check(0 < config.width_multiplier <= 16, f"width_multiplier must be in (0, 16], got {config.width_multiplier}")
+    _check(config.rotation <= 1.0, f"rotation is a fraction of a full turn in [0, 1], got {config.rotation}")
+    _check(config.translation <= 1.0, f"translation is a fraction of height/width in [0, 1], got {config.translation}")
+    _check(config.zoom < 1.0, f"zoom is a fraction in [0, 1), got {config.zoom}; e.g. --set zoom=0.1")
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every value; raise :class:`UserError` naming the key and the fix. Returns ``config``."""
     for key, allowed in (
@@ -391,6 +418,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         value = getattr(config, key)
         _check(math.isfinite(value) and value >= 0, f"{key} must be >= 0, got {value}")
     _check(0 < config.exponential_rate <= 1, f"exponential_rate must be in (0, 1], got {config.exponential_rate}")
+    _check_sizes(config)
     _check(0 < config.step_factor <= 1, f"step_factor must be in (0, 1], got {config.step_factor}")
     _check(config.step_epochs >= 1, f"step_epochs must be at least 1, got {config.step_epochs}")
     _check(config.patience >= 0, f"patience must be >= 0, got {config.patience}")

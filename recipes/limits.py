@@ -10,6 +10,10 @@ MAX_SAMPLE_RATE = 384_000  # Hz, the highest rate of studio recorders
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit
 MAX_ARRAY_BYTES = 4 << 30  # an .npy input for predict, as its header declares it
 MAX_IMAGE_PIXELS = 25_000_000  # one image, as its header declares it (5000 x 5000): recipes train on far smaller
+MAX_UNITS = 1 << 16  # units of one dense layer: 65,536 (a 64-input layer of that width is 4M weights)
+MAX_FILTERS = 1 << 12  # filters of one convolution
+MAX_BLOCKS = 64  # repeated blocks of a reference recipe (its own limit may be lower: mobilenet_v1 has 13)
+MAX_IMAGE_SIDE = 4096  # image_size height or width that folder images are resized to
 
 
 def open_image(path: object) -> object:

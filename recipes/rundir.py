@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from recipes.errors import UserError
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -59,6 +61,23 @@ def _next_number(parent: Path, name: str) -> int:
 
 
 @contextlib.contextmanager
+def check_writable(folder: str | Path, flag: str = "--out") -> None:
+    """Refuse, in one line and before any work, a folder that is a file or that this process cannot create or
+    write into (its nearest existing parent is checked when it does not exist yet).
+
+    Raises:
+        UserError: naming the folder and the fix.
+    """
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is a file, not a folder; give a folder for the runs, e.g. {flag} runs")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {path} cannot be written ({existing} is read-only for this user); give another folder")
+
+
 def staged_run(root: str | Path, kind: str, name: str) -> Iterator[StagedRun]:
     """Stage a new run under ``root/kind``; on success it becomes ``<name>-<n>``, on error it vanishes.
 

@@ -31,7 +31,7 @@ from recipes.layers import keras_module_or_default
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
-from recipes.rundir import installed_versions, staged_run
+from recipes.rundir import check_writable, installed_versions, staged_run
 from recipes.runs import Run
 from recipes.schedules import learning_rate_at
 from recipes.splitting import Split, split_fractions
@@ -397,6 +397,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
 
     say = report or (lambda line: None)
     validate(config)
+    check_writable(config.out)  # before the data is loaded and TensorFlow imported
     started = time.perf_counter()
     data = prepare_data(config)
     if data.task.name in TASK_CHOICES:  # the run's config.yaml names the task auto chose, so a rerun repeats it

@@ -2,6 +2,7 @@
 surprise: files that lie about their size, labels that carry control characters, models dropped beside a
 manifest that does not list them."""
 
+import os
 import shutil
 import wave
 
@@ -133,3 +134,47 @@ def test_an_image_declaring_too_many_pixels_is_refused_in_a_training_folder(tmp_
     line = error_line(runner.invoke(cli.app, ["train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path)]))
     assert "huge.png declares 9500 x 9500 pixels" in line
     assert not (tmp_path / "train").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--set", "hidden_units=100000000"], "hidden_units values must be in 1..65,536, got 100000000"),
+        (["--recipe", "resnet8", "--set", "blocks=100"], "blocks must be in 1..64, got 100"),
+        (["--set", "image_size=100000,100000"], "image_size values must be in 1..4,096, got 100000"),
+        (["--set", "conv_filters=1000000", "--recipe", "cnn"], "conv_filters values must be in 1..4,096"),
+        (["--set", "zoom=5"], "zoom is a fraction in [0, 1), got 5.0"),
+        (["--set", "translation=5"], "translation is a fraction of height/width in [0, 1], got 5.0"),
+        (["--set", "rotation=1e9"], "rotation is a fraction of a full turn in [0, 1], got 1000000000.0"),
+    ],
+)
+def test_sizes_and_augmentation_beyond_their_limits_are_one_line_before_anything_is_built(tmp_path, flags, message):
+    line = error_line(runner.invoke(cli.app, ["train", "--out", str(tmp_path), *flags]))
+    assert message in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_that_is_a_file_is_one_line_before_any_work(tmp_path):
+    target = tmp_path / "runs"
+    target.write_text("not a folder")
+    line = error_line(runner.invoke(cli.app, ["train", "--out", str(target)]))
+    assert line == f"error: --out {target} is a file, not a folder; give a folder for the runs, e.g. --out runs"
+    assert target.read_text() == "not a folder"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_an_out_inside_a_read_only_folder_is_one_line(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    line = error_line(runner.invoke(cli.app, ["train", "--out", str(locked / "runs")]))
+    assert "cannot be written" in line and str(locked) in line
+
+
+def test_check_writable_follows_the_nearest_existing_parent(tmp_path, monkeypatch):
+    from recipes.rundir import check_writable
+
+    asked = []
+    monkeypatch.setattr("os.access", lambda path, mode: asked.append(str(path)) or False)
+    with pytest.raises(UserError, match=f"{tmp_path} is read-only for this user"):
+        check_writable(tmp_path / "a" / "b")
+    assert asked == [str(tmp_path)]

@@ -39,7 +39,7 @@ import yaml
 
 from recipes.config import TrainConfig, save_config
 from recipes.errors import UserError
-from recipes.rundir import write_atomic, write_json
+from recipes.rundir import check_writable, write_atomic, write_json
 from recipes.runs import Run
 from recipes.training import PreparedData, prepare_data
 from tuning.hardware import ARENA_KB_METRIC, ARENA_NOT_MEASURED, HARDWARE_METRICS, Budget, no_feasible_error
@@ -114,6 +114,7 @@ def run_search(settings: TuneSettings, report: Report = print) -> TuneResult:
         UserError: the data cannot be loaded, ``<out>/tune/<name>`` holds a different search, every
             trial failed, or no trial met the hardware budget.
     """
+    check_writable(settings.base.out)
     data = prepare_data(settings.base)
     start(settings)
     records: list[TrialRecord] = []
