@@ -60,7 +60,6 @@ def _next_number(parent: Path, name: str) -> int:
     return max(numbers, default=0) + 1
 
 
-@contextlib.contextmanager
 def check_writable(folder: str | Path, flag: str = "--out") -> None:
     """Refuse, in one line and before any work, a folder that is a file or that this process cannot create or
     write into (its nearest existing parent is checked when it does not exist yet).
@@ -78,6 +77,7 @@ def check_writable(folder: str | Path, flag: str = "--out") -> None:
         raise UserError(f"{flag} {path} cannot be written ({existing} is read-only for this user); give another folder")
 
 
+@contextlib.contextmanager
 def staged_run(root: str | Path, kind: str, name: str) -> Iterator[StagedRun]:
     """Stage a new run under ``root/kind``; on success it becomes ``<name>-<n>``, on error it vanishes.
 
