@@ -507,15 +507,7 @@ def _read_npy(path: Path) -> np.ndarray:
     """An array from an ``.npy`` file, never unpickling; its header's size is checked before anything is read."""
     try:
         with path.open("rb") as handle:
-            major, _ = np.lib.format.read_magic(handle)
-            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read_header(handle)
-        size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-        if size > MAX_ARRAY_BYTES:
-            raise UserError(
-                f"{path} declares a {size:,}-byte array (shape {shape}); the limit is {MAX_ARRAY_BYTES:,} bytes: "
-                "predict smaller batches"
-            )
+            _check_array_header(handle, path)
         return np.load(path, allow_pickle=False)
     except UserError:
         raise
@@ -525,11 +517,28 @@ def _read_npy(path: Path) -> np.ndarray:
         ) from None
 
 
+def _check_array_header(handle: Any, path: Path) -> None:
+    """Read an ``.npy`` header from ``handle`` and refuse an array larger than :data:`MAX_ARRAY_BYTES`."""
+    major, _ = np.lib.format.read_magic(handle)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(handle)
+    size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if size > MAX_ARRAY_BYTES:
+        raise UserError(
+            f"{path} declares a {size:,}-byte array (shape {shape}); the limit is {MAX_ARRAY_BYTES:,} bytes: "
+            "predict smaller batches"
+        )
+
+
 def _read_npz(path: Path) -> np.ndarray:
-    """Array ``x`` of an ``.npz`` file (never unpickling)."""
+    """Array ``x`` of an ``.npz`` file (never unpickling); its header's size is checked before it is read."""
     import zipfile
 
     try:
+        with zipfile.ZipFile(path) as archive:
+            if "x.npy" in archive.namelist():
+                with archive.open("x.npy") as handle:
+                    _check_array_header(handle, path)
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive.files:
                 raise UserError(
@@ -547,17 +556,15 @@ def _read_npz(path: Path) -> np.ndarray:
 def _windows_to_inputs(array: np.ndarray, model: EdgeModel) -> np.ndarray:
     """Raw windows ``(n, steps, channels)`` of a stream model through its front end; any other array as it is."""
     front_end = model.front_end or {}
-    if front_end.get("kind") != WINDOWS and not (array.ndim == 3 and array.shape[1:] != model.input_shape):
+    if front_end.get("kind") != WINDOWS or array.ndim != 3:
         return array
-    if front_end.get("kind") == WINDOWS and array.ndim == 3:
-        shape = (front_end["window_steps"], len(front_end["channels"]))
-        if array.shape[1:] != shape:
-            raise UserError(
-                f"input holds windows of shape {array.shape[1:]}; {model.source} takes windows of {shape[0]} "
-                f"samples of {shape[1]} channels ({', '.join(front_end['channels'])})"
-            )
-        return model_inputs(array, front_end)
-    return array
+    shape = (front_end["window_steps"], len(front_end["channels"]))
+    if array.shape[1:] != shape:
+        raise UserError(
+            f"input holds windows of shape {array.shape[1:]}; {model.source} takes windows of {shape[0]} "
+            f"samples of {shape[1]} channels ({', '.join(front_end['channels'])})"
+        )
+    return model_inputs(array, front_end)
 
 
 def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:

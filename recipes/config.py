@@ -356,8 +356,9 @@ def _check_sizes(config: TrainConfig) -> None:
     ):
         for value in values:
             _check(1 <= value <= limit, f"{key} values must be in 1..{limit:,}, got {value}; see the README's Limits")
+    # upper bounds only: the lower ones are checked with the other values
     _check(
-        config.blocks is None or 1 <= config.blocks <= MAX_BLOCKS,
+        config.blocks is None or config.blocks <= MAX_BLOCKS,
         f"blocks must be in 1..{MAX_BLOCKS}, got {config.blocks}; see the README's Limits",
     )
     for key, value, limit in (
@@ -366,8 +367,8 @@ def _check_sizes(config: TrainConfig) -> None:
         ("pool_size", config.pool_size, 64),
         ("convs_per_block", config.convs_per_block, 16),
     ):
-        _check(1 <= value <= limit, f"{key} must be in 1..{limit}, got {value}")
-    _check(0 < config.width_multiplier <= 16, f"width_multiplier must be in (0, 16], got {config.width_multiplier}")
+        _check(value <= limit, f"{key} must be at most {limit}, got {value}")
+    _check(config.width_multiplier <= 16, f"width_multiplier must be at most 16, got {config.width_multiplier}")
     _check(config.rotation <= 1.0, f"rotation is a fraction of a full turn in [0, 1], got {config.rotation}")
     _check(config.translation <= 1.0, f"translation is a fraction of height/width in [0, 1], got {config.translation}")
     _check(config.zoom < 1.0, f"zoom is a fraction in [0, 1), got {config.zoom}; e.g. --set zoom=0.1")

@@ -178,3 +178,15 @@ def test_check_writable_follows_the_nearest_existing_parent(tmp_path, monkeypatc
     with pytest.raises(UserError, match=f"{tmp_path} is read-only for this user"):
         check_writable(tmp_path / "a" / "b")
     assert asked == [str(tmp_path)]
+
+
+def test_an_npz_whose_x_header_claims_terabytes_is_refused_before_reading(shared, tmp_path):
+    import zipfile
+
+    header = np.lib.format.header_data_from_array_1_0(np.zeros((1, 8, 8, 1), np.float32))
+    header["shape"] = (10**7, 8, 8, 1000)
+    with zipfile.ZipFile(tmp_path / "big.npz", "w") as archive, archive.open("x.npy", "w") as member:
+        np.lib.format.write_array_header_1_0(member, header)
+    model = str(shared.edge_dir / "model_float32.tflite")
+    line = error_line(runner.invoke(cli.app, ["predict", model, "--input", str(tmp_path / "big.npz")]))
+    assert "declares a 2,560,000,000,000-byte array" in line

@@ -130,7 +130,7 @@ def motion_run(tmp_path_factory):
         window_stride_seconds=1.0,
         conv_filters=[16, 32],
         hidden_units=[32],
-        epochs=30,
+        epochs=20,
         time_shift=0.1,
         amplitude_scale=0.2,
         out=str(folder),
@@ -196,7 +196,7 @@ def test_spectral_front_end_and_an_npz_of_windows(tmp_path):
     data = prepare_data(config)
     assert data.dataset.x.shape == (len(windows), 6 * 11)
     assert data.dataset.feature_names[:4] == ["c0_mean", "c0_rms", "c0_peak_hz", "c0_band0"]
-    result = train(replace(config, out=str(tmp_path), hidden_units=[32], epochs=60), report=None)
+    result = train(replace(config, out=str(tmp_path), hidden_units=[32], epochs=30, learning_rate=0.01), report=None)
     assert result.metrics["train"]["accuracy"] > 0.9
     export_run(result.run_dir, ["float32"])
     np.savez(tmp_path / "some.npz", x=windows[:5])  # raw windows: predict applies the spectral front end
