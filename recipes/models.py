@@ -80,6 +80,25 @@ def build_mlp(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | No
     return keras.Model(inputs, _dense_head(keras, x, config, spec), name="mlp")
 
 
+def _conv_blocks(
+    keras: ModuleType,
+    x: Any,
+    conv: Callable[..., Any],
+    pool: Callable[..., Any],
+    config: TrainConfig,
+    spec: DataSpec,
+    pool_last: bool,
+) -> Any:
+    """One block per ``conv_filters`` entry: ``convs_per_block`` × (conv → [BN] → activation), then max pooling
+    (after the last block only when ``pool_last``)."""
+    for block, filters in enumerate(config.conv_filters):
+        for _ in range(config.convs_per_block):
+            x = _hidden(keras, x, conv, config, spec, filters=filters, kernel_size=config.kernel_size, padding="same")
+        if pool_last or block < len(config.conv_filters) - 1:
+            x = pool(config.pool_size)(x)
+    return x
+
+
 def build_cnn(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | None = None) -> Any:
     """Convolutional network: z-score → conv blocks (each ``convs_per_block`` × conv → [BN] →
     activation, then max pooling) → flatten → dense head (``hidden_units``, dropout) → softmax.
@@ -106,19 +125,7 @@ def build_cnn(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | No
         )
     keras = keras_module_or_default(keras_module)
     inputs, x = zscore_input(keras, spec)
-    for filters in config.conv_filters:
-        for _ in range(config.convs_per_block):
-            x = _hidden(
-                keras,
-                x,
-                keras.layers.Conv2D,
-                config,
-                spec,
-                filters=filters,
-                kernel_size=config.kernel_size,
-                padding="same",
-            )
-        x = keras.layers.MaxPooling2D(config.pool_size)(x)
+    x = _conv_blocks(keras, x, keras.layers.Conv2D, keras.layers.MaxPooling2D, config, spec, pool_last=True)
     x = keras.layers.Flatten()(x)
     return keras.Model(inputs, _dense_head(keras, x, config, spec), name="cnn")
 
@@ -154,20 +161,7 @@ def build_cnn1d(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | 
     keras = keras_module_or_default(keras_module)
     inputs, x = zscore_input(keras, spec)
     conv = replace(config, batch_norm=True)
-    for block, filters in enumerate(config.conv_filters):
-        for _ in range(config.convs_per_block):
-            x = _hidden(
-                keras,
-                x,
-                keras.layers.Conv1D,
-                conv,
-                spec,
-                filters=filters,
-                kernel_size=config.kernel_size,
-                padding="same",
-            )
-        if block < len(config.conv_filters) - 1:
-            x = keras.layers.MaxPooling1D(config.pool_size)(x)
+    x = _conv_blocks(keras, x, keras.layers.Conv1D, keras.layers.MaxPooling1D, conv, spec, pool_last=False)
     x = keras.layers.GlobalAveragePooling1D()(x)
     return keras.Model(inputs, _dense_head(keras, x, config, spec), name="cnn1d")
 

@@ -41,6 +41,21 @@ _OPTIMIZER = {"optimizer": _choice("adam", "momentum", "rmsprop")}
 _OPTIMIZATION_ONLY = {**_LEARNING, **_BATCH, **_SCHEDULE, **_OPTIMIZER}
 
 
+def _convnet_space(most_blocks: int) -> dict[str, dict[str, Any]]:
+    """The search space of a convnet with a dense head (cnn, cnn1d): up to ``most_blocks`` conv blocks."""
+    return {
+        **_LEARNING,
+        "units": _range(16, 128, "int", log=True),
+        **_BATCH,
+        "layers": _range(1, 2, "int"),
+        "filters": _choice(8, 16, 32),
+        "conv_blocks": _range(1, most_blocks, "int"),
+        **_SCHEDULE,
+        **_REGULARIZATION,
+        **_OPTIMIZER,
+    }
+
+
 @dataclass(frozen=True)
 class Recipe:
     """One recipe.
@@ -95,17 +110,7 @@ REGISTRY: dict[str, Recipe] = {
             "recipes.models:build_cnn",
             tasks=("classification", "regression"),
             key_groups=(DENSE_HEAD, CONV_BLOCKS),
-            space={
-                **_LEARNING,
-                "units": _range(16, 128, "int", log=True),
-                **_BATCH,
-                "layers": _range(1, 2, "int"),
-                "filters": _choice(8, 16, 32),
-                "conv_blocks": _range(1, 2, "int"),
-                **_SCHEDULE,
-                **_REGULARIZATION,
-                **_OPTIMIZER,
-            },
+            space=_convnet_space(2),
         ),
         Recipe(
             "cnn1d",
@@ -113,17 +118,7 @@ REGISTRY: dict[str, Recipe] = {
             "recipes.models:build_cnn1d",
             tasks=("classification", "regression"),
             key_groups=(DENSE_HEAD, CONV_BLOCKS),
-            space={
-                **_LEARNING,
-                "units": _range(16, 128, "int", log=True),
-                **_BATCH,
-                "layers": _range(1, 2, "int"),
-                "filters": _choice(8, 16, 32),
-                "conv_blocks": _range(1, 3, "int"),
-                **_SCHEDULE,
-                **_REGULARIZATION,
-                **_OPTIMIZER,
-            },
+            space=_convnet_space(3),
         ),
         Recipe(
             "ds_cnn",

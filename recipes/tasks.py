@@ -444,7 +444,7 @@ def choose_task(config: TrainConfig, dataset: Dataset | None) -> tuple[Task, str
         if config.task == AUTO:
             return TASKS[recipe.tasks[0]], None
         if config.task not in recipe.tasks:
-            able = ", ".join(name for name, row in _recipes_for(config.task))
+            able = ", ".join(_recipes_for(config.task))
             raise UserError(f"the {recipe.name} recipe cannot learn {config.task}; use --recipe {able}")
         return TASKS[config.task], None
     if looks_continuous(dataset) and REGRESSION in recipe.tasks:
@@ -459,10 +459,11 @@ def choose_task(config: TrainConfig, dataset: Dataset | None) -> tuple[Task, str
     return TASKS[CLASSIFICATION], None
 
 
-def _recipes_for(task: str) -> list[tuple[str, Any]]:
+def _recipes_for(task: str) -> list[str]:
+    """The names of the recipes that can learn ``task``."""
     from recipes.registry import REGISTRY
 
-    return [(name, row) for name, row in REGISTRY.items() if task in row.tasks]
+    return [name for name, row in REGISTRY.items() if task in row.tasks]
 
 
 def target_statistics(spec: DataSpec) -> tuple[np.ndarray, np.ndarray]:
