@@ -6,6 +6,7 @@ TensorFlow is imported only inside the commands that need it, so ``--help`` answ
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 
 from recipes.config import TrainConfig
-from recipes.errors import UserError
+from recipes.errors import UserError, first_line
 from recipes.registry import REGISTRY
 
 app = typer.Typer(
@@ -39,11 +40,39 @@ def user_errors() -> Iterator[None]:
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
+    except Exception as error:  # out of memory or disk: one line; anything else is a bug and keeps its traceback
+        line = resource_exhausted(error)
+        if line is None:
+            raise
+        typer.echo(f"error: {line}", err=True)
+        raise typer.Exit(EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         typer.echo("interrupted: nothing was written", err=True)
         raise typer.Exit(130) from None
 
 
+def resource_exhausted(error: BaseException) -> str | None:
+    """One line for running out of memory or disk (what ran out and the remedy), or None for any other error.
+
+    TensorFlow's ``ResourceExhaustedError`` is recognised by name, so this module need not import TensorFlow."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "ResourceExhaustedError":
+        return (
+            f"out of memory ({first_line(error) or type(error).__name__}); lower --batch-size, or keep a large "
+            "folder's features on disk with --set in_memory_mb=256; nothing was written"
+        )
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        where = f" writing {error.filename}" if error.filename else ""
+        return f"the disk is full{where}; free some space, or write elsewhere with --out or --cache-dir"
+    return None
+
+
+CacheOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Folder of the feature cache: decoded images and MFCCs of a folder, reused by later runs "
+        "(default <out>/cache)."
+    ),
+]
 ConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="YAML file of config keys.")]
 SetOption = Annotated[list[str] | None, typer.Option("--set", "-s", help="key=value for any config key (repeatable).")]
 RecipeOption = Annotated[
@@ -94,6 +123,7 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option(help=f"Seed for a deterministic run (default {DEFAULTS.seed}).")] = None,
     out: Annotated[str | None, typer.Option(help=f"Root folder of runs (default {DEFAULTS.out}).")] = None,
+    cache_dir: CacheOption = None,
     name: Annotated[str | None, typer.Option(help="Run name (default <data>-<recipe>).")] = None,
     bayes_error: Annotated[float | None, typer.Option(help="Optimal error estimate for the diagnosis.")] = None,
     set_: SetOption = None,
@@ -122,6 +152,7 @@ def train(
                 "learning_rate": learning_rate,
                 "seed": seed,
                 "out": out,
+                "cache_dir": cache_dir,
                 "name": name,
                 "bayes_error": bayes_error,
             },
@@ -520,6 +551,7 @@ def tune(
         str | None, typer.Option(help="Search name (default <data>-<recipe>-<tuner>); the same name resumes.")
     ] = None,
     out: Annotated[str | None, typer.Option(help="Root folder of runs.")] = None,
+    cache_dir: CacheOption = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the split, the weights and the sampling.")] = None,
     set_: SetOption = None,
     max_int8_kb: Annotated[
@@ -533,13 +565,16 @@ def tune(
     ] = None,
     max_latency_ms: Annotated[
         float | None,
-        typer.Option(help="Largest estimated latency in ms on --target (MACs x cycles/MAC / clock: an estimate)."),
+        typer.Option(help="Largest estimated latency in ms on --target (MACs by kind x cycles/MAC / clock)."),
     ] = None,
     target: Annotated[
         str | None,
         typer.Option(
-            help="Device for the latency estimate: cortex-m0plus-48mhz, cortex-m33-64mhz, cortex-m4-120mhz, "
-            "cortex-m7-480mhz or esp32-s3-240mhz."
+            help="Device and runtime for the latency estimate. Calibrated on MLPerf Tiny results: "
+            "cortex-m4-120mhz (TFLite Micro), cortex-m4-120mhz-microtvm-cmsis-nn, cortex-m4-120mhz-x-cube-ai, "
+            "cortex-m33-200mhz-tflm-cmsis-nn, cortex-m33-160mhz-x-cube-ai, cortex-m7-280mhz-x-cube-ai, "
+            "cortex-m0plus-64mhz-hale; uncalibrated: cortex-m0plus-48mhz, cortex-m33-64mhz, cortex-m7-480mhz, "
+            "esp32-s3-240mhz."
         ),
     ] = None,
 ) -> None:
@@ -563,7 +598,7 @@ def tune(
             "name": name,
             "out": out,
             "seed": seed,
-            "assignments": set_,
+            "assignments": [*(set_ or []), *([f"cache_dir={cache_dir}"] if cache_dir else [])],
             "max_int8_kb": max_int8_kb,
             "max_arena_kb": max_arena_kb,
             "max_latency_ms": max_latency_ms,

@@ -51,6 +51,7 @@ from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
 from recipes.errors import UserError, first_line
 from recipes.layers import DataSpec
+from recipes.records import on_disk
 from recipes.tasks import CLASSIFICATION
 from recipes.training import DEV_NAMES, EVALUATION_BATCH, PreparedData, compile_model, fit_keras
 
@@ -353,6 +354,12 @@ def compress_model(
         raise UserError(
             f"--prune and --qat fine-tune classifiers; this run is {data.task.noun} "
             f"({config.recipe}): export it without --prune and --qat"
+        )
+    if on_disk(data.dataset.x):
+        raise UserError(
+            f"--prune and --qat fine-tune on data held in memory, and this run's features "
+            f"({data.dataset.x.nbytes / 2**30:.1f} GiB) are read from the cache on disk: export without --prune and "
+            "--qat, or train with --set in_memory_mb=N above that size if the machine has the memory"
         )
     from recipes.backend import import_keras
 

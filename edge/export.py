@@ -46,8 +46,11 @@ from edge.variants import (
 )
 from edge.weights import gzip_size, weight_sparsity
 from recipes.errors import UserError, unknown_choice
+from recipes.records import keras_inputs, take
 from recipes.rundir import check_writable, write_atomic, write_json
-from recipes.training import EVALUATION_BATCH
+
+# Test examples run one at a time on the TFLite Micro host interpreter (a slow, exact reference).
+MICRO_EXAMPLES = 1000
 
 EDGE_DIR = "edge"
 REPORT_NAME = "report.json"
@@ -250,9 +253,9 @@ def _read_run(run_dir: Path) -> _RunInputs:
         run.model(),
         config,
         data,
-        dataset.x[split.train],
-        dataset.x[split.dev],
-        dataset.x[split.test],
+        take(dataset.x, split.train),
+        take(dataset.x, split.dev),
+        take(dataset.x, split.test),
         dataset.y[split.test],
         run_info,
         dataset,
@@ -343,7 +346,7 @@ def export_run(
     if any(VARIANTS[name].full_integer for name in names):
         calibration, calibration_info = _calibration(inputs, calibration_samples, warnings)
     calibration_info.update(seed=inputs.config.seed, float_io=float_io)
-    keras_outputs = np.asarray(inputs.model.predict(inputs.x_test, batch_size=EVALUATION_BATCH, verbose=0))
+    keras_outputs = np.asarray(inputs.model.predict(**keras_inputs(inputs.x_test), verbose=0))
     staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".edge-staging-"))
     try:
         result = _build(
@@ -383,7 +386,7 @@ def _calibration(inputs: _RunInputs, count: int, warnings: list[str]) -> tuple[n
         warnings.append(f"the training split holds only {len(calibration)} examples; int8 is calibrated on all of them")
     if inputs.threshold is None:
         return calibration, {"samples": len(calibration), "split": "train", "stratified": inputs.task.strata_name}
-    dev_scores = inputs.model.predict(inputs.x_dev, batch_size=EVALUATION_BATCH, verbose=0)
+    dev_scores = inputs.model.predict(**keras_inputs(inputs.x_dev), verbose=0)
     borderline = borderline_examples(inputs.x_dev, dev_scores, inputs.threshold, count, inputs.config.seed)
     return np.concatenate([calibration, borderline]), {
         "samples": len(calibration) + len(borderline),
@@ -566,7 +569,7 @@ def _micro(
     micro = (
         MicroCheck(False, f"not run on TFLite Micro: it has no int8 kernel for {', '.join(unsupported)}")
         if unsupported
-        else micro_check(model, x_test)
+        else micro_check(model, x_test[:MICRO_EXAMPLES])
     )
     return micro, _write_micro(staging, run_name, result.name, model, micro)
 

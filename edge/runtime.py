@@ -314,7 +314,12 @@ class EdgeModel:
         return self.interpreter.get_tensor(self._output_index)
 
     def run(self, x: Any) -> np.ndarray:
-        """Raw inputs → raw output tensor values (int8 for an int8-output model), one row per example."""
+        """Raw inputs → raw output tensor values (int8 for an int8-output model), one row per example.
+
+        ``x`` may also be an array-like that reads its rows on demand (a data set kept on disk): it is then read
+        :data:`CHUNK` rows at a time."""
+        if not isinstance(x, np.ndarray) and hasattr(x, "shape") and len(x.shape) > len(self.input_shape):
+            return np.concatenate([self.run(x[start : start + CHUNK]) for start in range(0, len(x), CHUNK)])
         prepared = self.quantize(self.as_batch(x))
         chunk = CHUNK if self.dynamic_batch else self.input.shape[0]
         rows = []

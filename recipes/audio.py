@@ -24,8 +24,12 @@ TensorFlow is imported only to compute the features; scipy only to resample.
 from __future__ import annotations
 
 import math
+import os
 import wave
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -33,6 +37,9 @@ from recipes.dataset import Dataset
 from recipes.errors import UserError
 from recipes.limits import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from recipes.suffixes import WAV_SUFFIX
+
+if TYPE_CHECKING:  # the device runtime imports this module for its front end, never the cache
+    from recipes.feature_cache import CacheSettings
 
 FRONT_END = {
     "sample_rate": 16000,
@@ -170,12 +177,41 @@ def mfcc_features(clips: np.ndarray) -> np.ndarray:
     return mfccs.numpy().astype(np.float32)[..., np.newaxis]
 
 
-def load_wav_folder(folder: Path, class_folders: list[Path]) -> Dataset:
-    """Load every ``.wav`` clip of each class subfolder and compute its MFCCs.
+class MfccFrontEnd:
+    """WAV clips → the reference MFCCs (:data:`FRONT_END`), ``(49, 10, 1)`` float32 per clip."""
+
+    name = "mfcc"
+    noun = "clips"
+
+    def parameters(self) -> dict[str, Any]:
+        """:data:`FRONT_END` (the cache key)."""
+        return dict(FRONT_END)
+
+    def layout(self, files: Sequence[Path], progress: Callable[[str], None] | None) -> tuple[tuple[int, ...], Any]:
+        """Every clip gives the same shape: frames × coefficients × one channel."""
+        frames = 1 + (FRONT_END["clip_samples"] - FRONT_END["window_samples"]) // FRONT_END["stride_samples"]
+        return (frames, FRONT_END["mfcc_coefficients"], 1), np.float32
+
+    def compute(self, files: Sequence[Path]) -> np.ndarray:
+        """Read and prepare the clips in parallel threads, then compute their MFCCs together."""
+        with ThreadPoolExecutor(min(8, os.cpu_count() or 2)) as pool:
+            clips = list(pool.map(lambda file: prepare_clip(*read_wav(file)), files))
+        return mfcc_features(np.stack(clips))
+
+
+def load_wav_folder(
+    folder: Path,
+    class_folders: list[Path],
+    cache: CacheSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Dataset:
+    """Load every ``.wav`` clip of each class subfolder and compute its MFCCs (through the feature cache).
 
     Args:
         folder: the data folder (its name becomes the data set's name).
         class_folders: its class subfolders, sorted (subfolder name = class name).
+        cache: where the MFCCs are cached (:mod:`recipes.feature_cache`); None computes them in memory.
+        progress: called with progress lines while the MFCCs of a large folder are computed.
 
     Returns:
         A data set of kind ``"audio"``, ``x`` of shape ``(n, 49, 10, 1)``, ``front_end`` = :data:`FRONT_END`.
@@ -183,20 +219,21 @@ def load_wav_folder(folder: Path, class_folders: list[Path]) -> Dataset:
     Raises:
         UserError: a class folder without clips, or a clip that cannot be used (see :func:`read_wav`).
     """
-    clips, labels = [], []
+    from recipes.feature_cache import folder_features
+
+    files, labels = [], []
     for class_index, class_folder in enumerate(class_folders):
-        files = sorted(
+        clips = sorted(
             child
             for child in class_folder.iterdir()
             if child.is_file() and child.suffix.lower() == WAV_SUFFIX and not child.name.startswith(".")
         )
-        if not files:
+        if not clips:
             raise UserError(f"class folder {class_folder} has no .wav clips; add the class's clips or remove it")
-        for file in files:
-            clips.append(prepare_clip(*read_wav(file)))
-            labels.append(class_index)
+        files.extend(clips)
+        labels.extend([class_index] * len(clips))
     return Dataset(
-        x=mfcc_features(np.stack(clips)),
+        x=folder_features(folder, files, MfccFrontEnd(), cache, progress),
         y=np.asarray(labels, np.int32),
         class_names=[class_folder.name for class_folder in class_folders],
         kind="audio",

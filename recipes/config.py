@@ -199,6 +199,15 @@ class TrainConfig:
     # --- output --------------------------------------------------------------------------------
     out: str = _doc("root folder of run directories (runs/train/<name>-<n>/ below it)", "runs")
     name: str | None = _doc("run name; default <data>-<recipe>", None)
+    cache_dir: str | None = _doc(
+        "folder of the feature cache (decoded images, MFCCs of a WAV folder) that later runs reuse; default "
+        "<out>/cache",
+        None,
+    )
+    in_memory_mb: float = _doc(
+        "a folder's features larger than this many MiB stay in the cache on disk and are read a batch at a time",
+        1024.0,
+    )
     bayes_error: float = _doc(
         "optimal (human-level) error estimate used by the diagnosis: an error rate for a classifier, an RMSE in "
         "target units for a regression",
@@ -470,6 +479,10 @@ def validate(config: TrainConfig) -> TrainConfig:
             f"split fractions must add up to 1, got {config.split} (sum {sum(config.split):g})",
         )
     _check(bool(config.out.strip()), "out must name a folder; e.g. --out runs")
+    _check(
+        math.isfinite(config.in_memory_mb) and config.in_memory_mb >= 0,
+        f"in_memory_mb must be >= 0, got {config.in_memory_mb}; e.g. --set in_memory_mb=1024",
+    )
     return config
 
 

@@ -11,7 +11,11 @@ only by the loaders that need them.
 from __future__ import annotations
 
 import csv
+import os
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,9 @@ import numpy as np
 
 from recipes.dataset import Dataset, labelled
 from recipes.errors import UserError, closest, first_line
+from recipes.feature_cache import CacheSettings, folder_features
 from recipes.limits import image_too_large, open_image
+from recipes.progress import Progress
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 # scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
@@ -33,18 +39,33 @@ _SOURCE_HINT = (
     f"pass a path to a .csv/.npz file, an image or .wav folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
 )
 _NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
+_WORKERS = min(8, os.cpu_count() or 2)  # threads decoding images (Pillow releases the GIL while decoding)
 
 
-def load_config_data(config: Any) -> Dataset:
-    """The data set a training config names, with its label column(s), image size and, in time-series mode,
-    its windows (:class:`recipes.streams.WindowSettings`)."""
+def load_config_data(config: Any, progress: Callable[[str], None] | None = None) -> Dataset:
+    """The data set a training config names, with its label column(s), image size, feature cache
+    (:class:`recipes.feature_cache.CacheSettings`) and, in time-series mode, its windows
+    (:class:`recipes.streams.WindowSettings`); ``progress`` receives progress lines of long steps."""
     from recipes.streams import WindowSettings
 
-    return load_dataset(config.data, config.label, config.image_size, WindowSettings.from_config(config))
+    return load_dataset(
+        config.data,
+        config.label,
+        config.image_size,
+        WindowSettings.from_config(config),
+        cache=CacheSettings.from_config(config),
+        progress=progress,
+    )
 
 
 def load_dataset(
-    source: str, label: str = "label", image_size: list[int] | None = None, windows: Any = None
+    source: str,
+    label: str = "label",
+    image_size: list[int] | None = None,
+    windows: Any = None,
+    *,
+    cache: CacheSettings | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Dataset:
     """Load a built-in set, a ``.csv`` or ``.npz`` file, or a folder with one subfolder per class.
 
@@ -57,6 +78,9 @@ def load_dataset(
         windows: a :class:`recipes.streams.WindowSettings` for time-series mode: a CSV is a stream cut into
             windows, an ``.npz`` holds windows ``(n, steps, channels)``, ``motion`` is the built-in stream.
             Defaults to None.
+        cache: where a folder's features (decoded images, MFCCs) are cached, and how large they may be in memory
+            before they are read from disk a batch at a time. Defaults to None: computed in memory, not cached.
+        progress: called with progress lines of long steps (decoding a large folder). Defaults to None.
 
     Returns:
         The data set, with at least two classes (or, for several label columns, numeric targets).
@@ -72,7 +96,7 @@ def load_dataset(
     else:
         path = Path(source)
         if path.is_dir():
-            dataset = _load_folder(path, _check_image_size(image_size), label)
+            dataset = _load_folder(path, _check_image_size(image_size), label, cache, progress)
         elif path.is_file():
             dataset = _load_file(path, label)
         else:
@@ -168,73 +192,271 @@ def _load_builtin(name: str) -> Dataset:
 
 # --- CSV ---------------------------------------------------------------------------------------
 
+_CSV_CHUNK_ROWS = 1 << 16  # rows pandas parses at a time: the text it holds stays small beside the float32 features
+_PANDAS_CSV = {"engine": "c", "encoding": "utf-8-sig", "na_filter": False, "skip_blank_lines": True}
+
 
 def _load_csv(path: Path, label: str) -> Dataset:
     """Load a CSV with a header row; ``label`` names the label column (or columns, separated by commas), every
-    other column is a number."""
-    header, rows, line_numbers = _read_csv_file(path)
-    label_names, label_indices, labels = _label_columns(header, rows, line_numbers, label, path)
-    feature_names = [name for index, name in enumerate(header) if index not in label_indices]
-    if not feature_names:
+    other column is a number.
+
+    pandas parses the file a chunk at a time; only when a chunk does not convert cleanly does this module look
+    for the first offending cell, and only for an error does the csv module read the file again, to check every
+    row's number of fields and to name the line.
+    """
+    header = _read_csv_header(path)
+    label_names, label_indices = _label_indices(header, label, path)
+    feature_indices = [index for index in range(len(header)) if index not in label_indices]
+    if not feature_indices:
         columns = "column" if len(label_names) == 1 else "columns"
         raise UserError(f"CSV file {path} has only the label {columns} '{label}'; add feature columns")
-    features = [[cell for index, cell in enumerate(row) if index not in label_indices] for row in rows]
-    x = _parse_features(features, line_numbers, feature_names, path)
-    return labelled(x, labels, label_names, "tabular", path.stem, feature_names=feature_names)
+    table = _read_csv_table(path, len(header), label_indices, feature_indices)
+    labels = _label_array(table.labels, label_names, lambda row: _csv_row(path, row)[0], path)
+    feature_names = [header[index] for index in feature_indices]
+    for problem, (row, position) in (("number", table.first_text), ("finite", table.first_infinite)):
+        if row is not None:
+            line, cells = _csv_row(path, row)
+            raise _bad_cell(path, line, feature_names[position], cells[feature_indices[position]], problem)
+    return labelled(table.x, labels, label_names, "tabular", path.stem, feature_names=feature_names)
 
 
-def _read_csv_file(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """The header, the non-blank rows and their line numbers of a UTF-8 CSV file."""
+def _read_csv_header(path: Path) -> list[str]:
+    """The stripped cells of the first row that is not blank, as pandas reads it."""
+    import pandas as pd
+
+    with _pandas_errors(path):
+        try:
+            first = pd.read_csv(path, header=None, nrows=1, dtype=str, **_PANDAS_CSV)
+        except pd.errors.EmptyDataError:
+            first = None
+    header = [] if first is None else [cell.strip() for cell in first.iloc[0].tolist()]
+    if not any(header):
+        raise UserError(f"CSV file {path} is empty; it needs a header row naming the columns, then data rows")
+    return header
+
+
+class _CsvTable:
+    """A CSV file's features and label texts, with the first cell (data row, feature position) that is not a
+    number and the first that is not finite; ``x`` is None when a cell is not a number."""
+
+    def __init__(self) -> None:
+        self.blocks: list[np.ndarray] = []
+        self.labels: list[np.ndarray] = []
+        self.rows = 0
+        self.first_text: tuple[int | None, int] = (None, 0)
+        self.first_infinite: tuple[int | None, int] = (None, 0)
+
+    @property
+    def x(self) -> np.ndarray | None:
+        if self.first_text[0] is not None:
+            return None
+        return self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
+
+
+def _read_csv_table(path: Path, width: int, label_indices: list[int], feature_indices: list[int]) -> _CsvTable:
+    """Parse the data rows with pandas: features to float32 (finding the first cell that is not a number or not
+    finite), label columns as stripped text."""
+    import warnings
+
+    import pandas as pd
+
+    table = _CsvTable()
+    label_parts: list[list[np.ndarray]] = [[] for _ in label_indices]
+    options = {"header": 0, "names": list(range(width)), "index_col": False, "chunksize": _CSV_CHUNK_ROWS}
+    with _pandas_errors(path), warnings.catch_warnings():
+        # A first data row longer than the header is cut with a ParserWarning; the comma count below catches it.
+        warnings.simplefilter("ignore", pd.errors.ParserWarning)
+        with pd.read_csv(path, dtype=dict.fromkeys(label_indices, str), **options, **_PANDAS_CSV) as reader:
+            parsed = 0
+            for chunk in reader:
+                parsed += len(chunk)
+                blank = _blank_rows(chunk)
+                if blank.any():
+                    chunk = chunk[~blank]
+                for part, index in zip(label_parts, label_indices, strict=True):
+                    part.append(chunk[index].str.strip().to_numpy())
+                if table.first_text[0] is None:
+                    _add_features(table, chunk, feature_indices)
+                table.rows += len(chunk)
+    if _delimiters(path) != (parsed + 1) * (width - 1):
+        _check_fields(path)  # pandas cuts a too-long row silently where its buffers meet
+    if not table.rows:
+        raise UserError(f"CSV file {path} has a header but no data rows; add one row per example")
+    table.labels = [np.concatenate(parts) for parts in label_parts]
+    return table
+
+
+def _blank_rows(chunk) -> np.ndarray:
+    """Rows whose cells are all empty or whitespace (the csv module skips them; pandas skips only empty lines)."""
+    blank = np.ones(len(chunk), dtype=bool)
+    for _, column in chunk.items():
+        if column.dtype != object:
+            return np.zeros(len(chunk), dtype=bool)  # a parsed number is not blank
+        blank &= (column.str.strip() == "").to_numpy()
+        if not blank.any():
+            break
+    return blank
+
+
+def _add_features(table: _CsvTable, chunk, feature_indices: list[int]) -> None:
+    """Convert one chunk's feature columns to float32 and note its first cell that is not a number (then no
+    more blocks are kept) or, failing that, not finite."""
+    block = np.empty((len(chunk), len(feature_indices)), dtype=np.float32)
+    first_text: tuple[int | None, int] = (None, 0)
+    with np.errstate(over="ignore"):  # too large for float32 becomes inf, reported as not finite
+        for position, index in enumerate(feature_indices):
+            column = chunk[index]
+            if column.dtype.kind in "iuf":
+                block[:, position] = column.to_numpy()
+                continue
+            values, row = _column_numbers(column)
+            block[:, position] = values
+            if row is not None and (first_text[0] is None or row < first_text[0]):
+                first_text = (row, position)
+    if first_text[0] is not None:
+        table.first_text = (table.rows + first_text[0], first_text[1])
+        table.blocks = []
+        return
+    table.blocks.append(block)
+    if table.first_infinite[0] is None and not np.isfinite(block).all():
+        row, position = np.argwhere(~np.isfinite(block))[0]
+        table.first_infinite = (table.rows + int(row), int(position))
+
+
+def _column_numbers(column) -> tuple[np.ndarray, int | None]:
+    """A text column as float64 and the row of its first cell that is not a number (None when all are).
+
+    pandas converts; a cell it cannot convert is retried with ``float``, which also reads 'nan' and 'infinity'.
+    """
+    import pandas as pd
+
+    text = column.astype(str).str.strip()
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    for row in np.flatnonzero(np.isnan(numbers)).tolist():
+        if not _is_number(text.iat[row]):
+            return numbers, row
+        numbers[row] = float(text.iat[row])
+    return numbers, None
+
+
+def _delimiters(path: Path) -> int:
+    """How many commas ``path`` holds outside double quotes, read a block at a time."""
+    count, quoted = 0, 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            if not quoted and b'"' not in block:
+                count += block.count(b",")
+                continue
+            data = np.frombuffer(block, dtype=np.uint8)
+            quotes = np.flatnonzero(data == ord('"'))
+            commas = np.flatnonzero(data == ord(","))
+            count += int(np.count_nonzero((np.searchsorted(quotes, commas) + quoted) % 2 == 0))
+            quoted = (quoted + len(quotes)) % 2
+    return count
+
+
+@contextmanager
+def _pandas_errors(path: Path) -> Iterator[None]:
+    """Turn pandas' errors about the file into one-line user errors (a wrong number of fields named by line)."""
+    import pandas as pd
+
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise UserError(f"CSV file {path} is not UTF-8 text; save it as UTF-8 CSV") from None
+    except pd.errors.ParserError as error:
+        _check_fields(path)
+        reason = str(error).strip().removeprefix("Error tokenizing data. C error: ")
+        raise UserError(f"CSV file {path} is malformed ({reason}); fix the quoting") from None
+
+
+def _check_fields(path: Path) -> None:
+    """Raise for the first row whose number of fields differs from the header's."""
+    for _ in _csv_rows(path):
+        pass
+
+
+def _csv_row(path: Path, row: int) -> tuple[int, list[str]]:
+    """The line number and stripped cells of data row ``row`` (0 is the first after the header), read with the
+    csv module after it checked every row's number of fields (a misplaced comma explains most bad cells)."""
+    found = None
+    for position, record in enumerate(_csv_rows(path)):
+        if position == row + 1:
+            found = record
+    if found is None:
+        raise UserError(f"CSV file {path} is malformed (its rows cannot be counted); fix the quoting")
+    return found
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Each row of a UTF-8 CSV file that is not blank, the header first, with its line number and stripped cells;
+    a row whose number of fields differs from the header's is an error."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return _read_csv_rows(csv.reader(handle), path)
+            reader = csv.reader(handle)
+            width = None
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if width is None:
+                    width = len(row)
+                elif len(row) != width:
+                    raise UserError(
+                        f"CSV file {path} line {reader.line_num} has {len(row)} fields but the header has "
+                        f"{width}; give every row one value per column"
+                    )
+                yield reader.line_num, [cell.strip() for cell in row]
     except UnicodeDecodeError:
         raise UserError(f"CSV file {path} is not UTF-8 text; save it as UTF-8 CSV") from None
     except csv.Error as error:
         raise UserError(f"CSV file {path} is malformed ({error}); fix the quoting") from None
 
 
+def _read_csv_file(path: Path) -> tuple[list[str], list[list[str]], list[int]]:
+    """The header, the non-blank rows (cells stripped) and their line numbers of a small UTF-8 CSV file, read with
+    the csv module."""
+    rows = list(_csv_rows(path))
+    if not rows:
+        raise UserError(f"CSV file {path} is empty; it needs a header row naming the columns, then data rows")
+    if len(rows) == 1:
+        raise UserError(f"CSV file {path} has a header but no data rows; add one row per example")
+    return rows[0][1], [cells for _, cells in rows[1:]], [line for line, _ in rows[1:]]
+
+
 def _label_columns(
     header: list[str], rows: list[list[str]], line_numbers: list[int], label: str, path: Path
 ) -> tuple[list[str], list[int], np.ndarray]:
-    """The label columns ``label`` names (comma-separated): their names, indices and values ``(n, columns)``,
-    numbers where every value is one; several columns must all be numbers (one regression output each)."""
+    """The label columns ``label`` names (comma-separated) in rows read by :func:`_read_csv_file`: their names,
+    indices and values ``(n, columns)``, as :func:`_label_array` makes them."""
+    names, indices = _label_indices(header, label, path)
+    texts = [np.array([row[index] for row in rows], dtype=object) for index in indices]
+    return names, indices, _label_array(texts, names, line_numbers.__getitem__, path)
+
+
+def _label_indices(header: list[str], label: str, path: Path) -> tuple[list[str], list[int]]:
+    """The names and indices of the label columns ``label`` names (comma-separated), each present once."""
     names = [name.strip() for name in label.split(",")]
     indices = [_label_column(header, name, path) for name in names]
     if len(set(indices)) != len(indices):
         raise UserError(f"--label {label} names a column twice; name each label column once")
-    for row, line in zip(rows, line_numbers, strict=True):
-        for name, index in zip(names, indices, strict=True):
-            if not row[index]:
-                raise UserError(
-                    f"CSV file {path} line {line}: the label column '{name}' is empty; every row needs a label"
-                )
-    labels = [label_values([row[index] for row in rows]) for index in indices]
+    return names, indices
+
+
+def _label_array(texts: list[np.ndarray], names: list[str], line_of: Callable[[int], int], path: Path) -> np.ndarray:
+    """Label values ``(n, columns)`` from each label column's stripped texts (``line_of`` gives a row's line
+    number): numbers where every value is one; several columns must all be numbers (one regression output each)."""
+    empty = [np.flatnonzero(text == "") for text in texts]
+    rows = [int(found[0]) for found in empty if found.size]
+    if rows:
+        row = min(rows)
+        name = next(name for name, found in zip(names, empty, strict=True) if found.size and found[0] == row)
+        raise UserError(
+            f"CSV file {path} line {line_of(row)}: the label column '{name}' is empty; every row needs a label"
+        )
+    labels = [label_values(text) for text in texts]
     if len(labels) > 1:
         labels = [_numeric_label(column, name, path) for column, name in zip(labels, names, strict=True)]
-    return names, indices, np.stack(labels, axis=1)
-
-
-def _read_csv_rows(reader, path: Path) -> tuple[list[str], list[list[str]], list[int]]:
-    """Read the header and the non-blank rows (cells stripped), with each row's line number."""
-    header = next(reader, None)
-    if not header or not any(cell.strip() for cell in header):
-        raise UserError(f"CSV file {path} is empty; it needs a header row naming the columns, then data rows")
-    header = [cell.strip() for cell in header]
-    rows, line_numbers = [], []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(header):
-            raise UserError(
-                f"CSV file {path} line {reader.line_num} has {len(row)} fields but the header has "
-                f"{len(header)}; give every row one value per column"
-            )
-        rows.append([cell.strip() for cell in row])
-        line_numbers.append(reader.line_num)
-    if not rows:
-        raise UserError(f"CSV file {path} has a header but no data rows; add one row per example")
-    return header, rows, line_numbers
+    return np.stack(labels, axis=1)
 
 
 def _label_column(header: list[str], label: str, path: Path) -> int:
@@ -249,30 +471,13 @@ def _label_column(header: list[str], label: str, path: Path) -> int:
     return header.index(label)
 
 
-def _parse_features(rows: list[list[str]], line_numbers: list[int], feature_names: list[str], path: Path) -> np.ndarray:
-    """Convert the feature cells to float32, naming the column, line and value of the first bad one."""
-    values = []
-    for row, line in zip(rows, line_numbers, strict=True):
-        try:
-            values.append([float(cell) for cell in row])
-        except ValueError:
-            raise _bad_cell(row, line, feature_names, path) from None
-    with np.errstate(over="ignore"):  # too large for float32 becomes inf, reported below
-        x = np.asarray(values, dtype=np.float32)
-    if not np.isfinite(x).all():
-        row_index, column_index = np.argwhere(~np.isfinite(x))[0]
-        raise UserError(
-            f"CSV file {path} line {line_numbers[row_index]}: column '{feature_names[column_index]}' is "
-            f"'{rows[row_index][column_index]}', not a finite number; fill in or drop missing and "
-            "infinite values"
+def _bad_cell(path: Path, line: int, name: str, cell: str, problem: str) -> UserError:
+    """The error for a feature cell that is not a number (``problem`` "number") or not finite ("finite")."""
+    if problem == "finite":
+        return UserError(
+            f"CSV file {path} line {line}: column '{name}' is '{cell}', not a finite number; fill in or drop "
+            "missing and infinite values"
         )
-    return x
-
-
-def _bad_cell(row: list[str], line: int, feature_names: list[str], path: Path) -> UserError:
-    """The error for the first feature cell of ``row`` that is not a number."""
-    index = next(index for index, cell in enumerate(row) if not _is_number(cell))
-    name, cell = feature_names[index], row[index]
     if not cell:
         return UserError(f"CSV file {path} line {line}: column '{name}' is empty; fill in a number or drop the row")
     return UserError(
@@ -290,15 +495,15 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def label_values(labels: list[str]) -> np.ndarray:
+def label_values(labels: Sequence[str]) -> np.ndarray:
     """Labels as numbers when every one is a finite number (integers when all are whole), else text."""
     try:
-        numbers = np.array([float(text) for text in labels])
+        numbers = np.asarray(labels, dtype=object).astype(np.float64)  # float() on each text
     except ValueError:
-        return np.array(labels)
+        return np.asarray(labels, dtype=str)
     if not np.isfinite(numbers).all():
-        return np.array(labels)
-    if all(number.is_integer() for number in numbers.tolist()):
+        return np.asarray(labels, dtype=str)
+    if (numbers == np.floor(numbers)).all():
         return numbers.astype(np.int64)
     return numbers
 
@@ -408,20 +613,32 @@ def _check_image_size(image_size: list[int] | None) -> tuple[int, int] | None:
     return int(image_size[0]), int(image_size[1])
 
 
-def _load_folder(folder: Path, image_size: tuple[int, int] | None, label: str = "label") -> Dataset:
+def _load_folder(
+    folder: Path,
+    image_size: tuple[int, int] | None,
+    label: str = "label",
+    cache: CacheSettings | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Dataset:
     """Load a folder with one subfolder per class (subfolder name = class name): WAV clips or images; or a folder
     of images with a ``labels.csv`` naming each image's label(s) (:func:`_load_labelled_images`)."""
     if (folder / LABELS_FILE).is_file():
-        return _load_labelled_images(folder, image_size, label)
+        return _load_labelled_images(folder, image_size, label, cache, progress)
     class_folders = _class_folders(folder)
     if any(child.suffix.lower() == WAV_SUFFIX for class_folder in class_folders for child in class_folder.iterdir()):
         from recipes.audio import load_wav_folder
 
-        return load_wav_folder(folder, class_folders)
-    return _load_image_folder(folder, class_folders, image_size)
+        return load_wav_folder(folder, class_folders, cache, progress)
+    return _load_image_folder(folder, class_folders, image_size, cache, progress)
 
 
-def _load_labelled_images(folder: Path, image_size: tuple[int, int] | None, label: str) -> Dataset:
+def _load_labelled_images(
+    folder: Path,
+    image_size: tuple[int, int] | None,
+    label: str,
+    cache: CacheSettings | None,
+    progress: Callable[[str], None] | None,
+) -> Dataset:
     """Images listed in ``folder/labels.csv``: a ``file`` column (paths relative to the folder) and the label
     column(s) named by ``label`` (numbers for a regression, e.g. an angle or a count; text for classes)."""
     path = folder / LABELS_FILE
@@ -442,17 +659,24 @@ def _load_labelled_images(folder: Path, image_size: tuple[int, int] | None, labe
                 "give paths relative to the folder"
             )
         files.append(file)
-    return labelled(_read_images(files, image_size), labels, names, "image", folder.resolve().name)
+    pixels = folder_features(folder, files, ImageFrontEnd(image_size), cache, progress)
+    return labelled(pixels, labels, names, "image", folder.resolve().name)
 
 
-def _load_image_folder(folder: Path, class_folders: list[Path], image_size: tuple[int, int] | None) -> Dataset:
-    """Load images from each class subfolder."""
+def _load_image_folder(
+    folder: Path,
+    class_folders: list[Path],
+    image_size: tuple[int, int] | None,
+    cache: CacheSettings | None,
+    progress: Callable[[str], None] | None,
+) -> Dataset:
+    """Load images from each class subfolder (their pixels through the feature cache)."""
     files, labels = [], []
     for class_index, class_folder in enumerate(class_folders):
         images = _image_files(class_folder)
         files.extend(images)
         labels.extend([class_index] * len(images))
-    pixels = _read_images(files, image_size)
+    pixels = folder_features(folder, files, ImageFrontEnd(image_size), cache, progress)
     class_names = [class_folder.name for class_folder in class_folders]
     y = np.asarray(labels, dtype=np.int32)
     return Dataset(x=pixels, y=y, class_names=class_names, kind="image", name=folder.resolve().name)
@@ -489,40 +713,77 @@ def _image_files(folder: Path, required: bool = True) -> list[Path]:
     return files
 
 
-def _read_images(files: list[Path], image_size: tuple[int, int] | None) -> np.ndarray:
-    """Read, resize and stack images: one channel if all are grayscale, else three (RGB)."""
-    size = image_size
-    arrays = []
-    for file in files:
-        array = _read_image(file, size)
-        size = size or array.shape[:2]
-        arrays.append(array)
-    if all(array.ndim == 2 for array in arrays):
-        return np.stack(arrays)[..., np.newaxis]
-    return np.stack([np.repeat(a[..., np.newaxis], 3, axis=2) if a.ndim == 2 else a for a in arrays])
-
-
-def _read_image(file: Path, size: tuple[int, int] | None) -> np.ndarray:
-    """One image as float32 raw pixel values: ``(h, w)`` if grayscale, else ``(h, w, 3)`` RGB.
+class ImageFrontEnd:
+    """Images decoded and resized to one size (bilinear): one channel when every image is grayscale, else three
+    (RGB); stored as uint8 when the images are RGB with 8-bit samples, else as float32 raw values.
 
     Args:
-        file: the image file.
-        size: ``(height, width)`` to resize to with bilinear filtering. Defaults to the image's own.
+        image_size: ``(height, width)``; None: the first image's.
     """
+
+    name = "images"
+    noun = "images"
+
+    def __init__(self, image_size: tuple[int, int] | None) -> None:
+        self.image_size = image_size
+        self.size, self.channels, self.dtype = image_size, 3, np.float32
+
+    def parameters(self) -> dict[str, Any]:
+        """The requested size (the cache key)."""
+        return {"image_size": list(self.image_size) if self.image_size else None}
+
+    def layout(self, files: Sequence[Path], progress: Callable[[str], None] | None) -> tuple[tuple[int, ...], Any]:
+        """Read every image's header (refusing one too large or unreadable before anything is decoded) to choose
+        the size, the channels and the stored dtype."""
+        meter = Progress(progress, "checking", "images", len(files))
+        headers = []
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            for start in range(0, len(files), 4096):
+                headers.extend(pool.map(_image_header, files[start : start + 4096]))
+                meter.advance(len(files[start : start + 4096]))
+        meter.finish()
+        first_width, first_height = headers[0][0]
+        self.size = self.image_size or (first_height, first_width)
+        grayscale = all(mode in GRAYSCALE_MODES or mode.startswith("I;") for _, mode in headers)
+        eight_bit = all(mode not in ("I", "F") and not mode.startswith("I;") for _, mode in headers)
+        self.channels = 1 if grayscale else 3
+        self.dtype = np.uint8 if eight_bit and not grayscale else np.float32
+        return (*self.size, self.channels), self.dtype
+
+    def compute(self, files: Sequence[Path]) -> np.ndarray:
+        """Decode and resize ``files`` in parallel threads."""
+        with ThreadPoolExecutor(_WORKERS) as pool:
+            return np.stack(list(pool.map(self._decode, files)))
+
+    def _decode(self, file: Path) -> np.ndarray:
+        """One image as ``(height, width, channels)``: 8-bit RGB as uint8, anything else as float32 raw values."""
+        from PIL import Image
+
+        try:
+            with open_image(file) as image:
+                image.load()
+                grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
+                image = image.convert("RGB" if self.dtype == np.uint8 or not grayscale else "F")
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            raise UserError(f"image {file} cannot be read ({first_line(error)}); replace or remove the file") from None
+        if (image.height, image.width) != tuple(self.size):
+            image = image.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=self.dtype)
+        if array.ndim == 2:
+            array = array[..., np.newaxis]
+        return np.repeat(array, self.channels, axis=2) if array.shape[2] != self.channels else array
+
+
+def _image_header(file: Path) -> tuple[tuple[int, int], str]:
+    """An image's (width, height) and mode from its header; one too large or unreadable is a user error."""
     from PIL import Image
 
     try:
         with open_image(file) as image:  # reads the header only
             refusal = image_too_large(file, *image.size)
-            if refusal is not None:
-                raise UserError(refusal)
-            image.load()
-            grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
-            image = image.convert("F" if grayscale else "RGB")
-    except UserError:
-        raise
+            size, mode = image.size, image.mode
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UserError(f"image {file} cannot be read ({first_line(error)}); replace or remove the file") from None
-    if size is not None and (image.height, image.width) != tuple(size):
-        image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-    return np.asarray(image, dtype=np.float32)
+    if refusal is not None:
+        raise UserError(refusal)
+    return size, mode

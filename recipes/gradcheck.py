@@ -382,7 +382,7 @@ def gradcheck_config(
         )
     dataset = task.prepare(dataset, config)
     order = np.random.default_rng(config.seed).permutation(len(dataset.y))[:examples]
-    x = np.asarray(dataset.x)[order].astype(np.float64)
+    x = np.asarray(dataset.x[order]).astype(np.float64)
     y = np.asarray(dataset.y)[order].astype(np.int64)
     mean, variance = normalization_statistics(x)
     spec = DataSpec(

@@ -26,6 +26,7 @@ from recipes import anomaly
 from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis, diagnose, diagnose_metrics, with_early_stopping
 from recipes.errors import UserError, unknown_choice
+from recipes.records import EVALUATION_BATCH, keras_inputs, take
 from recipes.registry import recipe_named
 from recipes.splitting import Split, anomaly_split, group_split, split_indices
 
@@ -42,7 +43,6 @@ CONTINUOUS_MIN_DISTINCT = 20
 CONTINUOUS_MIN_SHARE = 0.05
 FEW_EXAMPLES = 2  # a class with at most this many examples cannot be learned and judged on dev and test
 CALIBRATION_BINS = 10  # a regression's int8 calibration and split are stratified by deciles of the target
-EVALUATION_BATCH = 1024
 
 
 class Task:
@@ -192,7 +192,7 @@ class Classification(Task):
         metrics: dict[str, Any] = {"task": self.name}
         for part in ("train", "dev", "test"):
             x, y = data.part(part)
-            scores = model.evaluate(x, y, batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)
+            scores = model.evaluate(**keras_inputs(x, y, EVALUATION_BATCH), verbose=0, return_dict=True)
             metrics[part] = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
         metrics["split"] = data.split.sizes()
         return metrics
@@ -227,7 +227,8 @@ class AnomalyDetection(Task):
 
     def validation(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The dev split's normal examples only: their mean score is the same loss as the training loss."""
-        return x[y == anomaly.NORMAL], y[y == anomaly.NORMAL]
+        normal = np.flatnonzero(y == anomaly.NORMAL)
+        return take(x, normal), y[normal]
 
     def outputs(self, dataset: Dataset) -> int:
         return 1
@@ -242,15 +243,17 @@ class AnomalyDetection(Task):
         """Anomaly scores of each split, the threshold chosen on dev, and each split's loss (on its normal
         examples, regularization included) with :func:`recipes.anomaly.split_metrics`."""
         scores = {
-            part: np.asarray(model.predict(data.part(part)[0], batch_size=EVALUATION_BATCH, verbose=0)).reshape(-1)
+            part: np.asarray(model.predict(**keras_inputs(data.part(part)[0]), verbose=0)).reshape(-1)
             for part in ("train", "dev", "test")
         }
         threshold = anomaly.choose_threshold(scores["dev"], data.part("dev")[1])
         metrics: dict[str, Any] = {"task": self.name, "threshold": threshold, "threshold_rule": anomaly.THRESHOLD_RULE}
         for part in ("train", "dev", "test"):
             x, y = data.part(part)
-            normal = y == anomaly.NORMAL
-            loss = model.evaluate(x[normal], y[normal], batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)
+            normal = np.flatnonzero(y == anomaly.NORMAL)
+            loss = model.evaluate(
+                **keras_inputs(take(x, normal), y[normal], EVALUATION_BATCH), verbose=0, return_dict=True
+            )
             metrics[part] = {"loss": float(loss["loss"]), **anomaly.split_metrics(scores[part], y, threshold)}
         metrics["split"] = data.split.sizes()
         return metrics
@@ -347,8 +350,8 @@ class Regression(Task):
         metrics: dict[str, Any] = {"task": self.name, "target_names": names}
         for part in ("train", "dev", "test"):
             x, y = data.part(part)
-            loss = model.evaluate(x, y, batch_size=EVALUATION_BATCH, verbose=0, return_dict=True)["loss"]
-            predicted = model.predict(x, batch_size=EVALUATION_BATCH, verbose=0)
+            loss = model.evaluate(**keras_inputs(x, y, EVALUATION_BATCH), verbose=0, return_dict=True)["loss"]
+            predicted = model.predict(**keras_inputs(x), verbose=0)
             scores = regression_metrics(y, predicted, names)
             baseline = regression_metrics(y, np.broadcast_to(train_mean, np.shape(y)), names)
             metrics[part] = {

@@ -31,6 +31,7 @@ from recipes.layers import keras_module_or_default
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
+from recipes.records import RecordArray, batches, on_disk, read_rows, take
 from recipes.rundir import check_writable, installed_versions, staged_run
 from recipes.runs import Run
 from recipes.schedules import learning_rate_at
@@ -62,10 +63,11 @@ class PreparedData:
     task: Task = task_named("classification")
     note: str | None = None
 
-    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) of split part ``name`` ("train", "dev" or "test")."""
+    def part(self, name: str) -> tuple[np.ndarray | RecordArray, np.ndarray]:
+        """(x, y) of split part ``name`` ("train", "dev" or "test"); x is a lazy view when the features are read
+        from disk (:func:`recipes.records.take`)."""
         indices = getattr(self.split, name)
-        return self.dataset.x[indices], self.dataset.y[indices]
+        return take(self.dataset.x, indices), self.dataset.y[indices]
 
     def validation(self) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) that training watches each epoch: the dev split, as the task takes it (an anomaly detector
@@ -73,9 +75,10 @@ class PreparedData:
         return self.task.validation(*self.part("dev"))
 
 
-def prepare_data(config: TrainConfig) -> PreparedData:
-    """Load ``config.data``, choose the task, split (seeded, stratified) and compute training-split statistics."""
-    dataset = load_config_data(config)
+def prepare_data(config: TrainConfig, progress: Callable[[str], None] | None = None) -> PreparedData:
+    """Load ``config.data``, choose the task, split (seeded, stratified) and compute training-split statistics
+    (``progress``: called with progress lines of long steps, such as decoding a large folder)."""
+    dataset = load_config_data(config, progress)
     task, note = choose_task(config, dataset)
     task.check_config(config)
     dataset = task.prepare(dataset, config)
@@ -86,7 +89,7 @@ def prepare_data(config: TrainConfig) -> PreparedData:
 
 def data_spec(dataset: Dataset, split: Split, task: Task) -> DataSpec:
     """What a builder needs to know about ``dataset``: shape, outputs, training-split statistics, task."""
-    mean, variance = normalization_statistics(dataset.x[split.train])
+    mean, variance = normalization_statistics(take(dataset.x, split.train))
     return DataSpec(
         dataset.input_shape,
         task.outputs(dataset),
@@ -175,14 +178,28 @@ def _window_augmentation(config: TrainConfig, data: PreparedData) -> list[Callab
 
 
 def training_dataset(config: TrainConfig, data: PreparedData) -> Any:
-    """Training batches as a ``tf.data`` pipeline, reshuffled every epoch, augmented if configured."""
+    """Training batches as a ``tf.data`` pipeline, reshuffled every epoch, augmented if configured.
+
+    Features in memory are shuffled whole; features on disk are shuffled as positions, and each batch's rows are
+    read when the batch is (:class:`recipes.records.RecordArray`), so memory holds a few batches. Both draw the
+    same seeded order, so the same examples meet in the same batches either way.
+    """
     import tensorflow as tf
 
     x, y = data.part("train")
-    pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-        len(y), seed=config.seed, reshuffle_each_iteration=True
-    )
-    pipeline = pipeline.batch(batch_size_for(config, len(y)))
+    batch = batch_size_for(config, len(y))
+    if on_disk(x):
+        labels = tf.constant(y)
+        pipeline = tf.data.Dataset.range(len(y)).shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True)
+        pipeline = pipeline.batch(batch).map(
+            lambda positions: (read_rows(x, positions), tf.gather(labels, positions)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+            len(y), seed=config.seed, reshuffle_each_iteration=True
+        )
+        pipeline = pipeline.batch(batch)
     augment = _augmenter(config, data)
     if augment is not None:
         pipeline = pipeline.map(lambda xb, yb: (augment(xb), yb), num_parallel_calls=tf.data.AUTOTUNE)
@@ -290,9 +307,13 @@ def fit_keras(
         ``val_accuracy``).
     """
     validating = len(data.split.dev) > 0
+    validation = None
+    if validating:
+        x_dev, y_dev = data.validation()
+        validation = batches(x_dev, y_dev, EVALUATION_BATCH) if on_disk(x_dev) else (x_dev, y_dev)
     return model.fit(
         training_dataset(config, data),
-        validation_data=data.validation() if validating else None,
+        validation_data=validation,
         validation_batch_size=EVALUATION_BATCH,
         epochs=epochs or config.epochs,
         initial_epoch=initial_epoch,
@@ -399,7 +420,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     validate(config)
     check_writable(config.out)  # before the data is loaded and TensorFlow imported
     started = time.perf_counter()
-    data = prepare_data(config)
+    data = prepare_data(config, report)
     if data.task.name in TASK_CHOICES:  # the run's config.yaml names the task auto chose, so a rerun repeats it
         config = dataclasses.replace(config, task=data.task.name)
     keras = import_keras(config.seed)

@@ -1,0 +1,271 @@
+"""Real-size data: rows read from disk on demand, the feature cache, streamed statistics, progress, and one line
+when memory or disk runs out."""
+
+import errno
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import cli
+from recipes import feature_cache
+from recipes.config import resolve_config
+from recipes.data import ImageFrontEnd, load_dataset
+from recipes.errors import UserError
+from recipes.feature_cache import CacheSettings
+from recipes.normalization import normalization_statistics
+from recipes.progress import Progress
+from recipes.records import RecordArray, take
+from tests.helpers import error_line
+
+
+def image_folder(root, per_class: int = 5, size: tuple[int, int] = (6, 5), seed: int = 0):
+    """Two classes of RGB PNGs: dark and bright noise."""
+    generator = np.random.default_rng(seed)
+    for name, low in (("dark", 0), ("bright", 120)):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            pixels = generator.integers(low, low + 130, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{index:03d}.png")
+    return root
+
+
+# --- rows on disk ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_record_array_reads_rows_as_numpy_would(tmp_path, dtype):
+    values = (np.random.default_rng(0).random((30, 4, 5, 3)) * 200).astype(dtype)
+    np.save(tmp_path / "rows.npy", values)
+    rows = RecordArray(tmp_path / "rows.npy")
+    expected = values.astype(np.float32)
+    assert rows.shape == (30, 4, 5, 3) and len(rows) == 30 and rows.ndim == 4 and rows.nbytes == expected.nbytes
+    np.testing.assert_array_equal(rows[7], expected[7])
+    np.testing.assert_array_equal(rows[2:9], expected[2:9])
+    np.testing.assert_array_equal(rows[[5, 1, 5, 29]], expected[[5, 1, 5, 29]])  # unsorted, repeated
+    mask = expected[:, 0, 0, 0] > 100
+    np.testing.assert_array_equal(rows[mask], expected[mask])
+    view = rows.take(np.array([9, 3, 20])).take(np.array([2, 0]))  # a view of a view reads nothing until indexed
+    np.testing.assert_array_equal(np.asarray(view), expected[[20, 9]])
+    np.testing.assert_array_equal(np.concatenate(list(rows.chunks(7))), expected)
+    np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(view))), expected[[20, 9]])
+    assert rows[2:9].dtype == np.float32
+    np.testing.assert_array_equal(take(values, np.array([4, 2])), values[[4, 2]])  # in memory: a plain copy
+
+
+def test_a_truncated_cache_file_is_refused_when_read(tmp_path):
+    np.save(tmp_path / "rows.npy", np.zeros((10, 8), np.float32))
+    with open(tmp_path / "rows.npy", "r+b") as handle:
+        handle.truncate(os.path.getsize(tmp_path / "rows.npy") - 16)
+    with pytest.raises(OSError, match="shorter than its header"):
+        RecordArray(tmp_path / "rows.npy")[9]
+
+
+def test_streamed_statistics_equal_the_in_memory_ones_on_mixed_units(tmp_path):
+    """Features in units six orders of magnitude apart, around offsets up to 1e6: the chunks' merged mean and
+    variance equal numpy's float64 figures over the whole array."""
+    generator = np.random.default_rng(1)
+    scales = np.array([1e-3, 1.0, 1e3, 1e6])
+    values = (generator.normal(size=(2_300, 4)) * scales + np.array([0.0, 5.0, -40.0, 1e6])).astype(np.float32)
+    np.save(tmp_path / "x.npy", values)
+    rows = RecordArray(tmp_path / "x.npy")
+    train = np.sort(generator.choice(len(values), 1_700, replace=False))
+    mean, variance = normalization_statistics(take(rows, train))
+    reference = values[train].astype(np.float64)
+    np.testing.assert_allclose(mean, reference.mean(axis=0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(variance, reference.var(axis=0), rtol=1e-5)
+    in_memory = normalization_statistics(values[train])
+    np.testing.assert_allclose(mean, in_memory[0], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(variance, in_memory[1], rtol=1e-5)
+
+
+# --- the feature cache ---------------------------------------------------------------------------------
+
+
+def counting(monkeypatch) -> list[int]:
+    """Count the files ImageFrontEnd decodes."""
+    decoded: list[int] = []
+    original = ImageFrontEnd.compute
+
+    def compute(self, files):
+        decoded.append(len(files))
+        return original(self, files)
+
+    monkeypatch.setattr(ImageFrontEnd, "compute", compute)
+    return decoded
+
+
+def test_features_are_cached_reused_and_recomputed_when_a_file_changes(tmp_path, monkeypatch):
+    folder = image_folder(tmp_path / "shots")
+    cache = CacheSettings(tmp_path / "cache")
+    decoded = counting(monkeypatch)
+    plain = load_dataset(str(folder))  # no cache: computed in memory
+    first = load_dataset(str(folder), cache=cache)
+    second = load_dataset(str(folder), cache=cache)
+    assert sum(decoded) == 20  # 10 without the cache, 10 filling it, none reusing it
+    np.testing.assert_array_equal(first.x, plain.x)
+    np.testing.assert_array_equal(second.x, plain.x)
+    cached = sorted(path.name for path in (tmp_path / "cache").iterdir())
+    assert len(cached) == 2 and cached[0].endswith(".json") and cached[1].endswith(".npy")
+    assert np.load(tmp_path / "cache" / cached[1]).dtype == np.uint8  # 8-bit RGB kept as bytes
+
+    changed = folder / "dark" / "002.png"
+    Image.fromarray(np.full((5, 6, 3), 7, np.uint8)).save(changed)
+    os.utime(changed, ns=(1, 1))  # another modification time, whatever the clock's resolution
+    third = load_dataset(str(folder), cache=cache)
+    assert sum(decoded) == 30  # the whole folder computed again
+    changed_row = 5 + 2  # classes sort: bright (0-4), dark (5-9)
+    assert third.x[changed_row].max() == 7
+    assert np.array_equal(np.delete(third.x, changed_row, 0), np.delete(plain.x, changed_row, 0))
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # replaced, not added
+
+    resized = load_dataset(str(folder), image_size=[3, 3], cache=cache)  # another parameter: another key
+    assert resized.x.shape == (10, 3, 3, 3) and sum(decoded) == 40
+    assert len(list((tmp_path / "cache").iterdir())) == 4
+
+
+def test_features_above_the_memory_limit_are_read_from_disk(tmp_path):
+    folder = image_folder(tmp_path / "shots")
+    in_memory = load_dataset(str(folder), cache=CacheSettings(tmp_path / "cache"))
+    on_disk = load_dataset(str(folder), cache=CacheSettings(tmp_path / "cache", in_memory_bytes=0))
+    assert isinstance(in_memory.x, np.ndarray) and isinstance(on_disk.x, RecordArray)
+    np.testing.assert_array_equal(np.asarray(on_disk.x), in_memory.x)
+    assert on_disk.input_shape == in_memory.input_shape == (5, 6, 3)
+
+
+def test_a_damaged_cache_is_computed_again(tmp_path, monkeypatch):
+    folder = image_folder(tmp_path / "shots")
+    cache = CacheSettings(tmp_path / "cache")
+    expected = load_dataset(str(folder), cache=cache).x
+    array = next((tmp_path / "cache").glob("*.npy"))
+    array.write_bytes(array.read_bytes()[:-50])  # a cache cut short (a disk that filled up, a copy interrupted)
+    decoded = counting(monkeypatch)
+    np.testing.assert_array_equal(load_dataset(str(folder), cache=cache).x, expected)
+    assert sum(decoded) == 10
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_cache(tmp_path, monkeypatch):
+    folder = image_folder(tmp_path / "shots")
+    cache = CacheSettings(tmp_path / "cache")
+    monkeypatch.setattr(
+        feature_cache.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 1000, "total": 1000})()
+    )
+    with pytest.raises(UserError, match=r"feature cache needs .* GiB in .*cache.*--cache-dir"):
+        load_dataset(str(folder), cache=cache)
+    assert list((tmp_path / "cache").iterdir()) == []
+    monkeypatch.undo()
+
+    def full(self, files):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ImageFrontEnd, "compute", full)  # the disk fills while the cache is written
+    with pytest.raises(UserError, match="disk is \\(nearly\\) full"):
+        load_dataset(str(folder), cache=cache)
+    assert list((tmp_path / "cache").iterdir()) == []  # the temporary file is gone
+
+
+def test_a_bad_image_is_refused_before_anything_is_decoded(tmp_path, monkeypatch):
+    folder = image_folder(tmp_path / "shots")
+    (folder / "bright" / "broken.png").write_bytes(b"not a png")
+    decoded = counting(monkeypatch)
+    with pytest.raises(UserError, match="broken.png cannot be read"):
+        load_dataset(str(folder), cache=CacheSettings(tmp_path / "cache"))
+    assert decoded == [] and not list((tmp_path / "cache").glob("*.npy"))
+
+
+# --- progress ---------------------------------------------------------------------------------------------
+
+
+def test_progress_says_counts_rate_and_time_left_of_a_long_step_only():
+    now = [0.0]
+    lines: list[str] = []
+    progress = Progress(lines.append, "decoding", "images", 1000, clock=lambda: now[0])
+    for moment, count in ((1.0, 100), (2.5, 100), (5.0, 100), (13.0, 300)):
+        now[0] = moment
+        progress.advance(count)
+    now[0] = 20.0
+    progress.advance(400)
+    progress.finish("cached")
+    assert lines == [
+        "decoding images: 200/1,000 (80/s, 10 s left)",
+        "decoding images: 600/1,000 (46/s, 9 s left)",
+        "decoding images: 1,000 in 20 s (50/s); cached",
+    ]
+    quick: list[str] = []
+    short = Progress(quick.append, "decoding", "images", 10, clock=lambda: 0.0)
+    short.advance(10)
+    short.finish()
+    assert quick == []
+
+
+# --- running out ------------------------------------------------------------------------------------
+
+
+class ResourceExhaustedError(Exception):
+    """Stands in for TensorFlow's error of the same name (the CLI recognises it by name)."""
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (MemoryError("Unable to allocate 48.2 GiB"), "out of memory (Unable to allocate 48.2 GiB); lower --batch-size"),
+        (ResourceExhaustedError("OOM when allocating tensor"), "out of memory (OOM when allocating tensor)"),
+        (OSError(errno.ENOSPC, "No space left on device", "runs/x.tmp"), "the disk is full writing runs/x.tmp"),
+    ],
+)
+def test_running_out_of_memory_or_disk_is_one_line(tmp_path, monkeypatch, error, expected):
+    import recipes.training
+
+    def train(config, report=print):
+        raise error
+
+    monkeypatch.setattr(recipes.training, "train", train)
+    result = CliRunner().invoke(cli.app, ["train", "--out", str(tmp_path / "runs")])
+    assert expected in error_line(result)
+
+
+def test_other_errors_keep_their_traceback(tmp_path, monkeypatch):
+    import recipes.training
+
+    def train(config, report=print):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(recipes.training, "train", train)
+    result = CliRunner().invoke(cli.app, ["train", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and isinstance(result.exception, PermissionError)
+
+
+# --- training from disk --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_training_from_disk_equals_training_in_memory_and_exports(tmp_path):
+    """The same seeded run with its features in memory and read from the cache a batch at a time: the same split,
+    statistics, history and metrics; the cache is filled once; export reads the test split from disk too."""
+    from edge.export import export_run
+    from recipes.training import train
+
+    folder = image_folder(tmp_path / "shots", per_class=40, size=(8, 8))
+    runs = {}
+    for name, limit in (("memory", 1024.0), ("disk", 0.0)):
+        config = resolve_config(
+            None,
+            {"data": str(folder), "recipe": "cnn", "epochs": 3, "out": str(tmp_path / "runs"), "name": name},
+            ["conv_filters=4", "hidden_units=8", "flip=horizontal", f"in_memory_mb={limit}"],
+        )
+        runs[name] = train(config, report=None)
+    memory, disk = (runs[name].run_dir for name in ("memory", "disk"))
+    assert (memory / "history.csv").read_text() == (disk / "history.csv").read_text()
+    memory_metrics, disk_metrics = (json.loads((run / "metrics.json").read_text()) for run in (memory, disk))
+    assert memory_metrics == disk_metrics
+    for key in ("train", "dev", "test"):
+        assert np.array_equal(np.load(memory / "split.npz")[key], np.load(disk / "split.npz")[key])
+    assert len(list((tmp_path / "runs" / "cache").glob("*.npy"))) == 1  # one cache, filled by the first run
+
+    report = export_run(disk, variants=("float32", "int8"))
+    assert not report.failing and [result.name for result in report.variants] == ["float32", "int8"]
+    assert report.test_examples == report.variants[0].parity.examples == memory_metrics["split"]["test"]
