@@ -131,6 +131,14 @@ def train(
         bool, typer.Option("--help-config", metavar="", help="List every config key and exit.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No per-epoch lines.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            metavar="",
+            help="Continue the interrupted run of this --name and --out from its last checkpoint.",
+        ),
+    ] = False,
 ) -> None:
     """Train a recipe on a data set and write a run directory (default: mlp on digits)."""
     if help_config:
@@ -160,7 +168,7 @@ def train(
         )
         from recipes.training import train as run_training
 
-        result = run_training(resolved, report=None if quiet else print)
+        result = run_training(resolved, report=None if quiet else print, resume=resume)
     _print_result(result)
 
 

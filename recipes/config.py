@@ -204,6 +204,11 @@ class TrainConfig:
         "<out>/cache",
         None,
     )
+    checkpoint_seconds: float = _doc(
+        "train: write a checkpoint for --resume after an epoch once this many seconds passed since the last; 0: "
+        "after every epoch",
+        60.0,
+    )
     in_memory_mb: float = _doc(
         "a folder's features larger than this many MiB stay in the cache on disk and are read a batch at a time",
         1024.0,
@@ -479,6 +484,10 @@ def validate(config: TrainConfig) -> TrainConfig:
             f"split fractions must add up to 1, got {config.split} (sum {sum(config.split):g})",
         )
     _check(bool(config.out.strip()), "out must name a folder; e.g. --out runs")
+    _check(
+        math.isfinite(config.checkpoint_seconds) and config.checkpoint_seconds >= 0,
+        f"checkpoint_seconds must be >= 0, got {config.checkpoint_seconds}; e.g. --set checkpoint_seconds=60",
+    )
     _check(
         math.isfinite(config.in_memory_mb) and config.in_memory_mb >= 0,
         f"in_memory_mb must be >= 0, got {config.in_memory_mb}; e.g. --set in_memory_mb=1024",

@@ -80,18 +80,7 @@ class Run:
 
     def model(self) -> Any:
         """``model.keras``, loaded with Keras ``safe_mode=True`` (nothing is unpickled)."""
-        path = self.require(self.MODEL) / self.MODEL
-        from recipes.backend import import_keras
-        from recipes.tasks import register_losses
-
-        keras = import_keras()
-        register_losses()  # a regression's loss is the project's own class
-        try:
-            return keras.saving.load_model(path, safe_mode=True)
-        except Exception as error:  # Keras raises many types for a damaged zip or config
-            raise UserError(
-                f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: train again"
-            ) from None
+        return load_keras_file(self.require(self.MODEL) / self.MODEL)
 
     # --- writing (atomically) --------------------------------------------------------------------------------
 
@@ -148,6 +137,21 @@ def read_config(run_dir: str | Path) -> TrainConfig:
 def read_metrics(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``metrics.json``."""
     return Run(run_dir).metrics()
+
+
+def load_keras_file(path: Path) -> Any:
+    """A ``.keras`` file the toolkit wrote (a run's model, a checkpoint), loaded with Keras ``safe_mode=True``."""
+    from recipes.backend import import_keras
+    from recipes.tasks import register_losses
+
+    keras = import_keras()
+    register_losses()  # a regression's loss is the project's own class
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a damaged zip or config
+        raise UserError(
+            f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: train again"
+        ) from None
 
 
 def load_model(run_dir: str | Path) -> Any:

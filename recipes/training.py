@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from recipes import checkpoints as run_checkpoints
 from recipes.backend import import_keras
+from recipes.checkpoints import Plan
 from recipes.config import TrainConfig, save_config, validate
 from recipes.data import load_config_data
 from recipes.dataset import Dataset
@@ -177,29 +179,41 @@ def _window_augmentation(config: TrainConfig, data: PreparedData) -> list[Callab
     return steps
 
 
-def training_dataset(config: TrainConfig, data: PreparedData) -> Any:
+def training_dataset(config: TrainConfig, data: PreparedData, epoch: Any = None) -> Any:
     """Training batches as a ``tf.data`` pipeline, reshuffled every epoch, augmented if configured.
 
-    Features in memory are shuffled whole; features on disk are shuffled as positions, and each batch's rows are
-    read when the batch is (:class:`recipes.records.RecordArray`), so memory holds a few batches. Both draw the
-    same seeded order, so the same examples meet in the same batches either way.
+    The order of each epoch is a function of the seed and the epoch's number alone (a stateless shuffle keyed by
+    the ``epoch`` variable, which :func:`fit_keras` sets as each epoch begins), so a run resumed at epoch k meets
+    the batches an uninterrupted run would. Features in memory are gathered a batch at a time; features on disk
+    are read a batch at a time (:class:`recipes.records.RecordArray`), so memory holds a few batches.
+
+    Args:
+        config: the training config (seed, batch size, augmentation).
+        data: the prepared data; its training split is read.
+        epoch: a ``tf.Variable`` (int64) holding the epoch about to run; None for epoch 0.
     """
     import tensorflow as tf
 
     x, y = data.part("train")
-    batch = batch_size_for(config, len(y))
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False) if epoch is None else epoch
+    seed = tf.constant(config.seed, tf.int64)
+
+    def order(_: Any) -> Any:
+        positions = tf.random.experimental.stateless_shuffle(
+            tf.range(len(y), dtype=tf.int64), seed=tf.stack([seed, epoch.read_value()])
+        )
+        return tf.data.Dataset.from_tensor_slices(positions)
+
+    labels = tf.constant(y)
     if on_disk(x):
-        labels = tf.constant(y)
-        pipeline = tf.data.Dataset.range(len(y)).shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True)
-        pipeline = pipeline.batch(batch).map(
-            lambda positions: (read_rows(x, positions), tf.gather(labels, positions)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        fetch = lambda positions: (read_rows(x, positions), tf.gather(labels, positions))  # noqa: E731
     else:
-        pipeline = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            len(y), seed=config.seed, reshuffle_each_iteration=True
-        )
-        pipeline = pipeline.batch(batch)
+        features = tf.constant(x)
+        fetch = lambda positions: (tf.gather(features, positions), tf.gather(labels, positions))  # noqa: E731
+    batch = batch_size_for(config, len(y))
+    pipeline = tf.data.Dataset.range(1).flat_map(order).batch(batch)
+    pipeline = pipeline.apply(tf.data.experimental.assert_cardinality(-(-len(y) // batch)))  # steps per epoch
+    pipeline = pipeline.map(fetch, num_parallel_calls=tf.data.AUTOTUNE)
     augment = _augmenter(config, data)
     if augment is not None:
         pipeline = pipeline.map(lambda xb, yb: (augment(xb), yb), num_parallel_calls=tf.data.AUTOTUNE)
@@ -281,6 +295,7 @@ def fit_keras(
     keras_module: ModuleType | None = None,
     learning_rate: Callable[[int], float] | None = None,
     early_stopping: bool | None = None,
+    checkpoints: Plan | None = None,
 ) -> dict[str, list[float]]:
     """The project's one ``model.fit`` call: a compiled recipe model on ``data``'s training split.
 
@@ -301,25 +316,36 @@ def fit_keras(
         keras_module: the model's Keras (tf_keras for compression's twin); Keras 3 by default.
         learning_rate: the rate of each epoch (0-based) instead of the config's schedule.
         early_stopping: overrides ``config.early_stopping`` (compression fine-tunes a fixed number of epochs).
+        checkpoints: where and how often to write checkpoints for ``train --resume``, and the checkpoint a resumed
+            run continues (its early-stopping state is restored); None writes none.
 
     Returns:
         Keras's history (``loss``, ``val_loss``, ``learning_rate`` and the task's metrics, e.g. ``accuracy`` and
         ``val_accuracy``).
     """
+    import tensorflow as tf
+
+    keras = keras_module_or_default(keras_module)
+    epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
     validating = len(data.split.dev) > 0
     validation = None
     if validating:
         x_dev, y_dev = data.validation()
         validation = batches(x_dev, y_dev, EVALUATION_BATCH) if on_disk(x_dev) else (x_dev, y_dev)
+    recipe_callbacks = _callbacks(config, validating, log_dir, report, keras_module, learning_rate, early_stopping)
+    if checkpoints is not None:
+        stopper = next((c for c in recipe_callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+        callbacks = [*checkpoints.callbacks(stopper, DEV_NAMES), *callbacks]
     return model.fit(
-        training_dataset(config, data),
+        training_dataset(config, data, epoch),
         validation_data=validation,
         validation_batch_size=EVALUATION_BATCH,
         epochs=epochs or config.epochs,
         initial_epoch=initial_epoch,
         shuffle=False,  # the pipeline reshuffles every epoch itself
         callbacks=[
-            *_callbacks(config, validating, log_dir, report, keras_module, learning_rate, early_stopping),
+            keras.callbacks.LambdaCallback(on_epoch_begin=lambda number, logs: epoch.assign(number)),
+            *recipe_callbacks,
             *callbacks,
         ],
         verbose=0,
@@ -332,13 +358,23 @@ def fit(
     data: PreparedData,
     log_dir: Path | None = None,
     report: Callable[[str], None] | None = None,
+    checkpoints: Plan | None = None,
 ) -> dict[str, list[float]]:
     """Train a compiled model with :func:`fit_keras`; a diverged loss is a user error.
+
+    Args:
+        checkpoints: checkpointing for ``--resume`` and the checkpoint a resumed run continues from (its model is
+            ``model``); the history then starts with the checkpoint's rows.
 
     Returns:
         Per-epoch history with keys of :data:`HISTORY_COLUMNS` (dev instead of Keras's val).
     """
-    history = fit_keras(model, config, data, log_dir=log_dir, report=report)
+    initial_epoch = 0 if checkpoints is None else checkpoints.initial_epoch
+    history = fit_keras(
+        model, config, data, initial_epoch=initial_epoch, log_dir=log_dir, report=report, checkpoints=checkpoints
+    )
+    if checkpoints is not None:
+        history = {old: checkpoints.history.get(new, []) + history.get(old, []) for old, new in DEV_NAMES.items()}
     losses = history.get("loss", [])
     if losses and not np.isfinite(losses[-1]):
         raise UserError(
@@ -382,6 +418,33 @@ class TrainResult:
     model: Any = None
 
 
+def _plain(config: TrainConfig) -> dict[str, Any]:
+    """The config as JSON-able data (what a checkpoint records and a resume compares)."""
+    import json
+
+    return json.loads(json.dumps(config.to_dict()))
+
+
+def _checkpoint_to_resume(root: Path, config: TrainConfig, resume: bool) -> run_checkpoints.Checkpoint | None:
+    """The checkpoint ``resume`` continues; a one-line refusal when there is none to resume, when a new run would
+    start over an interrupted one, or when the settings differ from the interrupted run's."""
+    checkpoint = run_checkpoints.read(root)
+    if checkpoint is None:
+        if resume:
+            raise UserError(
+                f"there is no interrupted run named {config.run_name()} under {config.out} to resume; "
+                "give the --name and --out of the run that stopped, or drop --resume"
+            )
+        return None
+    if not resume:
+        raise UserError(
+            f"an interrupted run named {config.run_name()} can be resumed ({run_checkpoints.describe(root, checkpoint)}"
+            "); add --resume to continue it, or delete that folder to start over"
+        )
+    run_checkpoints.check_resumable(checkpoint, _plain(config), root)
+    return checkpoint
+
+
 def _versions() -> dict[str, str]:
     return installed_versions(("tensorflow", "keras", "numpy", "scikit-learn"))
 
@@ -398,7 +461,7 @@ def best_epoch(history: dict[str, list[float]], config: TrainConfig) -> int:
     return kept
 
 
-def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> TrainResult:
+def train(config: TrainConfig, report: Callable[[str], None] | None = print, resume: bool = False) -> TrainResult:
     """Train ``config`` and write its run directory ``<out>/train/<name>-<n>/``.
 
     The run is staged in a hidden folder and renamed into place only when every file is written,
@@ -407,9 +470,14 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     ``plots/learning_rate.png``, ``tensorboard/``, plus ``data.json`` (classes, input shape),
     ``split.npz`` (the split's indices) and ``run.json`` (time, versions).
 
+    While it trains, a checkpoint is kept under ``<out>/train/.<name>.resume/`` (:mod:`recipes.checkpoints`), so
+    that ``resume=True`` continues an interrupted run of the same name from its last checkpoint; it is removed
+    when the run is complete. A new run whose name has an interrupted run waiting is refused.
+
     Args:
         config: the training config (validated here).
         report: called with one line of progress at a time; None for silence.
+        resume: continue the interrupted run of this name instead of starting one.
 
     Returns:
         The run directory, metrics, diagnosis, epochs run, parameter count and wall time.
@@ -419,12 +487,20 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     say = report or (lambda line: None)
     validate(config)
     check_writable(config.out)  # before the data is loaded and TensorFlow imported
+    root = run_checkpoints.folder_for(config.out, config.run_name())
+    requested = _plain(config)  # as given: the task still "auto" if so, as a rerun would give it
+    resumed = _checkpoint_to_resume(root, config, resume)
     started = time.perf_counter()
     data = prepare_data(config, report)
     if data.task.name in TASK_CHOICES:  # the run's config.yaml names the task auto chose, so a rerun repeats it
         config = dataclasses.replace(config, task=data.task.name)
     keras = import_keras(config.seed)
-    model = compile_model(build_model(config, data.spec), config, data.task)
+    if resumed is not None:
+        model = resumed.model()
+        say(f"resuming {config.run_name()} {run_checkpoints.describe(root, resumed)}")
+    else:
+        model = compile_model(build_model(config, data.spec), config, data.task)
+    plan = Plan(root, requested, config.checkpoint_seconds, resumed)
     sizes = data.split.sizes()
     for line in ([data.note] if data.note else []) + list(data.split.notes):
         say(line)
@@ -444,7 +520,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
     )
     with staged_run(config.out, "train", config.run_name()) as staged:
         run = Run(staged.path)
-        history = fit(model, config, data, run / Run.TENSORBOARD, report)
+        history = fit(model, config, data, run / Run.TENSORBOARD, report, plan)
         metrics = evaluate(model, data)
         metrics["best_epoch"] = best_epoch(history, config)
         if metrics["best_epoch"] != len(history["epoch"]):
@@ -490,6 +566,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print) -> 
                 "keras_backend": keras.backend.backend(),
             },
         )
+    run_checkpoints.remove(root)  # the run is complete
     return TrainResult(
         staged.final_path,
         metrics,

@@ -5,6 +5,10 @@ import errno
 import json
 import os
 import pickle
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +16,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
-from recipes import feature_cache
+from recipes import checkpoints, feature_cache
 from recipes.config import resolve_config
 from recipes.data import ImageFrontEnd, load_dataset
 from recipes.errors import UserError
@@ -20,7 +24,7 @@ from recipes.feature_cache import CacheSettings
 from recipes.normalization import normalization_statistics
 from recipes.progress import Progress
 from recipes.records import RecordArray, take
-from tests.helpers import error_line
+from tests.helpers import ROOT, error_line, start_cli
 
 
 def image_folder(root, per_class: int = 5, size: tuple[int, int] = (6, 5), seed: int = 0):
@@ -220,7 +224,7 @@ class ResourceExhaustedError(Exception):
 def test_running_out_of_memory_or_disk_is_one_line(tmp_path, monkeypatch, error, expected):
     import recipes.training
 
-    def train(config, report=print):
+    def train(config, report=print, resume=False):
         raise error
 
     monkeypatch.setattr(recipes.training, "train", train)
@@ -231,7 +235,7 @@ def test_running_out_of_memory_or_disk_is_one_line(tmp_path, monkeypatch, error,
 def test_other_errors_keep_their_traceback(tmp_path, monkeypatch):
     import recipes.training
 
-    def train(config, report=print):
+    def train(config, report=print, resume=False):
         raise OSError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(recipes.training, "train", train)
@@ -269,3 +273,63 @@ def test_training_from_disk_equals_training_in_memory_and_exports(tmp_path):
     report = export_run(disk, variants=("float32", "int8"))
     assert not report.failing and [result.name for result in report.variants] == ["float32", "int8"]
     assert report.test_examples == report.variants[0].parity.examples == memory_metrics["split"]["test"]
+
+
+# --- resuming a killed run -------------------------------------------------------------------------------
+
+
+def test_resume_refusals_are_one_line(tmp_path):
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(cli.app, ["train", "--out", str(runs), "--resume"])
+    assert "no interrupted run named digits-mlp" in error_line(result)
+    root = checkpoints.folder_for(runs, "digits-mlp")
+    config = resolve_config(None, {"out": str(runs), "epochs": 20}, [])
+    checkpoint_folder = root / "epoch-3-x"
+    checkpoint_folder.mkdir(parents=True)
+    state = {
+        "epochs_done": 3,
+        "history": {},
+        "early_stopping": None,
+        "config": json.loads(json.dumps(config.to_dict())),
+    }
+    (checkpoint_folder / "state.json").write_text(json.dumps(state))
+    (root / checkpoints.CURRENT).write_text(json.dumps({"folder": checkpoint_folder.name}))
+    fresh = error_line(CliRunner().invoke(cli.app, ["train", "--out", str(runs), "--epochs", "20"]))
+    assert "can be resumed (after epoch 3 of 20" in fresh and "--resume" in fresh
+    other = CliRunner().invoke(cli.app, ["train", "--out", str(runs), "--epochs", "20", "--resume", "--seed", "4"])
+    assert "was trained with seed=0, not 4" in error_line(other)
+    done = CliRunner().invoke(cli.app, ["train", "--out", str(runs), "--epochs", "3", "--resume"])
+    assert "already trained 3 epochs; pass --epochs above 3" in error_line(done)
+    assert sorted(path.name for path in (runs / "train").iterdir()) == [".digits-mlp.resume"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_after_epoch_k_resumes_the_remaining_epochs_exactly(tmp_path):
+    """SIGKILL after the checkpoint of epoch 4, then --resume: epochs 5-10 only, one complete run, and (without
+    dropout, whose random stream restarts) the same history and metrics as an uninterrupted run to the last bit."""
+    args = ["train", "--epochs", "10", "--set", "checkpoint_seconds=0", "--set", "dropout=0", "-q"]
+    whole = subprocess.run(
+        [sys.executable, "cli.py", *args, "--out", str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True
+    )
+    assert whole.returncode == 0, whole.stderr
+    runs = tmp_path / "killed"
+    process = start_cli([*args, "--out", str(runs)], tmp_path / "killed.log")
+    root = checkpoints.folder_for(runs, "digits-mlp")
+    deadline = time.monotonic() + 300
+    while (checkpoints.read(root) is None or checkpoints.read(root).epochs_done < 4) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stopped_after = checkpoints.read(root).epochs_done
+    assert 4 <= stopped_after < 10 and not (runs / "train" / "digits-mlp-1").exists()
+    resumed = subprocess.run(
+        [sys.executable, "cli.py", *args[:-1], "--out", str(runs), "--resume"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    epochs = [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("epoch ")]
+    assert epochs == [f"{number}/10" for number in range(stopped_after + 1, 11)]
+    assert not root.exists()  # the checkpoint goes with the complete run
+    assert [path.name for path in (runs / "train").iterdir() if not path.name.startswith(".")] == ["digits-mlp-1"]
+    for name in ("history.csv", "metrics.json"):
+        expected = (tmp_path / "whole" / "train" / "digits-mlp-1" / name).read_text()
+        assert (runs / "train" / "digits-mlp-1" / name).read_text() == expected
