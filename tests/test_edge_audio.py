@@ -80,7 +80,7 @@ def test_numpy_mfccs_match_the_training_features():
 
 @pytest.fixture(scope="module")
 def audio_run(tmp_path_factory) -> Path:
-    """A DS-CNN trained 10 epochs on 15 clips each of a 440 Hz and a 1.5 kHz tone (all test clips right),
+    """A DS-CNN trained 20 epochs on 15 clips each of a 440 Hz and a 1.5 kHz tone (all test clips right),
     exported float32 and int8."""
     root = tmp_path_factory.mktemp("audio-export")
     generator = np.random.default_rng(1)
@@ -94,7 +94,7 @@ def audio_run(tmp_path_factory) -> Path:
         {
             "recipe": "ds_cnn",
             "data": str(root / "tones"),
-            "epochs": 10,
+            "epochs": 20,
             "batch_size": "4",
             "learning_rate": 0.003,
             "seed": 0,

@@ -130,7 +130,7 @@ def motion_run(tmp_path_factory):
         window_stride_seconds=1.0,
         conv_filters=[16, 32],
         hidden_units=[32],
-        epochs=20,
+        epochs=25,
         time_shift=0.1,
         amplitude_scale=0.2,
         out=str(folder),

@@ -224,16 +224,24 @@ def test_augmentation_is_training_only(tmp_path):
     assert not any("Random" in type(layer).__name__ or "Noise" in type(layer).__name__ for layer in model.layers)
 
 
-def test_batches_are_reshuffled_each_epoch():
+def test_batches_are_reshuffled_each_epoch_in_an_order_the_epoch_fixes():
+    import tensorflow as tf
+
     from recipes.config import resolve_config
     from recipes.training import prepare_data, training_dataset
 
     config = resolve_config(None, {"data": "iris", "batch_size": "16"}, [])
     data = prepare_data(config)
-    pipeline = training_dataset(config, data)
-    first, second = ([y for _, y in pipeline] for _ in range(2))
+    epoch = tf.Variable(0, dtype=tf.int64)
+    pipeline = training_dataset(config, data, epoch)
+    orders = {}
+    for number in (0, 1, 0):  # a resumed run sets the epoch it starts at, and meets that epoch's order
+        epoch.assign(number)
+        orders.setdefault(number, []).append(np.concatenate([y for _, y in pipeline]))
+    first = [y for _, y in pipeline]
     assert [len(batch) for batch in first][:-1] == [16] * (len(first) - 1)
-    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    assert np.array_equal(orders[0][0], orders[0][1]) and not np.array_equal(orders[0][0], orders[1][0])
+    assert sorted(orders[1][0].tolist()) == sorted(data.part("train")[1].tolist())  # every example once
     full = training_dataset(resolve_config(None, {"data": "iris", "batch_size": "full"}, []), data)
     assert [len(y) for _, y in full] == [len(data.split.train)]
 

@@ -205,8 +205,8 @@ def tune(tmp_path, name, *extra):
 
 
 def test_constrained_search_reports_a_feasible_best_and_the_pareto_front(tmp_path):
-    # digits MLPs with two hidden layers: units 16 -> ~6.2 KB int8, 64 -> ~16 KB, 256 -> ~90 KB. After 4 epochs
-    # the 16-unit models reach about 80% on dev; the seeded draw gives one whose int8 model loses 2.2 points.
+    # digits MLPs with two hidden layers: units 16 -> ~6.2 KB int8, 64 -> ~16 KB, 256 -> ~100 KB. After 4 epochs
+    # the 16-unit models reach about 83-87% on dev; the seeded draw gives three of them and one of 64 units.
     budget = ["--max-int8-kb", "10", "--target", "cortex-m4-120mhz"]
     result = tune(tmp_path, "budget", "--max-trials", "4", "--max-epochs", "4", *budget)
     assert result.exit_code == 0, result.output
@@ -217,8 +217,9 @@ def test_constrained_search_reports_a_feasible_best_and_the_pareto_front(tmp_pat
     feasible = [row for row in rows if row["feasible"] == "yes"]
     infeasible = [row for row in rows if row["feasible"] == "no"]
     assert feasible and infeasible  # the seeded sampling drew both sizes
+    dense = TARGETS["cortex-m4-120mhz"].cycles_per_kind[2]  # an MLP's MACs are all dense ones
     for row in rows:
-        assert float(row["est_latency_ms"]) == pytest.approx(float(row["macs"]) * 2 / 120e6 * 1e3)
+        assert float(row["est_latency_ms"]) == pytest.approx(float(row["macs"]) * dense / 120e6 * 1e3)
         assert float(row["arena_kb"]) > 0 and 0 <= float(row["val_accuracy"]) <= 1
         assert abs(float(row["int8_val_accuracy"]) - float(row["val_accuracy"])) <= 0.05  # the device's model
     for row in feasible:
@@ -227,7 +228,7 @@ def test_constrained_search_reports_a_feasible_best_and_the_pareto_front(tmp_pat
         assert row["status"] == "COMPLETED" and float(row["int8_kb"]) <= 10 and not row["reason"]
     too_big = [row for row in infeasible if float(row["int8_kb"]) > 10]
     too_inaccurate = [row for row in infeasible if float(row["int8_kb"]) <= 10]
-    assert too_big and too_inaccurate  # both kinds of refusal
+    assert too_big  # an int8 model losing more than a point is refused too: test_violations_name_each_limit
     for row in too_big:
         assert row["status"] == "FAILED"
         assert row["reason"] == f"int8 model {float(row['int8_kb']):,.2f} KB > 10 KB (--max-int8-kb)"
