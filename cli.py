@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,9 +47,35 @@ def user_errors() -> Iterator[None]:
             raise
         typer.echo(f"error: {line}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
-    except KeyboardInterrupt:
-        typer.echo("interrupted: nothing was written", err=True)
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as interrupt:
+        typer.echo(f"{interruption(interrupt)}: nothing was written", err=True)
+        raise typer.Exit(interrupted_status(interrupt)) from None
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt, so that the same cleanup runs (a staged
+    run's folder is removed) and the command ends with one line."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise Terminated
+
+
+def handle_sigterm() -> None:
+    """Make SIGTERM end a command as Ctrl-C does (see :class:`Terminated`); called by :func:`main`, in the main
+    thread. Exit status 143 (128 + SIGTERM) instead of Ctrl-C's 130."""
+    signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def interruption(interrupt: KeyboardInterrupt) -> str:
+    """What ended the command, as a one-line message starts: ``interrupted`` (Ctrl-C) or ``terminated (SIGTERM)``."""
+    return "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+
+
+def interrupted_status(interrupt: KeyboardInterrupt) -> int:
+    """The exit status of a command ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143)."""
+    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
 
 
 def resource_exhausted(error: BaseException) -> str | None:
@@ -503,6 +530,100 @@ def benchmark(
 
 
 @app.command()
+def analyze(
+    path: Annotated[
+        Path, typer.Argument(help="A run directory (its exported int8 model, or --variant) or a .tflite file.")
+    ],
+    variant: Annotated[
+        str | None,
+        typer.Option(
+            help="A run's exported variant: int8 (default), float32, float16, dynamic, int8_pruned, int8_qat or "
+            "int8_pruned_qat."
+        ),
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="Device and runtime of the cycle estimate, e.g. cortex-m4-120mhz (TFLite Micro) or "
+            "cortex-m7-280mhz-x-cube-ai; 'tune --help' lists them all."
+        ),
+    ] = "cortex-m4-120mhz",
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
+) -> None:
+    """Per operator of an exported model: MACs, weight and activation bytes, share of the arena and estimated time
+    on a device; totals for flash and RAM. For a run, also writes edge/analysis.json and edge/plots/analysis.png."""
+    with user_errors():
+        from edge.analyze import CycleCosts, analyze_path
+        from tuning.hardware import describe_estimate, target_named
+
+        device = target_named(target)
+        costs = CycleCosts(device.name, device.clock_hz, *(device.cycles_per_kind or (device.cycles_per_mac,) * 3))
+        result = analyze_path(path, costs, variant)
+    if as_json:
+        typer.echo(json.dumps(result.analysis.to_dict(), indent=2))
+        return
+    _print_analysis(result, describe_estimate(device))
+
+
+def _print_analysis(result, estimate: str) -> None:
+    """The per-operator table, then flash, RAM, MACs and the estimated latency, and the files written."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    analysis = result.analysis
+    macs = analysis.macs
+    arena = analysis.arena_bytes is not None
+    table = Table(
+        title=f"{analysis.model}: {len(analysis.operators)} operators (bytes; ms estimated on {analysis.costs.target})",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    ram = "arena %" if arena else "live"
+    for column in ("#", "op", "MACs", "MAC %", "weights", "in", "out", ram, "ms", "output"):
+        shape = column == "output"  # the one column that folds in a narrow terminal
+        table.add_column(
+            column, justify="left" if column in ("op", "output") else "right", no_wrap=not shape, overflow="fold"
+        )
+    for row in analysis.operators:
+        table.add_row(
+            str(row.index),
+            row.op,
+            f"{row.macs:,}",
+            f"{row.macs / macs['total']:.1%}" if macs["total"] else "-",
+            f"{row.weight_bytes:,}",
+            f"{row.input_bytes:,}",
+            f"{row.output_bytes:,}",
+            f"{row.arena_share:.1%}" if arena else f"{row.live_bytes:,}",
+            f"{row.ms:.3g}",
+            "x".join(str(side) for side in row.output_shape),
+        )
+    console = Console()
+    console.print(table)
+    flash, weights = analysis.flash_bytes, analysis.weight_bytes
+    peak = analysis.operators[analysis.peak_operator] if analysis.peak_operator is not None else None
+    at = f" at op {peak.index} {peak.op}" if peak else ""
+    lines = [
+        f"flash: {flash:,} bytes ({analysis.model}), of which weights {weights:,} ({weights / flash:.1%}) and "
+        f"quantization parameters {analysis.quantization_bytes:,}",
+        f"RAM: tensor arena {analysis.arena_bytes:,} bytes ({analysis.arena_source}); live activations peak at "
+        f"{analysis.peak_activation_bytes:,} bytes{at}"
+        if arena
+        else f"RAM: {analysis.peak_activation_bytes:,} bytes of live activations{at}; arena {analysis.arena_source}",
+        f"MACs: {macs['total']:,} (conv {macs['conv']:,}, depthwise {macs['depthwise']:,}, dense {macs['dense']:,}); "
+        f"estimated {analysis.latency_ms:.3g} ms ({analysis.cycles:,.0f} cycles) on {analysis.costs.target}",
+        f"the latency is an estimate, not a measurement, {estimate}",
+    ]
+    if analysis.subgraphs > 1:
+        lines.append(f"only the first of {analysis.subgraphs} subgraphs (the one a device invokes) is analysed")
+    if result.written:
+        lines.append(f"written: {', '.join(str(path) for path in result.written)}")
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
+
+
+@app.command()
 def predict(
     model: Annotated[
         Path,
@@ -619,9 +740,11 @@ def tune(
 
         try:
             result = run_search(settings, report=typer.echo)
-        except KeyboardInterrupt:
-            typer.echo("interrupted: finished trials are kept; run the same command again to resume", err=True)
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as interrupt:
+            typer.echo(
+                f"{interruption(interrupt)}: finished trials are kept; run the same command again to resume", err=True
+            )
+            raise typer.Exit(interrupted_status(interrupt)) from None
     _print_tune(result)
 
 
@@ -698,7 +821,8 @@ def _print_pareto(result) -> None:
 
 
 def main() -> None:
-    """Entry point of the ``edge-recipes`` script."""
+    """Entry point of the ``edge-recipes`` script (and of ``python cli.py``): SIGTERM ends a command as Ctrl-C does."""
+    handle_sigterm()
     app()
 
 

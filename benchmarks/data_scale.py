@@ -97,11 +97,46 @@ def train_once(folder: Path, recipe: str, out: Path) -> dict[str, float]:
     }
 
 
+BASELINE = """
+import sys, time
+import keras
+from recipes.backend import import_keras
+from recipes.config import TrainConfig
+from recipes.models import DataSpec, build_model
+from recipes.tasks import task_named
+from recipes.optimizers import make_optimizer
+
+import_keras(0)
+folder = sys.argv[1]
+train = keras.utils.image_dataset_from_directory(folder, image_size=(96, 96), batch_size=64, seed=0)
+config = TrainConfig(recipe="mobilenet_v1", epochs=2)
+spec = DataSpec((96, 96, 3), 4, [127.0] * 3, [4000.0] * 3, 1000)
+model = task_named("classification").compile(build_model(config, spec), make_optimizer(config))
+for epoch in range(2):
+    started = time.perf_counter()
+    model.fit(train, epochs=1, verbose=0)
+    print(f"epoch {epoch + 1} {time.perf_counter() - started:.1f}s", flush=True)
+"""
+
+
+def baseline_once(folder: Path) -> dict[str, float]:
+    """``keras.utils.image_dataset_from_directory`` on the same folder, the same model, two epochs (all examples
+    trained on: no split), in a fresh process."""
+    command = ["/usr/bin/time", "-v", sys.executable, "-c", BASELINE, str(folder)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr[-2000:])
+    peak = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1)) / 1024
+    epochs = [float(seconds) for seconds in re.findall(r"^epoch \d ([\d.]+)s$", result.stdout, re.MULTILINE)]
+    return {"peak_mib": peak, "epoch1_s": epochs[0], "epoch2_s": epochs[1]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kind", choices=("wav", "image"), default="wav")
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 32000])
     parser.add_argument("--workdir", type=Path, default=None, help="where folders go (default: a temporary folder)")
+    parser.add_argument("--skip-baseline", action="store_true", help="images: leave out image_dataset_from_directory")
     arguments = parser.parse_args()
     workdir = arguments.workdir or Path(tempfile.mkdtemp(prefix="data-scale-"))
     recipe = "ds_cnn" if arguments.kind == "wav" else "mobilenet_v1"
@@ -129,6 +164,13 @@ def main() -> None:
             flush=True,
         )
         previous = (size, first["peak_mib"])
+        if arguments.kind == "image" and not arguments.skip_baseline:
+            base = baseline_once(folder)
+            print(
+                f"{'':>8}  image_dataset_from_directory, all {size} images each epoch: "
+                f"peak {base['peak_mib']:.0f} MiB, epoch 1 {base['epoch1_s']:.1f} s, epoch 2 {base['epoch2_s']:.1f} s",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -2,20 +2,17 @@
 
 :func:`export_run` is what ``python cli.py export`` calls. Everything is built in a hidden staging
 folder inside the run and swapped in as ``edge/`` only at the end (an older ``edge/`` is replaced
-whole), so a failure leaves the previous export or none, never half of one. With compression settings
-(``--prune``, ``--qat``) the run's model is first fine-tuned by :mod:`edge.compress` and its int8 variant is
-exported beside the plain int8 one, with its own C array and its fine-tuning history. An anomaly-detection
-run is judged by AUC and by its decisions at the threshold, and its int8 calibration adds the dev examples
-scoring near the threshold (:mod:`edge.anomaly`).
+whole, in one atomic exchange where the system has one), so a failure or a kill leaves the previous export or
+the new one, never half of one; staging folders a kill left in the run are removed by the next export. With
+compression settings (``--prune``, ``--qat``) the run's model is first fine-tuned by :mod:`edge.compress` and its
+int8 variant is exported beside the plain int8 one, with its own C array and its fine-tuning history. An
+anomaly-detection run is judged by AUC and by its decisions at the threshold, and its int8 calibration adds the
+dev examples scoring near the threshold (:mod:`edge.anomaly`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import tempfile
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +44,21 @@ from edge.variants import (
 from edge.weights import gzip_size, weight_sparsity
 from recipes.errors import UserError, unknown_choice
 from recipes.records import keras_inputs, take
-from recipes.rundir import check_writable, write_atomic, write_json
+from recipes.rundir import (
+    check_writable,
+    owned_prefix,
+    remove_stale,
+    replace_folder,
+    temp_folder,
+    write_atomic,
+    write_json,
+)
 
 # Test examples run one at a time on the TFLite Micro host interpreter (a slow, exact reference).
 MICRO_EXAMPLES = 1000
 
 EDGE_DIR = "edge"
+STAGING_PREFIX = f".{EDGE_DIR}-staging-"  # an export is built in a hidden folder of the run named so
 REPORT_NAME = "report.json"
 QUANTIZATION_REPORT_NAME = "quantization.json"
 MICRO_VARIANTS = ("int8", *COMPRESSED_VARIANTS)  # full-integer variants written out as C arrays for TFLite Micro
@@ -339,6 +345,8 @@ def export_run(
     run_dir = Path(run_dir)
     if run_dir.is_dir():
         check_writable(run_dir, "the run")
+        for prefix in (STAGING_PREFIX, f".{EDGE_DIR}-old-"):  # what exports killed in this run left behind
+            remove_stale(run_dir, prefix)
     inputs = _read_run(run_dir)
     compressed = _compress(inputs, compression, progress) if compressing else None
     warnings: list[str] = []
@@ -347,7 +355,7 @@ def export_run(
         calibration, calibration_info = _calibration(inputs, calibration_samples, warnings)
     calibration_info.update(seed=inputs.config.seed, float_io=float_io)
     keras_outputs = np.asarray(inputs.model.predict(**keras_inputs(inputs.x_test), verbose=0))
-    staging = Path(tempfile.mkdtemp(dir=run_dir, prefix=".edge-staging-"))
+    staging = temp_folder(run_dir, prefix=owned_prefix(STAGING_PREFIX))
     try:
         result = _build(
             staging,
@@ -620,18 +628,6 @@ def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micr
 
 
 def _swap_in(staging: Path, target: Path) -> Path:
-    """Rename ``staging`` to ``target``; an existing ``target`` is moved aside first and deleted after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}-old-{uuid.uuid4().hex[:8]}")
-        os.rename(target, old)
-    try:
-        os.rename(staging, target)
-    except OSError:
-        if old is not None:
-            with contextlib.suppress(OSError):
-                os.rename(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
+    """Put ``staging`` in the place of ``target``: an atomic exchange where the system has one, so a kill at any
+    instant leaves the old ``edge/`` or the new one (:func:`recipes.rundir.replace_folder`)."""
+    return replace_folder(staging, target)

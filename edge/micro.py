@@ -175,6 +175,33 @@ def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
     )
 
 
+def measure_arena(content: bytes, example: np.ndarray) -> int | None:
+    """The smallest tensor arena (to 16 bytes) with which TFLite Micro allocates and invokes a model, measured as
+    :func:`micro_check` measures it.
+
+    Args:
+        content: the ``.tflite`` bytes.
+        example: one prepared input for its first input tensor, batch dimension first, in that tensor's dtype.
+
+    Returns:
+        The size in bytes; None when ``tflite-micro`` is not installed or cannot run the model.
+    """
+    if not micro_available():
+        return None
+    import tflite_micro
+
+    generous = max(10 * len(content), 1 << 16)
+    with captured_native_output() as captured:
+        try:
+            interpreter = tflite_micro.runtime.Interpreter.from_bytes(content, arena_size=generous)
+            _invoke(interpreter, example)
+            interpreter.print_allocations()
+        except (RuntimeError, ValueError):
+            return None
+    recorded = _RECORDED_TOTAL.search(captured.text)
+    return smallest_arena(content, example, int(recorded.group(1)), generous) if recorded else None
+
+
 # Per example, whether TFLite Micro's raw outputs answer as LiteRT's do, by what the outputs are (EdgeModel.task).
 AGREEMENT = {
     "classification": lambda model, outputs, expected: outputs.argmax(axis=1) == expected.argmax(axis=1),

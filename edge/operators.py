@@ -152,14 +152,14 @@ def list_operators(content: bytes) -> tuple[dict[str, int], list[str]]:
         graph = model.Subgraphs(graph_index)
         for op_index in range(graph.OperatorsLength()):
             operator = graph.Operators(op_index)
-            counts[_operator_name(model.OperatorCodes(operator.OpcodeIndex()))] += 1
+            counts[operator_name(model.OperatorCodes(operator.OpcodeIndex()))] += 1
             for tensor_index in [*operator.InputsAsNumpy().tolist(), *operator.OutputsAsNumpy().tolist()]:
                 if tensor_index >= 0:
                     types.add(_TYPE_NAMES.get(graph.Tensors(tensor_index).Type(), "unknown"))
     return dict(counts), sorted(types)
 
 
-def _operator_name(code: Any) -> str:
+def operator_name(code: Any) -> str:
     """Builtin name of an operator code (the larger of the new and the deprecated code field)."""
     builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
     if builtin == schema.BuiltinOperator.CUSTOM:

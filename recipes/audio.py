@@ -5,8 +5,8 @@ with ``x`` of shape ``(n, 49, 10, 1)``, the input of the ``ds_cnn`` recipe. The 
 reference's front end (``keyword_spotting/get_dataset.py`` in github.com/mlcommons/tiny, all in
 ``tf.signal``), with the parameters of :data:`FRONT_END`:
 
-1. read the clip: PCM WAV, 8/16/24/32-bit integer samples scaled to [-1, 1], mono only (a stereo clip
-   is an error that says to downmix: mixing channels silently could cancel a signal);
+1. read the clip: PCM WAV (plain or WAVE_FORMAT_EXTENSIBLE), 8/16/24/32-bit integer samples scaled to [-1, 1],
+   mono only (a stereo clip is an error that says to downmix: mixing channels silently could cancel a signal);
 2. resample to 16 kHz when the clip has another rate (``scipy.signal.resample_poly``, polyphase with an
    anti-aliasing filter);
 3. keep the first second, padding a shorter clip with silence at the end;
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-import wave
+import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -62,6 +62,11 @@ _FULL_SCALE = {1: 128.0, 2: 32768.0, 3: 8388608.0, 4: 2147483648.0}
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """Read a mono integer-PCM WAV file.
 
+    The RIFF chunks are parsed here rather than by the standard ``wave`` module, so that the
+    ``WAVE_FORMAT_EXTENSIBLE`` header (what sox and ffmpeg write above 16 bits) reads on every Python: plain
+    PCM (format tag 1) and EXTENSIBLE with the PCM sub-format are read; IEEE-float samples (format tag 3, or
+    EXTENSIBLE with the float sub-format) and compressed formats are refused in one line.
+
     Args:
         path: the ``.wav`` file.
 
@@ -73,18 +78,11 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
     """
     path = Path(path)
     try:
-        with wave.open(str(path), "rb") as clip:
-            channels, width, rate, frames = (
-                clip.getnchannels(),
-                clip.getsampwidth(),
-                clip.getframerate(),
-                clip.getnframes(),
-            )
-            data = clip.readframes(frames)
-    except (wave.Error, EOFError, OSError) as error:
+        channels, width, rate, data = _read_riff(path)
+    except (_Unreadable, OSError) as error:
+        reason = (error.strerror if isinstance(error, OSError) else None) or str(error) or type(error).__name__
         raise UserError(
-            f"WAV file {path} cannot be read ({error or type(error).__name__}); save it as integer PCM "
-            "(e.g. 16-bit) WAV"
+            f"WAV file {path} cannot be read ({reason}); save it as integer PCM (e.g. 16-bit) WAV"
         ) from None
     if channels != 1:
         raise UserError(
@@ -96,11 +94,76 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
             f"WAV file {path} declares a sample rate of {rate:,} Hz (limits {MIN_SAMPLE_RATE:,}-{MAX_SAMPLE_RATE:,}); "
             "its header is damaged: save it again, e.g. sox in.wav -r 16000 out.wav"
         )
-    if frames == 0 or not data:
+    if len(data) < width:
         raise UserError(f"WAV file {path} is empty (no samples); record it again or remove it")
     if width not in _FULL_SCALE:
         raise UserError(f"WAV file {path} has {8 * width}-bit samples; save it as 8, 16, 24 or 32-bit PCM")
-    return _decode(data, width) / np.float32(_FULL_SCALE[width]), rate
+    return _decode(data[: len(data) // width * width], width) / np.float32(_FULL_SCALE[width]), rate
+
+
+class _Unreadable(Exception):
+    """A file that is not a RIFF WAVE of integer PCM; the message says what is wrong with it."""
+
+
+# WAVE format tags, and the tail every sub-format GUID of WAVE_FORMAT_EXTENSIBLE shares after its first two bytes
+# (which hold the plain format tag: 00000001-0000-0010-8000-00aa00389b71 is PCM, 00000003-... IEEE float).
+_PCM, _IEEE_FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+_GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+
+
+def _read_riff(path: Path) -> tuple[int, int, int, bytes]:
+    """The channels, sample width in bytes, sample rate and sample bytes of a RIFF WAVE file of integer PCM.
+
+    A data chunk shorter than its header says (a file cut short) gives the samples that are there, as the standard
+    ``wave`` module does; a file cut inside its header is unreadable.
+
+    Raises:
+        _Unreadable: not a RIFF WAVE file, a header cut short or damaged, or samples that are not integer PCM.
+        OSError: the file cannot be opened or read.
+    """
+    with path.open("rb") as file:
+        riff = file.read(12)
+        if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+            raise _Unreadable("not a RIFF WAVE file")
+        fmt: tuple[int, int, int] | None = None
+        while True:
+            header = file.read(8)
+            if len(header) < 8:
+                raise _Unreadable("no data chunk" if fmt is not None else "no fmt chunk")
+            name, size = struct.unpack("<4sI", header)
+            if name == b"fmt ":
+                fmt = _format(file.read(size), size)
+            elif name == b"data":
+                if fmt is None:
+                    raise _Unreadable("the data chunk comes before the fmt chunk")
+                return (*fmt, file.read(size))
+            else:
+                file.seek(size, os.SEEK_CUR)
+            if size % 2:  # chunks are padded to an even size
+                file.seek(1, os.SEEK_CUR)
+
+
+def _format(body: bytes, size: int) -> tuple[int, int, int]:
+    """Channels, sample width in bytes and sample rate from a ``fmt`` chunk of integer PCM (plain or EXTENSIBLE)."""
+    if size < 16 or len(body) < 16:
+        raise _Unreadable("fmt chunk cut short")
+    tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+    if tag == _EXTENSIBLE:
+        if len(body) < 40:
+            raise _Unreadable("WAVE_FORMAT_EXTENSIBLE fmt chunk cut short")
+        valid_bits, _, guid = struct.unpack("<HI16s", body[18:40])
+        if guid[2:] != _GUID_TAIL:
+            raise _Unreadable(f"WAVE_FORMAT_EXTENSIBLE sub-format {guid.hex()} is not integer PCM")
+        if valid_bits > bits:
+            raise _Unreadable(f"{valid_bits} valid bits in {bits}-bit samples")
+        tag = int.from_bytes(guid[:2], "little")
+    if tag == _IEEE_FLOAT:
+        raise _Unreadable(f"{bits}-bit IEEE float samples")
+    if tag != _PCM:
+        raise _Unreadable(f"format tag {tag:#06x} is not integer PCM")
+    if channels == 0 or bits == 0:
+        raise _Unreadable(f"the header declares {channels} channels of {bits}-bit samples")
+    return channels, (bits + 7) // 8, rate
 
 
 def _decode(data: bytes, width: int) -> np.ndarray:

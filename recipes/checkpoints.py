@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recipes.errors import UserError
-from recipes.rundir import safe_name, write_json
+from recipes.rundir import safe_name, temp_folder, write_json
 
 CURRENT = "current.json"
 # Config keys a resumed run may change: how long it trains and where progress goes, not what it learns.
@@ -143,7 +142,7 @@ def callback(
 def write(root: Path, epochs_done: int, model: Any, history: dict, early_stopping: Any, config: dict) -> None:
     """Write a checkpoint into a new folder under ``root``, name it current, and remove the previous one."""
     root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=root, prefix=f"epoch-{epochs_done}-"))
+    folder = temp_folder(root, prefix=f"epoch-{epochs_done}-")
     model.save(folder / "model.keras")
     state = None
     if early_stopping is not None:

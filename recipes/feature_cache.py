@@ -2,11 +2,12 @@
 
 A folder's features are computed a chunk of files at a time (memory is bounded by the chunk, not by the folder)
 and written to ``<cache folder>/<front end>-<key>.npy``, one row per file. The key is a hash of the folder's
-path and the front end's parameters; beside the array a ``.json`` records a hash of every file's identity
-(relative path, size, modification time). A later run of the same folder and parameters reuses the array; a
-changed, added or removed file, or another parameter, computes it again (replacing the old one, so a cache folder
-holds one array per folder and front end). Arrays are written to a temporary file and renamed into place, so a
-kill leaves the old cache or the new one, never half of one.
+path and the front end's parameters. Beside the array, ``.files`` lists every row's file identity (relative path,
+size, modification time) and ``.json`` a hash of them all. A later run of the same folder and parameters reuses
+the array as it is; when files were changed, added or removed, a new array is written in which only those files
+are computed and every other row is copied from the old one (replacing it, so a cache folder holds one array per
+folder and front end). Another parameter is another key. Arrays are written to a temporary file and renamed into
+place, so a kill leaves the old cache or the new one, never half of one.
 
 Features that fit in ``in_memory_bytes`` (as float32) are loaded into memory; larger ones stay on disk as a
 :class:`recipes.records.RecordArray` and are read a batch at a time.
@@ -19,7 +20,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,7 @@ import numpy as np
 from recipes.errors import UserError
 from recipes.progress import Progress
 from recipes.records import RecordArray
+from recipes.rundir import temp_file, write_atomic
 
 # Files computed at a time: bounds the memory of a chunk (512 clips' spectrograms: about 250 MiB).
 CHUNK_FILES = 512
@@ -96,36 +97,57 @@ def folder_features(
         UserError: a file cannot be used, or the cache's disk is full.
     """
     settings = settings or CacheSettings()
-    identity = _identity(root, files)
     if settings.folder is None:
-        row_shape, dtype = front_end.layout(files, progress)
+        row_shape, _ = front_end.layout(files, progress)
         out = np.empty((len(files), *row_shape), np.float32)
-        for start, rows in _computed(files, front_end, progress):
+        for start, rows in _chunks(files, front_end, progress):
             out[start : start + len(rows)] = rows
         return out
+    identities = _identities(root, files)
+    identity = hashlib.sha256("\n".join(identities).encode()).hexdigest()
     key = hashlib.sha256(
         json.dumps([FORMAT_VERSION, str(root.resolve()), front_end.name, front_end.parameters()]).encode()
     ).hexdigest()[:20]
     path = settings.folder / f"{front_end.name}-{key}.npy"
     if not _current(path, identity):
-        _build(path, identity, files, front_end, progress)
+        _build(path, identity, identities, files, front_end, progress)
     records = RecordArray(path)
     if records.nbytes <= settings.in_memory_bytes:
         return np.asarray(records)
     return records
 
 
-def _identity(root: Path, files: Sequence[Path]) -> str:
-    """A hash of every file's path relative to ``root``, size and modification time, in order."""
-    digest = hashlib.sha256()
+def _identities(root: Path, files: Sequence[Path]) -> list[str]:
+    """Each file's path relative to ``root``, size and modification time, in order."""
+    identities = []
     for file in files:
         status = file.stat()
-        digest.update(f"{os.path.relpath(file, root)}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+        identities.append(f"{os.path.relpath(file, root)}\0{status.st_size}\0{status.st_mtime_ns}")
+    return identities
 
 
 def _meta_path(path: Path) -> Path:
     return path.with_suffix(".json")
+
+
+def _rows_path(path: Path) -> Path:
+    """The identity of each row of the array at ``path``, one per line (what a rebuild may reuse)."""
+    return path.with_suffix(".files")
+
+
+def _previous(path: Path, row_shape: tuple[int, ...], dtype: np.dtype) -> tuple[RecordArray, dict[str, int]] | None:
+    """The old array at ``path`` and the row of each file identity in it, when its rows have this shape and dtype."""
+    try:
+        records = RecordArray(path)
+        identities = _rows_path(path).read_text().split("\n")
+    except (OSError, ValueError):
+        return None
+    whole = path.stat().st_size == records.offset + records.file_rows * records.row_bytes
+    if not whole or len(identities) != records.file_rows:
+        return None
+    if records.row_shape != tuple(row_shape) or records.stored_dtype != dtype:
+        return None
+    return records, {identity: row for row, identity in enumerate(identities)}
 
 
 def _current(path: Path, identity: str) -> bool:
@@ -139,20 +161,45 @@ def _current(path: Path, identity: str) -> bool:
     return meta.get("files") == identity and meta.get("rows") == records.file_rows and whole
 
 
-def _computed(files: Sequence[Path], front_end: FrontEnd, report: Callable[[str], None] | None) -> Any:
-    """(start, rows) of each chunk of files, computed in order, with progress lines."""
-    progress = Progress(report, "computing features of", front_end.noun, len(files))
+def _chunks(
+    files: Sequence[Path],
+    front_end: FrontEnd,
+    report: Callable[[str], None] | None,
+    old: RecordArray | None = None,
+    old_rows: np.ndarray | None = None,
+) -> Any:
+    """(start, rows) of each chunk of files in order: the rows of files the ``old`` array holds (``old_rows``: the
+    row of each file in it, or -1) copied, the others computed, with progress lines counting the computed ones."""
+    old_rows = np.full(len(files), -1, np.int64) if old_rows is None else old_rows
+    progress = Progress(report, "computing features of", front_end.noun, int(np.sum(old_rows < 0)))
     for start in range(0, len(files), CHUNK_FILES):
-        chunk = files[start : start + CHUNK_FILES]
-        yield start, front_end.compute(chunk)
-        progress.advance(len(chunk))
+        rows_in_old = old_rows[start : start + CHUNK_FILES]
+        missing = np.flatnonzero(rows_in_old < 0)
+        computed = front_end.compute([files[start + position] for position in missing]) if len(missing) else None
+        if len(missing) == len(rows_in_old):
+            yield start, computed
+        else:
+            kept = np.flatnonzero(rows_in_old >= 0)
+            values = old.raw(rows_in_old[kept])
+            rows = np.empty((len(rows_in_old), *values.shape[1:]), values.dtype)
+            rows[kept] = values
+            if len(missing):
+                rows[missing] = computed
+            yield start, rows
+        progress.advance(len(missing))
     progress.finish()
 
 
 def _build(
-    path: Path, identity: str, files: Sequence[Path], front_end: FrontEnd, report: Callable[[str], None] | None
+    path: Path,
+    identity: str,
+    identities: list[str],
+    files: Sequence[Path],
+    front_end: FrontEnd,
+    report: Callable[[str], None] | None,
 ) -> None:
-    """Compute the features of ``files`` into ``path`` through a temporary file, then record their identity."""
+    """Compute the features of ``files`` into ``path`` through a temporary file, reusing the rows of files whose
+    identity the old array holds, then record their identities."""
     row_shape, dtype = front_end.layout(files, report)
     dtype = np.dtype(dtype)
     needed = len(files) * int(np.prod(row_shape)) * dtype.itemsize
@@ -166,17 +213,25 @@ def _build(
         ) from None
     if free < needed + DISK_MARGIN_BYTES:
         raise _disk_full(path.parent, needed)
+    previous = _previous(path, row_shape, dtype)
+    old, old_rows = None, None
+    if previous is not None:
+        old, row_of = previous
+        old_rows = np.array([row_of.get(identity, -1) for identity in identities], np.int64)
+
     _meta_path(path).unlink(missing_ok=True)  # the old array is no longer current
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=path.parent)
+    descriptor, temporary = temp_file(path.parent, prefix=f".{path.stem}-")
     try:
         with os.fdopen(descriptor, "wb") as handle:
             header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
             np.lib.format.write_array_header_1_0(handle, {**header, "shape": (len(files), *row_shape)})
-            for _, rows in _computed(files, front_end, report):
+            for _, rows in _chunks(files, front_end, report, old, old_rows):
                 handle.write(np.ascontiguousarray(rows, dtype).tobytes())
+        _rows_path(path).unlink(missing_ok=True)  # never an old row list beside a new array
         os.replace(temporary, path)
+        write_atomic(_rows_path(path), "\n".join(identities))
         meta = {"files": identity, "rows": len(files), "front_end": front_end.name, **front_end.parameters()}
-        _meta_path(path).write_text(json.dumps(meta, default=str))
+        write_atomic(_meta_path(path), json.dumps(meta, default=str))
     except OSError as error:
         Path(temporary).unlink(missing_ok=True)
         if error.errno == errno.ENOSPC:

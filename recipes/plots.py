@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from recipes.curves import ewma
 from recipes.errors import UserError
+from recipes.rundir import temp_file
 
 DPI = 110
 # (panel title, y label, train history key, dev history key)
@@ -46,7 +46,7 @@ def save_figure(figure: Any, path: Path) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, temporary_name = temp_file(path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(descriptor, "wb") as temporary_file:
             figure.savefig(temporary_file, format="png", dpi=DPI)

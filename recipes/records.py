@@ -20,8 +20,14 @@ from typing import Any
 
 import numpy as np
 
-# Rows read at a time when a whole array is walked (statistics, evaluation): about 4-16 MiB for images.
+# What one read from disk may hold: rows read at a time when an array is walked (statistics, evaluation) are
+# capped so that a chunk of float32 rows stays within this (512 rows of 96x96x3 images would be 216 MiB).
+CHUNK_BYTES = 16 * 2**20
 CHUNK_ROWS = 512
+# Evaluation batches read from disk at once, and ready ahead of the model (each up to CHUNK_BYTES).
+READERS = 2
+# Training batches read ahead from disk (small batches: 64 images of 96x96x3 are 7 MiB).
+TRAINING_READ_AHEAD = 8
 # Examples per step when a model only reads (evaluate, predict): the batch size of evaluation.
 EVALUATION_BATCH = 1024
 
@@ -93,10 +99,18 @@ class RecordArray:
         for start in range(0, len(self), size):
             yield self[start : start + size]
 
-    def _read(self, rows: np.ndarray) -> np.ndarray:
+    def rows_within(self, limit: int, size_bytes: int = CHUNK_BYTES) -> int:
+        """At most ``limit`` rows, fewer when ``limit`` float32 rows would take more than ``size_bytes``."""
+        return max(1, min(int(limit), size_bytes // max(1, self.nbytes // max(1, len(self)))))
+
+    def raw(self, rows: Any) -> np.ndarray:
+        """File rows ``rows`` as stored (e.g. uint8 pixels), not converted to float32."""
+        return self._read(np.asarray(rows, np.int64), self.stored_dtype)
+
+    def _read(self, rows: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
         """Read file rows ``rows`` (any order, repeats allowed) with one ``pread`` per run of consecutive rows."""
         rows = np.asarray(rows, np.int64).reshape(-1)
-        out = np.empty((len(rows), *self.row_shape), np.float32)
+        out = np.empty((len(rows), *self.row_shape), dtype)
         if not len(rows):
             return out
         order = np.argsort(rows, kind="stable")
@@ -134,25 +148,29 @@ def on_disk(x: Any) -> bool:
 
 
 def chunks(x: np.ndarray | RecordArray, size: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
-    """The rows of ``x`` in order, ``size`` at a time."""
+    """The rows of ``x`` in order, ``size`` at a time (fewer for large rows on disk: :data:`CHUNK_BYTES`)."""
+    if on_disk(x):
+        size = x.rows_within(size)
     for start in range(0, len(x), size):
         yield x[start : start + size]
 
 
 def batches(x: RecordArray, y: np.ndarray | None, batch_size: int) -> Any:
-    """A ``tf.data`` pipeline of ``x`` (and ``y``) in order, ``batch_size`` rows at a time, read ahead."""
+    """A ``tf.data`` pipeline of ``x`` (and ``y``) in order, ``batch_size`` rows at a time (fewer when they would
+    take more than :data:`CHUNK_BYTES`), :data:`READERS` batches read ahead."""
     import tensorflow as tf
 
+    batch_size = x.rows_within(batch_size)
     pipeline = tf.data.Dataset.range(len(x)).batch(batch_size)
     if y is None:
-        pipeline = pipeline.map(lambda positions: read_rows(x, positions), num_parallel_calls=tf.data.AUTOTUNE)
+        pipeline = pipeline.map(lambda positions: read_rows(x, positions), num_parallel_calls=READERS)
     else:
         labels = tf.constant(y)
         pipeline = pipeline.map(
             lambda positions: (read_rows(x, positions), tf.gather(labels, positions)),
-            num_parallel_calls=tf.data.AUTOTUNE,
+            num_parallel_calls=READERS,
         )
-    return pipeline.prefetch(2)
+    return pipeline.prefetch(READERS)
 
 
 def read_rows(x: RecordArray, positions: Any) -> Any:

@@ -10,7 +10,6 @@ exactly those of :func:`split_sizes`. This module imports no TensorFlow.
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from collections import deque
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from recipes.errors import UserError
+from recipes.rundir import temp_file
 
 PARTS = ("train", "dev", "test")
 
@@ -346,7 +346,7 @@ def save_split(path: str | Path, split: Split) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    handle, temporary = temp_file(path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as file:
             np.savez(file, train=split.train, dev=split.dev, test=split.test, stratified=np.array(split.stratified))

@@ -33,7 +33,7 @@ from recipes.layers import keras_module_or_default
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
-from recipes.records import RecordArray, batches, on_disk, read_rows, take
+from recipes.records import TRAINING_READ_AHEAD, RecordArray, batches, on_disk, read_rows, take
 from recipes.rundir import check_writable, installed_versions, staged_run
 from recipes.runs import Run
 from recipes.schedules import learning_rate_at
@@ -217,7 +217,8 @@ def training_dataset(config: TrainConfig, data: PreparedData, epoch: Any = None)
     augment = _augmenter(config, data)
     if augment is not None:
         pipeline = pipeline.map(lambda xb, yb: (augment(xb), yb), num_parallel_calls=tf.data.AUTOTUNE)
-    return pipeline.prefetch(tf.data.AUTOTUNE)
+    # From disk, a fixed read-ahead: tf.data's autotuned buffer may grow to a share of the machine's memory.
+    return pipeline.prefetch(TRAINING_READ_AHEAD if on_disk(x) else tf.data.AUTOTUNE)
 
 
 def _callbacks(

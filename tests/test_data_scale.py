@@ -103,7 +103,7 @@ def counting(monkeypatch) -> list[int]:
     return decoded
 
 
-def test_features_are_cached_reused_and_recomputed_when_a_file_changes(tmp_path, monkeypatch):
+def test_features_are_cached_reused_and_only_changed_files_recomputed(tmp_path, monkeypatch):
     folder = image_folder(tmp_path / "shots")
     cache = CacheSettings(tmp_path / "cache")
     decoded = counting(monkeypatch)
@@ -113,23 +113,30 @@ def test_features_are_cached_reused_and_recomputed_when_a_file_changes(tmp_path,
     assert sum(decoded) == 20  # 10 without the cache, 10 filling it, none reusing it
     np.testing.assert_array_equal(first.x, plain.x)
     np.testing.assert_array_equal(second.x, plain.x)
-    cached = sorted(path.name for path in (tmp_path / "cache").iterdir())
-    assert len(cached) == 2 and cached[0].endswith(".json") and cached[1].endswith(".npy")
-    assert np.load(tmp_path / "cache" / cached[1]).dtype == np.uint8  # 8-bit RGB kept as bytes
+    cached = sorted(path.suffix for path in (tmp_path / "cache").iterdir())
+    assert cached == [".files", ".json", ".npy"]
+    assert np.load(next((tmp_path / "cache").glob("*.npy"))).dtype == np.uint8  # 8-bit RGB kept as bytes
 
     changed = folder / "dark" / "002.png"
     Image.fromarray(np.full((5, 6, 3), 7, np.uint8)).save(changed)
     os.utime(changed, ns=(1, 1))  # another modification time, whatever the clock's resolution
     third = load_dataset(str(folder), cache=cache)
-    assert sum(decoded) == 30  # the whole folder computed again
+    assert decoded[2:] == [1]  # the changed image only; the other nine rows copied from the old array
     changed_row = 5 + 2  # classes sort: bright (0-4), dark (5-9)
     assert third.x[changed_row].max() == 7
     assert np.array_equal(np.delete(third.x, changed_row, 0), np.delete(plain.x, changed_row, 0))
-    assert len(list((tmp_path / "cache").iterdir())) == 2  # replaced, not added
+    assert len(list((tmp_path / "cache").iterdir())) == 3  # replaced, not added
+
+    (folder / "bright" / "000.png").unlink()  # one file gone, two new: rows move, the kept ones are copied
+    for name in ("dark/new-a.png", "bright/new-b.png"):
+        Image.fromarray(np.full((5, 6, 3), 99, np.uint8)).save(folder / name)
+    fourth = load_dataset(str(folder), cache=cache)
+    assert decoded[3:] == [2] and len(fourth.x) == 11
+    np.testing.assert_array_equal(fourth.x, load_dataset(str(folder)).x)
 
     resized = load_dataset(str(folder), image_size=[3, 3], cache=cache)  # another parameter: another key
-    assert resized.x.shape == (10, 3, 3, 3) and sum(decoded) == 40
-    assert len(list((tmp_path / "cache").iterdir())) == 4
+    assert resized.x.shape == (11, 3, 3, 3) and decoded[-1] == 11
+    assert len(list((tmp_path / "cache").iterdir())) == 6
 
 
 def test_features_above_the_memory_limit_are_read_from_disk(tmp_path):

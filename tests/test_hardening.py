@@ -4,6 +4,11 @@ manifest that does not list them."""
 
 import os
 import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
 import wave
 
 import numpy as np
@@ -12,7 +17,7 @@ from typer.testing import CliRunner
 
 import cli
 from recipes.errors import UserError, printable
-from tests.helpers import error_line
+from tests.helpers import copy_run, error_line, start_cli
 
 runner = CliRunner()
 
@@ -190,3 +195,167 @@ def test_an_npz_whose_x_header_claims_terabytes_is_refused_before_reading(shared
     model = str(shared.edge_dir / "model_float32.tflite")
     line = error_line(runner.invoke(cli.app, ["predict", model, "--input", str(tmp_path / "big.npz")]))
     assert "declares a 2,560,000,000,000-byte array" in line
+
+
+def extensible_wav(path, data: bytes, bits: int, channels: int = 1, valid_bits: int = 0, subformat: int = 1):
+    """A WAVE_FORMAT_EXTENSIBLE file written byte by byte (as sox and ffmpeg write above 16 bits), with an odd-sized
+    LIST chunk before the data (chunks are padded to an even size)."""
+    rate, block = 16_000, channels * bits // 8
+    guid = struct.pack("<H", subformat) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = struct.pack("<HHIIHHHHI16s", 0xFFFE, channels, rate, rate * block, block, bits, 22, valid_bits or bits,
+                      (1 << channels) - 1, guid)  # fmt: skip
+    info = b"INFOISFT\x05\x00\x00\x00sox\x00\x00"
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    chunks += b"LIST" + struct.pack("<I", len(info)) + info + b"\x00"
+    chunks += b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+    return path
+
+
+def test_wave_format_extensible_pcm_is_read_on_every_python(tmp_path):
+    from recipes.audio import read_wav
+
+    values = [0, 1, -1, 4660, 8_388_607, -8_388_608]
+    data = b"".join(value.to_bytes(3, "little", signed=True) for value in values)
+    samples, rate = read_wav(extensible_wav(tmp_path / "24.wav", data, 24))
+    assert rate == 16_000 and samples.dtype == np.float32
+    np.testing.assert_array_equal(samples, np.array(values, np.float32) / 2**23)
+    values = [0, 256, -256, 123_456_768, 2_147_483_392, -2_147_483_648]  # 24 valid bits, left-justified in 32
+    data = np.array(values, "<i4").tobytes()
+    samples, _ = read_wav(extensible_wav(tmp_path / "32.wav", data, 32, valid_bits=24))
+    np.testing.assert_array_equal(samples, np.array(values, np.float64) / 2**31)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: extensible_wav(p, bytes(12), 24, channels=2), r"has 2 channels; the front end takes mono clips"),
+        (lambda p: p.write_bytes(extensible_wav(p, bytes(12), 24).read_bytes()[:40]), r"cannot be read \(.*cut short"),
+        (lambda p: extensible_wav(p, bytes(0), 24), r"is empty \(no samples\)"),
+        (lambda p: extensible_wav(p, bytes(8), 32, subformat=3), r"cannot be read \(32-bit IEEE float samples\)"),
+    ],
+    ids=["stereo", "truncated", "empty", "float"],
+)
+def test_a_bad_wave_format_extensible_file_is_one_line(tmp_path, make, message):
+    from recipes.audio import read_wav
+
+    path = tmp_path / "clip.wav"
+    make(path)
+    with pytest.raises(UserError, match=message) as caught:
+        read_wav(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def _modes(folder):
+    """The permission bits of every file and every folder below ``folder`` (itself included)."""
+    paths = [folder, *folder.rglob("*")]
+    files = {oct(path.stat().st_mode & 0o777) for path in paths if path.is_file()}
+    folders = {oct(path.stat().st_mode & 0o777) for path in paths if path.is_dir()}
+    return files, folders
+
+
+def test_runs_and_exports_get_the_modes_the_umask_gives(tmp_path):
+    from edge.export import export_run
+    from recipes.config import resolve_config
+    from recipes.rundir import staged_run, write_atomic
+    from recipes.training import train
+
+    previous = os.umask(0o022)
+    try:
+        result = train(resolve_config(None, {"epochs": 1, "out": str(tmp_path / "runs")}, []), report=None)
+        assert _modes(result.run_dir) == ({"0o644"}, {"0o755"})
+        export_run(result.run_dir, ["float32"])
+        assert _modes(result.run_dir / "edge") == ({"0o644"}, {"0o755"})
+        os.umask(0o077)
+        export_run(result.run_dir, ["float32"])  # replaces edge/ whole
+        assert _modes(result.run_dir / "edge") == ({"0o600"}, {"0o700"})
+        with staged_run(tmp_path / "runs", "private", "p") as run:
+            write_atomic(run.path / "a.txt", "a")
+        assert _modes(run.final_path) == ({"0o600"}, {"0o700"})
+    finally:
+        os.umask(previous)
+
+
+def test_sigterm_ends_training_like_ctrl_c_and_leaves_nothing(tmp_path):
+    out = tmp_path / "runs"
+    args = ["train", "--epochs", "200", "--set", "checkpoint_seconds=100000", "-q", "--out", str(out)]
+    process = start_cli(args, tmp_path / "log.txt")
+    try:
+        deadline = time.monotonic() + 240
+        while not list(out.glob("train/.*staging-*/tensorboard")):  # training has begun
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "log.txt").read_text()
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    lines = (tmp_path / "log.txt").read_text().strip().splitlines()
+    assert lines[-1] == "terminated (SIGTERM): nothing was written"
+    assert "Traceback" not in "\n".join(lines)
+    assert list((out / "train").iterdir()) == []  # no run, no hidden staging folder, no checkpoint
+
+
+def test_exchange_swaps_two_folders_in_one_step(tmp_path):
+    from recipes.rundir import exchange
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "which").write_text(name)
+    if not exchange(tmp_path / "a", tmp_path / "b"):
+        pytest.skip("no renameat2(RENAME_EXCHANGE) on this system")
+    assert (tmp_path / "a" / "which").read_text() == "b" and (tmp_path / "b" / "which").read_text() == "a"
+    with pytest.raises(FileNotFoundError):
+        exchange(tmp_path / "a", tmp_path / "missing")
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["exchange", "two-renames"])
+def test_replace_folder_leaves_one_folder_with_the_new_content(tmp_path, monkeypatch, atomic):
+    from recipes.rundir import replace_folder
+
+    if not atomic:
+        monkeypatch.setattr("recipes.rundir.exchange", lambda first, second: False)
+    for name in ("edge", ".edge-staging-x"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.tflite").write_text(name)
+    assert replace_folder(tmp_path / ".edge-staging-x", tmp_path / "edge") == tmp_path / "edge"
+    assert [path.name for path in tmp_path.iterdir()] == ["edge"]
+    assert (tmp_path / "edge" / "model.tflite").read_text() == ".edge-staging-x"
+
+
+def _dead_pid() -> int:
+    process = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(process.stdout)
+
+
+def test_stale_staging_folders_are_removed_and_live_ones_kept(tmp_path):
+    from recipes.rundir import owned_prefix, remove_stale
+
+    host = owned_prefix("").split("-")[0]
+    live = tmp_path / f".n.staging-{host}-{os.getpid()}-abcdefgh"
+    dead = tmp_path / f".n.staging-{host}-{_dead_pid()}-abcdefgh"
+    foreign = tmp_path / ".n.staging-elsewhere-1-abcdefgh"
+    old_foreign = tmp_path / ".n.staging-elsewhere-2-abcdefgh"
+    unowned = tmp_path / ".n.staging-k2x_9abc"
+    other_run = tmp_path / ".n.staging-b.staging-elsewhere-3-abcdefgh"  # the staging of a run named n.staging-b
+    for folder in (live, dead, foreign, old_foreign, unowned, other_run):
+        folder.mkdir()
+    os.utime(old_foreign, (time.time() - 2 * 24 * 3600,) * 2)
+    assert sorted(remove_stale(tmp_path, ".n.staging-")) == sorted([dead, old_foreign, unowned])
+    assert sorted(tmp_path.iterdir()) == sorted([live, foreign, other_run])
+
+
+def test_export_removes_what_killed_exports_left_in_the_run(shared, tmp_path):
+    from edge.export import export_run
+    from recipes.rundir import owned_prefix
+
+    run = copy_run(shared.run_dir, tmp_path / "run", with_edge=True)
+    host = owned_prefix("").split("-")[0]
+    stale = [run / ".edge-old-1a2b3c4d", run / f".edge-staging-{host}-{_dead_pid()}-abcdefgh"]
+    for folder in stale:
+        folder.mkdir()
+        (folder / "model_int8.tflite").write_bytes(b"old")
+    report = export_run(run, ["float32"])
+    assert report.edge_dir == run / "edge" and (run / "edge" / "model_float32.tflite").is_file()
+    assert not (run / "edge" / "model_int8.tflite").exists()  # the old edge/ was replaced whole
+    assert [path.name for path in run.iterdir() if path.name.startswith(".")] == []
