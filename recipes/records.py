@@ -94,11 +94,6 @@ class RecordArray:
         """A view of the rows at ``indices`` (positions in this array); nothing is read."""
         return RecordArray(self.path, self.rows[np.asarray(indices, np.int64)])
 
-    def chunks(self, size: int = CHUNK_ROWS) -> Iterator[np.ndarray]:
-        """The rows in order, ``size`` at a time."""
-        for start in range(0, len(self), size):
-            yield self[start : start + size]
-
     def rows_within(self, limit: int, size_bytes: int = CHUNK_BYTES) -> int:
         """At most ``limit`` rows, fewer when ``limit`` float32 rows would take more than ``size_bytes``."""
         return max(1, min(int(limit), size_bytes // max(1, self.nbytes // max(1, len(self)))))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -421,8 +422,6 @@ class TrainResult:
 
 def _plain(config: TrainConfig) -> dict[str, Any]:
     """The config as JSON-able data (what a checkpoint records and a resume compares)."""
-    import json
-
     return json.loads(json.dumps(config.to_dict()))
 
 

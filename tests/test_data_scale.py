@@ -23,7 +23,7 @@ from recipes.errors import UserError
 from recipes.feature_cache import CacheSettings
 from recipes.normalization import normalization_statistics
 from recipes.progress import Progress
-from recipes.records import RecordArray, take
+from recipes.records import RecordArray, chunks, take
 from tests.helpers import ROOT, error_line, start_cli
 
 
@@ -55,7 +55,7 @@ def test_record_array_reads_rows_as_numpy_would(tmp_path, dtype):
     np.testing.assert_array_equal(rows[mask], expected[mask])
     view = rows.take(np.array([9, 3, 20])).take(np.array([2, 0]))  # a view of a view reads nothing until indexed
     np.testing.assert_array_equal(np.asarray(view), expected[[20, 9]])
-    np.testing.assert_array_equal(np.concatenate(list(rows.chunks(7))), expected)
+    np.testing.assert_array_equal(np.concatenate(list(chunks(rows, 7))), expected)
     np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(view))), expected[[20, 9]])
     assert rows[2:9].dtype == np.float32
     np.testing.assert_array_equal(take(values, np.array([4, 2])), values[[4, 2]])  # in memory: a plain copy
