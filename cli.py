@@ -709,7 +709,7 @@ def tune(
 ) -> None:
     """Search a recipe's hyperparameters with keras-tuner; the best configuration becomes a train run."""
     with user_errors():
-        from tuning.settings import plan_lines, resolve_settings
+        from tuning.settings import resolve_settings
 
         flags = {
             "recipe": recipe,
@@ -734,8 +734,6 @@ def tune(
             "target": target,
         }
         settings = resolve_settings(**flags)
-        for line in plan_lines(settings):
-            typer.echo(line)
         from tuning.search import run_search
 
         try:

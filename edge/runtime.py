@@ -165,6 +165,8 @@ class EdgeModel:
         if output_standardization is not None:
             output_standardization.check_shape((self.num_classes,), source)
         self.output_standardization = output_standardization
+        self.values_quantized = 0  # raw input values quantized so far (see :meth:`quantize`)
+        self.values_clipped = 0  # of which saturated at the integer input's limits
 
     @property
     def task(self) -> str:
@@ -224,8 +226,15 @@ class EdgeModel:
         """Number of output values per example."""
         return int(np.prod(self.output.shape[1:], dtype=np.int64))
 
+    def takes_as_quantized(self, x: np.ndarray) -> bool:
+        """Whether ``x`` is already in the model's quantized input type: its dtype is the model's integer
+        (int8 or uint8) quantized input dtype. Such an array (e.g. MLPerf Tiny's int8 vectors) is fed as it is,
+        neither standardized nor quantized again; any other array is taken as raw values."""
+        return self.input.quantized and np.asarray(x).dtype == np.dtype(self.input.dtype)
+
     def as_batch(self, x: Any) -> np.ndarray:
-        """Check raw inputs and shape them ``(n, *input_shape)`` as float32.
+        """Check raw inputs and shape them ``(n, *input_shape)`` as float32, or, for an array already in the
+        model's quantized input type (:meth:`takes_as_quantized`), in that type.
 
         Accepted: one example, a batch, a batch of flattened examples, or (one channel) a batch
         without the channel axis.
@@ -256,6 +265,8 @@ class EdgeModel:
             )
         if len(x) == 0:
             raise UserError("input holds no examples; give at least one")
+        if self.takes_as_quantized(x):
+            return x
         with np.errstate(over="ignore", invalid="ignore"):
             x = x.astype(np.float32)
         if not np.isfinite(x).all():
@@ -264,16 +275,27 @@ class EdgeModel:
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         """Raw float inputs → the input tensor's dtype: standardized first when the model needs it
-        (:mod:`edge.preprocessing`), then round(x / scale) + zero point, saturated, for an integer input."""
-        if self.standardization is not None:
-            if self.input.quantized:
-                return self.standardization.quantize(x, self.input.scale, self.input.zero_point, self.input.dtype)
-            return self.standardization.apply(x).astype(self.input.dtype)
+        (:mod:`edge.preprocessing`), then round(x / scale) + zero point, saturated, for an integer input.
+
+        An array already in the model's quantized input type (:meth:`takes_as_quantized`) is returned as it is.
+        Values saturated at the integer limits are counted in :attr:`values_clipped` (of :attr:`values_quantized`),
+        which ``predict`` reports (:func:`clipping_warning`)."""
+        if self.takes_as_quantized(x):
+            return np.asarray(x)
         if not self.input.quantized:
-            return x.astype(self.input.dtype)
+            return (x if self.standardization is None else self.standardization.apply(x)).astype(self.input.dtype)
         limits = np.iinfo(self.input.dtype)
-        scaled = np.round(x / self.input.scale) + self.input.zero_point
-        return np.clip(scaled, limits.min, limits.max).astype(self.input.dtype)
+        if self.standardization is not None:
+            steps = np.rint(
+                (np.asarray(x, np.float32) - self.standardization.mean)
+                * self.standardization.multiplier(self.input.scale)
+            ).astype(np.int64) + int(self.input.zero_point)  # as Standardization.quantize, before saturating
+        else:
+            steps = np.round(x / self.input.scale) + self.input.zero_point
+        quantized = np.clip(steps, limits.min, limits.max).astype(self.input.dtype)
+        self.values_quantized += int(steps.size)
+        self.values_clipped += int(np.count_nonzero((steps < limits.min) | (steps > limits.max)))
+        return quantized
 
     def dequantize(self, y: np.ndarray) -> np.ndarray:
         """Output tensor values → float32 ((q - zero point) * scale for quantized outputs)."""
@@ -449,7 +471,8 @@ def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
     MFCCs by the front end the manifest names (:func:`edge.mfcc.wav_features`).
 
     Returns:
-        float32 array ``(n, *model.input_shape)``.
+        float32 array ``(n, *model.input_shape)``; an ``.npy``/``.npz`` array already in the model's quantized
+        input type (:meth:`EdgeModel.takes_as_quantized`) keeps that type, to be fed as it is.
 
     Raises:
         UserError: a missing or unreadable file, an unknown suffix, or values that do not fit the model.
@@ -837,15 +860,38 @@ def predict_file(
     return model, PREDICTIONS[model.task](model, x, k)
 
 
+CLIPPED_WARNING_FRACTION = 0.01  # predict warns when more of the quantized input values than this were clipped
+
+
+def clipping_warning(model: EdgeModel) -> str | None:
+    """The warning line for inputs that quantization clipped: None unless more than
+    :data:`CLIPPED_WARNING_FRACTION` of the values :meth:`EdgeModel.quantize` saw fell outside the integer
+    input's range (a rare outlier stays quiet)."""
+    if model.values_quantized == 0 or model.values_clipped <= CLIPPED_WARNING_FRACTION * model.values_quantized:
+        return None
+    limits = np.iinfo(model.input.dtype)
+    low = (limits.min - model.input.zero_point) * model.input.scale
+    high = (limits.max - model.input.zero_point) * model.input.scale
+    units = " (z-scores of the training statistics in the manifest)" if model.standardization is not None else ""
+    return (
+        f"warning: {100 * model.values_clipped / model.values_quantized:.1f}% of the input values "
+        f"({model.values_clipped} of {model.values_quantized}) were outside the {model.input.dtype} input's range "
+        f"[{low:.4g}, {high:.4g}]{units} and were clipped; give raw values as in training "
+        "(the same units and scale, e.g. not pixels 0..255 for a model trained on 0..1)"
+    )
+
+
 def prediction_report(model: EdgeModel, predictions: list[Any], as_json: bool) -> tuple[str, str | None]:
-    """What ``predict`` prints: the predictions (JSON, or one line each) and, for a model exported outside its
-    tolerance, the warning for stderr."""
-    warning = (
+    """What ``predict`` prints: the predictions (JSON, or one line each) and the warning lines for stderr, if any:
+    for a model exported outside its tolerance, and for inputs that quantization clipped (:func:`clipping_warning`).
+    """
+    failing = (
         f"warning: {model.source} was exported outside its tolerance (--keep-failing): its answers may be "
         "wrong; export a variant within tolerance"
         if model.failing
         else None
     )
+    warning = "\n".join(line for line in (failing, clipping_warning(model)) if line) or None
     if as_json:
         return json.dumps([prediction.to_dict() for prediction in predictions], indent=2), warning
     return "\n".join(prediction.to_line() for prediction in predictions), warning

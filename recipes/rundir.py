@@ -221,6 +221,35 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def held_lock(path: str | Path, busy: str) -> Iterator[None]:
+    """Hold an exclusive lock on file ``path`` (``fcntl.flock``) while the block runs; the file records this
+    process's id. The system releases the lock when the process ends, killed or not, so none is ever stale.
+
+    Args:
+        path: the lock file (created if needed).
+        busy: the one-line refusal when another process holds it; ``{pid}`` is replaced by that process's id.
+
+    Raises:
+        UserError: ``busy``, when another process holds the lock.
+    """
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise UserError(busy.replace("{pid}", handle.read().strip() or "?")) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and an atomic rename (the file gets the
     mode the umask gives a new file)."""

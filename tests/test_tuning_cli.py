@@ -1,5 +1,7 @@
 """`python cli.py tune` on bad input: one clear line, exit status 2, nothing written."""
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -74,3 +76,21 @@ def test_tune_help_lists_the_options():
         "--set",
     ):
         assert option in result.output
+
+
+def test_a_second_tune_of_the_same_name_is_refused_while_the_first_runs(tmp_path):
+    """The running search holds <out>/tune/.<name>.lock (here this test holds it, as another process would): a second
+    tune of that name is one line naming the process, and touches nothing; the lock goes with its holder."""
+    from recipes.rundir import held_lock
+    from tests.helpers import error_line, snapshot
+
+    out = tmp_path / "runs"
+    args = ["tune", "--name", "busy", "--out", str(out), "--max-trials", "1", "--max-epochs", "1"]
+    lock = out / "tune" / ".busy.lock"
+    with held_lock(lock, "held"):
+        before = snapshot(out)
+        line = error_line(runner.invoke(cli.app, args))
+        assert line.startswith(f"error: another tune named busy is running (process {os.getpid()}) in ")
+        assert snapshot(out) == before
+    with held_lock(lock, "held"):  # released when the holder's block ended
+        pass

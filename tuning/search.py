@@ -39,13 +39,13 @@ import yaml
 
 from recipes.config import TrainConfig, save_config
 from recipes.errors import UserError
-from recipes.rundir import check_writable, write_atomic, write_json
+from recipes.rundir import check_writable, held_lock, write_atomic, write_json
 from recipes.runs import Run
 from recipes.training import PreparedData, prepare_data
 from tuning.hardware import ARENA_KB_METRIC, ARENA_NOT_MEASURED, HARDWARE_METRICS, Budget, no_feasible_error
 from tuning.pareto import write_pareto
 from tuning.report import TrialRecord, best_records, hardware_text, read_trials, write_results
-from tuning.settings import RESUME_KEYS, TuneSettings, hyperband_budget
+from tuning.settings import RESUME_KEYS, TuneSettings, hyperband_budget, plan_lines
 from tuning.spaces import Space, config_for, narrow_space, space_from_data, space_yaml
 
 Report = Callable[[str], None]
@@ -101,7 +101,7 @@ class TuneResult:
 
 
 def run_search(settings: TuneSettings, report: Report = print) -> TuneResult:
-    """Run (or resume) every round, write the results and retrain the best configuration.
+    """Say the plan, then run (or resume) every round, write the results and retrain the best configuration.
 
     Args:
         settings: the resolved search (see :func:`tuning.settings.resolve_settings`).
@@ -111,10 +111,24 @@ def run_search(settings: TuneSettings, report: Report = print) -> TuneResult:
         The trials, the best one, the importance and the retrained run.
 
     Raises:
-        UserError: the data cannot be loaded, ``<out>/tune/<name>`` holds a different search, every
-            trial failed, or no trial met the hardware budget.
+        UserError: another ``tune`` of that name is running (the search holds ``<out>/tune/.<name>.lock``), the
+            data cannot be loaded, ``<out>/tune/<name>`` holds a different search, every trial failed, or no trial
+            met the hardware budget.
     """
     check_writable(settings.base.out)
+    tune_dir = settings.tune_dir
+    busy = (
+        f"another tune named {tune_dir.name} is running (process {{pid}}) in {tune_dir}; wait for it to finish, "
+        "or give this search another --name"
+    )
+    with held_lock(tune_dir.parent / f".{tune_dir.name}.lock", busy):
+        for line in plan_lines(settings):
+            report(line)
+        return _search(settings, report)
+
+
+def _search(settings: TuneSettings, report: Report) -> TuneResult:
+    """:func:`run_search`'s work, with the search's lock held."""
     data = prepare_data(settings.base)
     start(settings)
     records: list[TrialRecord] = []
