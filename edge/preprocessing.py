@@ -138,11 +138,16 @@ class Standardization:
             f"  }}\n}}\n"
         )
 
-    def quantize(self, x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
-        """Raw values → the integer input tensor: rint((x - mean) * multiplier) + zero point, saturated."""
-        limits = np.iinfo(dtype)
+    def steps(self, x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+        """Raw values → integer steps of the input tensor before saturation: rint((x - mean) * multiplier) + zero
+        point, as int64 (so a caller can count the values that :meth:`quantize` saturates)."""
         steps = np.rint((np.asarray(x, np.float32) - self.mean) * self.multiplier(scale))
-        return np.clip(steps.astype(np.int64) + int(zero_point), limits.min, limits.max).astype(dtype)
+        return steps.astype(np.int64) + int(zero_point)
+
+    def quantize(self, x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
+        """Raw values → the integer input tensor: :meth:`steps`, saturated at the dtype's limits."""
+        limits = np.iinfo(dtype)
+        return np.clip(self.steps(x, scale, zero_point), limits.min, limits.max).astype(dtype)
 
     def c_declarations(self, identifier: str, input_dtype: str, scale: float, zero_point: int, size: int) -> str:
         """C text: the constants and a ``<identifier>_preprocess`` function turning one raw example into the

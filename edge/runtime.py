@@ -286,10 +286,7 @@ class EdgeModel:
             return (x if self.standardization is None else self.standardization.apply(x)).astype(self.input.dtype)
         limits = np.iinfo(self.input.dtype)
         if self.standardization is not None:
-            steps = np.rint(
-                (np.asarray(x, np.float32) - self.standardization.mean)
-                * self.standardization.multiplier(self.input.scale)
-            ).astype(np.int64) + int(self.input.zero_point)  # as Standardization.quantize, before saturating
+            steps = self.standardization.steps(x, self.input.scale, self.input.zero_point)
         else:
             steps = np.round(x / self.input.scale) + self.input.zero_point
         quantized = np.clip(steps, limits.min, limits.max).astype(self.input.dtype)

@@ -1,6 +1,7 @@
 """The device runtime: no TensorFlow, the same labels as Keras, and clear errors for bad input."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
-from edge.runtime import EdgeModel, read_inputs, top_k
+from edge.runtime import EdgeModel, prediction_report, read_inputs, top_k
 from recipes.errors import UserError
 from tests.helpers import error_line
 
@@ -167,3 +168,59 @@ def test_bad_model_and_bad_input_exit_2_in_a_real_process(shared, tmp_path, samp
             [sys.executable, "cli.py", "predict", *arguments], cwd=ROOT, capture_output=True, text=True
         )
         assert (finished.returncode, finished.stdout, finished.stderr.strip().splitlines()) == (2, "", [expected])
+
+
+def test_an_array_already_in_the_int8_input_type_is_fed_as_it_is(shared, tmp_path):
+    """An int8 ``.npy`` for an int8-input model (as MLPerf Tiny ships its vectors) is not quantized a second time."""
+    model_path = shared.edge_dir / "model_int8.tflite"
+    model = EdgeModel.load(model_path)
+    raw = shared.x_test[:20].astype(np.float32)
+    quantized = model.quantize(model.as_batch(raw))  # standardized with the manifest's z-score, then quantized
+    assert quantized.dtype == np.int8 and model.takes_as_quantized(quantized)
+    assert not model.takes_as_quantized(raw) and not model.takes_as_quantized(raw.astype(np.int64))
+    np.save(tmp_path / "raw.npy", raw)
+    np.save(tmp_path / "quantized.npy", quantized)
+    assert read_inputs(tmp_path / "quantized.npy", model).dtype == np.int8
+    answers = []
+    for name in ("raw.npy", "quantized.npy"):
+        result = runner.invoke(cli.app, ["predict", str(model_path), "--input", str(tmp_path / name), "--json"])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == ""
+        answers.append(json.loads(result.stdout))
+    assert [p["top"][0]["label"] for p in answers[1]] == [p["top"][0]["label"] for p in answers[0]]
+    assert answers[1] == answers[0]  # the same scores too
+    fresh = EdgeModel.load(model_path)
+    assert np.array_equal(fresh.run(quantized), fresh.run(raw))
+    assert np.array_equal(fresh.run(quantized.reshape(len(quantized), -1)), fresh.run(raw))  # flattened, too
+    float_model = EdgeModel.load(shared.edge_dir / "model_float32.tflite")  # float input: int8 values are raw
+    assert not float_model.takes_as_quantized(quantized) and float_model.as_batch(quantized).dtype == np.float32
+
+
+def test_predict_says_how_much_quantization_clipped(shared, tmp_path):
+    model_path = str(shared.edge_dir / "model_int8.tflite")
+    np.save(tmp_path / "normal.npy", shared.x_test[:20].astype(np.float32))
+    np.save(tmp_path / "scaled.npy", shared.x_test[:20].astype(np.float32) * 1000)
+    normal = runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "normal.npy"), "--json"])
+    assert normal.exit_code == 0, normal.output
+    assert normal.stderr == ""
+    scaled = runner.invoke(cli.app, ["predict", model_path, "--input", str(tmp_path / "scaled.npy"), "--json"])
+    assert scaled.exit_code == 0, scaled.output
+    assert len(json.loads(scaled.stdout)) == 20  # the JSON is unchanged, the warning goes to stderr alone
+    lines = scaled.stderr.strip().splitlines()
+    assert len(lines) == 1, scaled.stderr
+    match = re.fullmatch(
+        r"warning: (\d+\.\d)% of the input values \((\d+) of 1280\) were outside the int8 input's range "
+        r"\[(\S+), (\S+)\] \(z-scores of the training statistics in the manifest\) and were clipped; "
+        r"give raw values as in training \(.+\)",
+        lines[0],
+    )
+    assert match, lines[0]
+    percent, clipped = float(match[1]), int(match[2])
+    assert 1 < percent <= 100 and percent == pytest.approx(100 * clipped / 1280, abs=0.05)
+    assert float(match[3]) < 0 < float(match[4])
+    model = EdgeModel.load(model_path)  # one outlier in 1,280 values stays quiet
+    outlier = shared.x_test[:20].astype(np.float32)
+    outlier[0, 0, 0, 0] = 1e6
+    model.run(outlier)
+    assert model.values_clipped == 1 and model.values_quantized == 1280
+    assert prediction_report(model, [], as_json=True)[1] is None
