@@ -138,24 +138,13 @@ def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
 
     prepared = model.quantize(model.as_batch(x))
     expected = model.run(x)
-    generous = max(10 * len(model.content), 1 << 16)
-    with captured_native_output() as captured:
-        try:
-            interpreter = tflite_micro.runtime.Interpreter.from_bytes(model.content, arena_size=generous)
-            outputs = np.concatenate([_invoke(interpreter, example[np.newaxis]) for example in prepared])
-            interpreter.print_allocations()
-        except (RuntimeError, ValueError) as error:
-            failure = first_line(error)
-        else:
-            failure = None
+    outputs, failure, arena = _run_on_host(model.content, prepared)
     if failure is not None:
         return MicroCheck(
             False,
             f"TFLite Micro could not run the model ({failure}); check the operator report",
             version=tflite_micro.__version__,
         )
-    recorded = _RECORDED_TOTAL.search(captured.text)
-    arena = smallest_arena(model.content, prepared[:1], int(recorded.group(1)), generous) if recorded else None
     outputs = outputs.reshape(len(prepared), -1)
     difference = np.abs(model.dequantize(outputs) - model.dequantize(expected))
     agreement = np.mean(AGREEMENT[model.task](model, outputs, expected))
@@ -188,18 +177,34 @@ def measure_arena(content: bytes, example: np.ndarray) -> int | None:
     """
     if not micro_available():
         return None
+    return _run_on_host(content, example)[2]
+
+
+def _run_on_host(content: bytes, prepared: np.ndarray) -> tuple[np.ndarray | None, str | None, int | None]:
+    """Invoke the TFLite Micro host interpreter (with a generous arena) on each prepared example, then search the
+    smallest arena that runs the first (:func:`edge.arena.smallest_arena`, upward from the total its recording
+    allocator reports).
+
+    Returns:
+        (raw outputs, None, arena bytes or None if the search failed), or (None, the failure's first line, None).
+    """
     import tflite_micro
 
     generous = max(10 * len(content), 1 << 16)
     with captured_native_output() as captured:
         try:
             interpreter = tflite_micro.runtime.Interpreter.from_bytes(content, arena_size=generous)
-            _invoke(interpreter, example)
+            outputs = np.concatenate([_invoke(interpreter, example[np.newaxis]) for example in prepared])
             interpreter.print_allocations()
-        except (RuntimeError, ValueError):
-            return None
+        except (RuntimeError, ValueError) as error:
+            failure = first_line(error)
+        else:
+            failure = None
+    if failure is not None:
+        return None, failure, None
     recorded = _RECORDED_TOTAL.search(captured.text)
-    return smallest_arena(content, example, int(recorded.group(1)), generous) if recorded else None
+    arena = smallest_arena(content, prepared[:1], int(recorded.group(1)), generous) if recorded else None
+    return outputs, None, arena
 
 
 # Per example, whether TFLite Micro's raw outputs answer as LiteRT's do, by what the outputs are (EdgeModel.task).

@@ -257,7 +257,9 @@ class MfccFrontEnd:
 
     def compute(self, files: Sequence[Path]) -> np.ndarray:
         """Read and prepare the clips in parallel threads, then compute their MFCCs together."""
-        with ThreadPoolExecutor(min(8, os.cpu_count() or 2)) as pool:
+        from recipes.data import DECODING_THREADS
+
+        with ThreadPoolExecutor(DECODING_THREADS) as pool:
             clips = list(pool.map(lambda file: prepare_clip(*read_wav(file)), files))
         return mfcc_features(np.stack(clips))
 

@@ -39,7 +39,8 @@ _SOURCE_HINT = (
     f"pass a path to a .csv/.npz file, an image or .wav folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
 )
 _NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
-_WORKERS = min(8, os.cpu_count() or 2)  # threads decoding images (Pillow releases the GIL while decoding)
+# Threads decoding files for the feature cache (Pillow and the WAV reader's numpy release the GIL while decoding).
+DECODING_THREADS = min(8, os.cpu_count() or 2)
 
 
 def load_config_data(config: Any, progress: Callable[[str], None] | None = None) -> Dataset:
@@ -742,7 +743,7 @@ class ImageFrontEnd:
         the size, the channels and the stored dtype."""
         meter = Progress(progress, "checking", "images", len(files))
         headers = []
-        with ThreadPoolExecutor(_WORKERS) as pool:
+        with ThreadPoolExecutor(DECODING_THREADS) as pool:
             for start in range(0, len(files), 4096):
                 headers.extend(pool.map(_image_header, files[start : start + 4096]))
                 meter.advance(len(files[start : start + 4096]))
@@ -757,20 +758,17 @@ class ImageFrontEnd:
 
     def compute(self, files: Sequence[Path]) -> np.ndarray:
         """Decode and resize ``files`` in parallel threads."""
-        with ThreadPoolExecutor(_WORKERS) as pool:
+        with ThreadPoolExecutor(DECODING_THREADS) as pool:
             return np.stack(list(pool.map(self._decode, files)))
 
     def _decode(self, file: Path) -> np.ndarray:
         """One image as ``(height, width, channels)``: 8-bit RGB as uint8, anything else as float32 raw values."""
         from PIL import Image
 
-        try:
-            with open_image(file) as image:
-                image.load()
-                grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
-                image = image.convert("RGB" if self.dtype == np.uint8 or not grayscale else "F")
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-            raise UserError(f"image {file} cannot be read ({first_line(error)}); replace or remove the file") from None
+        with _readable(file), open_image(file) as image:
+            image.load()
+            grayscale = image.mode in GRAYSCALE_MODES or image.mode.startswith("I;")
+            image = image.convert("RGB" if self.dtype == np.uint8 or not grayscale else "F")
         if (image.height, image.width) != tuple(self.size):
             image = image.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=self.dtype)
@@ -779,16 +777,22 @@ class ImageFrontEnd:
         return np.repeat(array, self.channels, axis=2) if array.shape[2] != self.channels else array
 
 
-def _image_header(file: Path) -> tuple[tuple[int, int], str]:
-    """An image's (width, height) and mode from its header; one too large or unreadable is a user error."""
+@contextmanager
+def _readable(file: Path) -> Iterator[None]:
+    """Turn Pillow's errors while ``file`` is opened or decoded into the one-line user error."""
     from PIL import Image
 
     try:
-        with open_image(file) as image:  # reads the header only
-            refusal = image_too_large(file, *image.size)
-            size, mode = image.size, image.mode
+        yield
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise UserError(f"image {file} cannot be read ({first_line(error)}); replace or remove the file") from None
+
+
+def _image_header(file: Path) -> tuple[tuple[int, int], str]:
+    """An image's (width, height) and mode from its header; one too large or unreadable is a user error."""
+    with _readable(file), open_image(file) as image:  # reads the header only
+        refusal = image_too_large(file, *image.size)
+        size, mode = image.size, image.mode
     if refusal is not None:
         raise UserError(refusal)
     return size, mode
