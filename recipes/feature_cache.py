@@ -142,8 +142,7 @@ def _previous(path: Path, row_shape: tuple[int, ...], dtype: np.dtype) -> tuple[
         identities = _rows_path(path).read_text().split("\n")
     except (OSError, ValueError):
         return None
-    whole = path.stat().st_size == records.offset + records.file_rows * records.row_bytes
-    if not whole or len(identities) != records.file_rows:
+    if not records.complete or len(identities) != records.file_rows:
         return None
     if records.row_shape != tuple(row_shape) or records.stored_dtype != dtype:
         return None
@@ -157,8 +156,7 @@ def _current(path: Path, identity: str) -> bool:
         records = RecordArray(path)
     except (OSError, ValueError):
         return False
-    whole = path.stat().st_size == records.offset + records.file_rows * records.row_bytes
-    return meta.get("files") == identity and meta.get("rows") == records.file_rows and whole
+    return meta.get("files") == identity and meta.get("rows") == records.file_rows and records.complete
 
 
 def _chunks(

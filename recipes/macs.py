@@ -37,7 +37,7 @@ def layer_macs(layer: Any) -> int:
         The layer's MACs per example.
     """
     kind = type(layer).__name__
-    if kind not in ("Conv1D", "Conv2D", "DepthwiseConv2D", "Dense"):
+    if kind not in _KIND_OF_LAYER:
         return 0
     output = _per_example(layer.output.shape)
     if kind == "Dense":
@@ -131,7 +131,4 @@ def count_macs(model: Any) -> int:
     Returns:
         The total MACs per example.
     """
-    total = 0
-    for layer in model.layers:
-        total += count_macs(layer) if hasattr(layer, "layers") else layer_macs(layer)
-    return total
+    return sum(layer_macs(layer) for layer in _leaf_layers(model))

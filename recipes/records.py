@@ -70,6 +70,11 @@ class RecordArray:
     dtype = np.dtype(np.float32)
 
     @property
+    def complete(self) -> bool:
+        """Whether the file holds every row its header declares (a copy or a write cut short does not)."""
+        return self.path.stat().st_size == self.offset + self.file_rows * self.row_bytes
+
+    @property
     def nbytes(self) -> int:
         """Bytes the rows would take in memory as float32."""
         return len(self.rows) * int(np.prod(self.row_shape)) * 4
