@@ -362,6 +362,15 @@ def export(
             help="Write variants outside their tolerance too (marked failing), for inspection.",
         ),
     ] = False,
+    per_channel: Annotated[
+        bool,
+        typer.Option(
+            "--per-channel",
+            metavar="",
+            help="Keep every int8 layer's weights quantized per output channel (default: per tensor where that "
+            "is as faithful, which makes the file smaller).",
+        ),
+    ] = False,
     quantization_report: Annotated[
         bool,
         typer.Option(
@@ -386,7 +395,16 @@ def export(
         )
         from edge.export import export_run
 
-        report = export_run(run_dir, variants, calibration_samples, float_io, compression, typer.echo, keep_failing)
+        report = export_run(
+            run_dir,
+            variants,
+            calibration_samples,
+            float_io,
+            compression,
+            typer.echo,
+            keep_failing,
+            per_tensor=not per_channel,
+        )
     _print_export(report, quantization_report)
     if report.failing:
         for line in report.failure_lines():
@@ -407,6 +425,8 @@ def _print_export(report, layer_rows: bool = False) -> None:
             + ", ".join(f"{name} x{count}" if count > 1 else name for name, count in result.operators.counts.items()),
             markup=False,
         )
+        if result.quantization is not None and result.quantization.per_tensor:
+            console.print(f"{result.name} weights: {result.quantization.summary()}", markup=False)
     if report.micro is not None:
         agreement = f"; agrees with LiteRT on {report.micro.agreement:.1%}" if report.micro.measured else ""
         console.print(f"micro: {report.micro.note}{agreement}", markup=False)

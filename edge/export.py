@@ -29,6 +29,7 @@ from edge.manifest import build_manifest
 from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_available, micro_check
 from edge.operators import OperatorReport, operator_report
 from edge.parity import MEASURES, AnomalyParity, Parity, RegressionParity
+from edge.per_tensor import NarrowingResult, narrow_quantization, output_error
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
 from edge.quantization_report import LayerError, layer_errors
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
@@ -76,6 +77,7 @@ class VariantResult:
     operators: OperatorReport
     gzip_bytes: int
     sparsity: float
+    quantization: NarrowingResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json``."""
@@ -86,6 +88,7 @@ class VariantResult:
             "ratio_to_float32": self.ratio_to_float32,
             "gzip_bytes": self.gzip_bytes,
             "sparsity": self.sparsity,
+            "weight_quantization": None if self.quantization is None else self.quantization.to_dict(),
             **{key: value for key, value in self.parity.to_dict().items() if key != "variant"},
             **self.operators.to_dict(),
         }
@@ -292,6 +295,7 @@ def export_run(
     compression: CompressionSettings | None = None,
     progress: Callable[[str], None] | None = None,
     keep_failing: bool = False,
+    per_tensor: bool = True,
 ) -> ExportReport:
     """Convert a run's model to ``.tflite`` variants and write ``edge/`` inside the run.
 
@@ -324,6 +328,9 @@ def export_run(
         compression: pruning and/or QAT to fine-tune with (see :class:`edge.compress.CompressionSettings`).
         progress: called with the fine-tuning's progress lines; None for silence.
         keep_failing: write variants outside their tolerance too, marked as failing.
+        per_tensor: let full-integer variants quantize a layer's weights per tensor instead of per output channel
+            where that keeps the model as faithful on the calibration examples and within tolerance on the test
+            split (:mod:`edge.per_tensor`: smaller files); False keeps every layer per-channel.
 
     Returns:
         The report, also written to ``edge/report.json``.
@@ -368,6 +375,7 @@ def export_run(
             warnings,
             (compression, compressed) if compressed is not None else None,
             keep_failing,
+            per_tensor,
         )
         result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR) if result.written else None
     finally:
@@ -434,10 +442,10 @@ def _build(
     warnings: list[str],
     compressed: tuple[CompressionSettings, CompressedModel] | None = None,
     keep_failing: bool = False,
+    per_tensor: bool = True,
 ) -> ExportReport:
     """Write every file of the export into ``staging`` and return the report."""
     representative, calibration_info = calibration
-    class_names = list(inputs.data.get("class_names") or [])
     models: dict[str, EdgeModel] = {}
     results: list[VariantResult] = []
     layers: dict[str, list[LayerError]] = {}
@@ -447,19 +455,18 @@ def _build(
         content, standardization, _ = convert_for_device(
             model, variant, representative, float_io and "float_io" in variant.options, standardization
         )
-        edge_model = EdgeModel(
-            content,
-            class_names,
-            source=variant.filename,
-            threshold=inputs.threshold,
-            front_end=inputs.data.get("front_end"),
-            standardization=standardization,
-            target_names=inputs.data.get("target_names"),
-            output_standardization=output,
-        )
-        parity = MEASURES[inputs.task.name](
-            edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs, inputs.threshold
-        )
+        narrowing = None
+        if variant.full_integer and per_tensor:
+            narrowing = narrow_quantization(content, _error_against(model, standardization, representative))
+        edge_model = parity = None
+        if narrowing is not None and narrowing.per_tensor:
+            edge_model, parity = _measured(narrowing.content, variant, standardization, output, inputs, keras_outputs)
+            if parity.within_tolerance:
+                content = narrowing.content
+            else:  # as faithful on calibration examples, not on the test split: ship per-channel
+                narrowing.fell_back, edge_model = True, None
+        if edge_model is None:
+            edge_model, parity = _measured(content, variant, standardization, output, inputs, keras_outputs)
         operators = operator_report(content, variant.full_integer)
         results.append(
             VariantResult(
@@ -471,6 +478,7 @@ def _build(
                 operators,
                 gzip_size(content),
                 weight_sparsity(content),
+                narrowing,
             )
         )
         if variant.full_integer:
@@ -559,6 +567,39 @@ def _build(
     return report
 
 
+def _error_against(model: Any, standardization: Any, representative: np.ndarray) -> Callable[[bytes], float]:
+    """How far a full-integer flatbuffer of ``model`` is from the Keras model on the calibration examples
+    (:func:`edge.per_tensor.output_error`): the measure :func:`edge.per_tensor.narrow_quantization` holds."""
+    x = representative if standardization is None else standardization.apply(representative)
+    reference = np.asarray(model.predict(x, verbose=0))
+
+    def error(content: bytes) -> float:
+        edge_model = EdgeModel(content, standardization=standardization)
+        return output_error(reference, edge_model.dequantize(edge_model.run(representative)))
+
+    return error
+
+
+def _measured(
+    content: bytes, variant: Variant, standardization: Any, output: Any, inputs: _RunInputs, keras_outputs: np.ndarray
+) -> tuple[EdgeModel, Parity | AnomalyParity | RegressionParity]:
+    """The runtime model of a converted variant and its parity with Keras on the test split."""
+    edge_model = EdgeModel(
+        content,
+        list(inputs.data.get("class_names") or []),
+        source=variant.filename,
+        threshold=inputs.threshold,
+        front_end=inputs.data.get("front_end"),
+        standardization=standardization,
+        target_names=inputs.data.get("target_names"),
+        output_standardization=output,
+    )
+    parity = MEASURES[inputs.task.name](
+        edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs, inputs.threshold
+    )
+    return edge_model, parity
+
+
 def _layer_errors(model: Any, standardization: Any, edge_model: EdgeModel, x: np.ndarray) -> list[LayerError]:
     """The quantization report of one full-integer variant: its activations against a float32 conversion of the
     same Keras graph, on ``x`` (raw examples, prepared as each model takes them)."""
@@ -621,7 +662,7 @@ def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micr
             identifier, model.output.dtype, model.output.scale, model.output.zero_point
         )
         preprocess = f"{preprocess}\n{postprocess}" if preprocess else f"#include <stdint.h>\n\n{postprocess}"
-    header, source = c_array_sources(model.content, identifier, header_name, notes, preprocess)
+    header, source = c_array_sources(model.content, identifier, header_name, notes, preprocess, micro.arena_bytes)
     write_atomic(staging / header_name, header)
     write_atomic(staging / source_name, source)
     return [header_name, source_name]

@@ -64,6 +64,9 @@ def test_sources_for_any_length():
     header, source = c_array_sources(bytes(range(13)), "tiny_model", "tiny.h", ["note"])
     assert "// note" in header and "#ifndef TINY_MODEL_H_" in header
     assert source.count("0x") == 13 and "tiny_model_len = 13;" in source
+    assert "#define TINY_MODEL_FLASH_BYTES 13  //" in header and "ARENA_BYTES" not in header  # arena not measured
+    header, _ = c_array_sources(bytes(range(13)), "tiny_model", "tiny.h", ["note"], arena_bytes=2048)
+    assert "#define TINY_MODEL_ARENA_BYTES 2048  //" in header
 
 
 def test_without_tflite_micro_the_arena_is_not_measured(shared, monkeypatch):
@@ -83,7 +86,11 @@ def test_tflite_micro_runs_the_int8_model_like_litert(shared):
     # TFLM's reference int8 kernels round differently from LiteRT's XNNPACK ones: measured up to 7 steps.
     assert micro.max_abs_diff <= 10 * model.output.scale
     assert 1_000 < micro.arena_bytes < 64_000 and micro.arena_bytes % 16 == 0
-    assert f"tensor arena {micro.arena_bytes:,} bytes" in (shared.edge_dir / "model_int8.h").read_text()
+    header = (shared.edge_dir / "model_int8.h").read_text()
+    assert f"tensor arena {micro.arena_bytes:,} bytes" in header
+    name = c_identifier(shared.run_dir.name).upper()
+    assert f"#define {name}_ARENA_BYTES {micro.arena_bytes}  //" in header
+    assert f"#define {name}_FLASH_BYTES {(shared.edge_dir / 'model_int8.tflite').stat().st_size}  //" in header
 
 
 def test_the_measured_arena_is_enough_to_run(shared):
