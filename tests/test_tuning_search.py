@@ -200,6 +200,13 @@ def test_finished_search_reruns_without_training(tmp_path):
     assert second.exit_code == 0, second.output
     assert "2 trials completed" in second.output and "unchanged" in second.output
     assert len(list((out / "train").glob("again-*"))) == 1  # the best run is not retrained
+    (tune_dir := out / "tune" / "again").joinpath("summary.json").unlink()  # killed after the run was committed
+    (out / "train" / "unrelated-1").mkdir()  # another run made meanwhile is not taken for it
+    third = runner.invoke(cli.app, args)
+    assert third.exit_code == 0, third.output
+    assert "unchanged; its run is" in third.output and "retraining" not in third.output
+    assert len(list((out / "train").glob("again-*"))) == 1
+    assert json.loads((tune_dir / "summary.json").read_text())["run_dir"].endswith("again-1")
     changed = runner.invoke(cli.app, [*args[:-4], "--max-trials", "2", "--max-epochs", "2"])
     assert changed.exit_code == 2
     assert "holds a search with a different --max-epochs" in changed.output

@@ -13,6 +13,7 @@
     plots/importance.png     the importance as bars
     best.yaml                the best configuration, a config file ``train --config`` accepts
     summary.json             rounds, best trial, importance and the retrained run directory
+    retraining.json          the trial being retrained and the runs before it (finds its run after a kill)
 
 Re-running the same command resumes: keras-tuner reloads each round's project, keeps completed
 trials and runs an interrupted one again; a round's narrowed space is read back, not recomputed.
@@ -278,32 +279,59 @@ def search(tuner: Any) -> None:
         raise UserError(f"the search stopped after consecutive failed trials; the last: {last}") from None
 
 
+RETRAINING = "retraining.json"  # which trial is (or was last) retrained, and the runs there were before
+
+
 def retrain(
     settings: TuneSettings, best: TrialRecord, config: TrainConfig, report: Report
 ) -> tuple[Path, dict[str, Any]]:
     """Train the best configuration as a normal run (``runs/train/<name>-<n>/``).
 
-    A re-run of a finished search whose best trial is unchanged reuses the run it retrained before.
+    A re-run of a search whose best trial is unchanged reuses the run it retrained before, also when the search
+    was killed after that run was committed but before ``summary.json`` named it: ``retraining.json`` records the
+    trial and the runs that existed before, so the new run with the trial's config is found.
 
     Returns:
         The run directory and its metrics.
     """
-    summary_path = settings.tune_dir / "summary.json"
-    if summary_path.is_file():
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            summary = json.loads(summary_path.read_text())
-            run_dir = Path(summary["run_dir"])
-            if summary["best"]["trial"] == best.key and Run(run_dir).has(Run.METRICS):
-                report(f"best trial {best.label} unchanged; its run is {run_dir}")
-                return run_dir, Run(run_dir).metrics()
+    previous = _retrained_before(settings, best, config)
+    if previous is not None:
+        report(f"best trial {best.label} unchanged; its run is {previous}")
+        return previous, Run(previous).metrics()
     from recipes.training import train
 
+    write_json(settings.tune_dir / RETRAINING, {"trial": best.key, "runs_before": _train_runs(config)})
     report(f"retraining the best configuration (trial {best.label}) for up to {config.epochs} epochs")
     result = train(config, report=None)
     dev, test = result.metrics["dev"].get("accuracy"), result.metrics["test"].get("accuracy")
     scores = f": dev accuracy {dev:.4f}, test accuracy {test:.4f}" if dev is not None and test is not None else ""
     report(f"retrained{scores} -> {result.run_dir}")
     return result.run_dir, result.metrics
+
+
+def _train_runs(config: TrainConfig) -> list[str]:
+    """The run folders under ``<out>/train`` now."""
+    folder = Path(config.out) / "train"
+    return sorted(path.name for path in folder.iterdir()) if folder.is_dir() else []
+
+
+def _retrained_before(settings: TuneSettings, best: TrialRecord, config: TrainConfig) -> Path | None:
+    """The committed run of ``best`` that an earlier pass of this search trained: the one ``summary.json`` names,
+    or else a run committed after ``retraining.json`` was written for the same trial, with the same config."""
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        summary = json.loads((settings.tune_dir / "summary.json").read_text())
+        run_dir = Path(summary["run_dir"])
+        if summary["best"]["trial"] == best.key and Run(run_dir).has(Run.METRICS):
+            return run_dir
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        intent = json.loads((settings.tune_dir / RETRAINING).read_text())
+        if intent["trial"] == best.key:
+            for name in sorted(set(_train_runs(config)) - set(intent["runs_before"])):
+                run = Run(Path(config.out) / "train" / name)
+                with contextlib.suppress(UserError):
+                    if run.has(Run.METRICS) and run.config() == config:
+                        return run.path
+    return None
 
 
 def _round_summaries(settings: TuneSettings, records: list[TrialRecord]) -> list[dict[str, Any]]:
