@@ -29,7 +29,7 @@ from edge.manifest import build_manifest
 from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_available, micro_check
 from edge.operators import OperatorReport, operator_report
 from edge.parity import MEASURES, AnomalyParity, Parity, RegressionParity
-from edge.per_tensor import NarrowingResult, narrow_quantization, output_error
+from edge.per_tensor import NarrowingResult, narrow_against_keras
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
 from edge.quantization_report import LayerError, layer_errors
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
@@ -457,7 +457,7 @@ def _build(
         )
         narrowing = None
         if variant.full_integer and per_tensor:
-            narrowing = narrow_quantization(content, _error_against(model, standardization, representative))
+            narrowing = narrow_against_keras(content, model, representative, standardization)
         edge_model = parity = None
         if narrowing is not None and narrowing.per_tensor:
             edge_model, parity = _measured(narrowing.content, variant, standardization, output, inputs, keras_outputs)
@@ -565,19 +565,6 @@ def _build(
         ),
     )
     return report
-
-
-def _error_against(model: Any, standardization: Any, representative: np.ndarray) -> Callable[[bytes], float]:
-    """How far a full-integer flatbuffer of ``model`` is from the Keras model on the calibration examples
-    (:func:`edge.per_tensor.output_error`): the measure :func:`edge.per_tensor.narrow_quantization` holds."""
-    x = representative if standardization is None else standardization.apply(representative)
-    reference = np.asarray(model.predict(x, verbose=0))
-
-    def error(content: bytes) -> float:
-        edge_model = EdgeModel(content, standardization=standardization)
-        return output_error(reference, edge_model.dequantize(edge_model.run(representative)))
-
-    return error
 
 
 def _measured(

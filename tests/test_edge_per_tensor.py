@@ -182,3 +182,19 @@ def test_export_goes_per_tensor_where_it_holds_and_per_channel_on_request(shared
     assert per_channel - result.bytes >= chosen.to_dict()["bytes_saved"] - 64
     assert len(per_channel_layers((run / "edge" / "model_int8.tflite").read_bytes())) == 3
     assert result.parity.within_tolerance
+
+
+def test_the_shipped_file_drops_constant_names_only(converted):
+    from ai_edge_litert import schema_py_generated as schema
+
+    _, content = converted
+    result = narrow_quantization(content, penalised({}))
+    model = schema.ModelT.InitFromObj(read_model(result.content))
+    graph = model.subgraphs[0]
+    constant = [tensor for tensor in graph.tensors if model.buffers[tensor.buffer].data is not None]
+    constant = [tensor for tensor in constant if len(model.buffers[tensor.buffer].data)]
+    assert constant and all(tensor.name == b"" for tensor in constant)
+    others = [tensor for tensor in graph.tensors if tensor not in constant]
+    assert others and all(tensor.name for tensor in others)  # activations, input and output keep theirs
+    assert graph.tensors[graph.inputs[0]].name.startswith(b"serving_default")
+    assert len(result.content) < len(make_per_tensor(content, per_channel_layers(content)))

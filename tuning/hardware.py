@@ -376,8 +376,9 @@ def representative_inputs(x_train: np.ndarray, seed: int, y_train: np.ndarray | 
 def measure_candidate(
     model: Any, calibration_x: np.ndarray, budget: Budget, dev: tuple[np.ndarray, np.ndarray] | None = None
 ) -> Measurement:
-    """Convert ``model`` to int8 as export does and measure its size, arena, MACs, estimated latency and,
-    with ``dev``, its accuracy there next to the Keras model's.
+    """Convert ``model`` to int8 as export does (the z-score in front of the model, weights per tensor where that
+    holds) and measure its size, arena, MACs, estimated latency and, with ``dev``, its accuracy there next to the
+    Keras model's.
 
     Args:
         model: a built Keras 3 model taking raw inputs (a trained trial).
@@ -391,14 +392,17 @@ def measure_candidate(
     Raises:
         UserError: the converter rejects the model.
     """
-    from edge.convert import convert_for_device
+    from edge.convert import convert_for_device, split_standardization
     from edge.micro import micro_check
+    from edge.per_tensor import narrow_against_keras
     from edge.runtime import EdgeModel
     from edge.variants import VARIANTS
     from recipes.macs import count_macs_by_kind
     from recipes.records import keras_inputs
 
-    content, standardization, output = convert_for_device(model, VARIANTS["int8"], calibration_x)
+    core, standardization, output = split_standardization(model) or (model, None, None)
+    content, standardization, _ = convert_for_device(core, VARIANTS["int8"], calibration_x, False, standardization)
+    content = narrow_against_keras(content, core, calibration_x, standardization).content
     int8 = EdgeModel(
         content, source="the trial's int8 model", standardization=standardization, output_standardization=output
     )
