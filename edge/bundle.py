@@ -25,6 +25,7 @@ RUNTIME_FILES = (
     "edge/__init__.py",
     "edge/runtime.py",
     "edge/native_output.py",
+    "edge/preflight.py",
     "edge/preprocessing.py",
     "edge/mfcc.py",
     "recipes/__init__.py",

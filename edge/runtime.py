@@ -18,6 +18,8 @@ import csv
 import hashlib
 import json
 import math
+import re
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +28,20 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from edge.native_output import captured_native_output
+from edge.preflight import preflight
 from edge.preprocessing import Standardization
 from recipes.errors import UserError, first_line, printable
-from recipes.limits import MAX_ARRAY_BYTES, image_too_large, open_image
+from recipes.limits import MAX_ARRAY_BYTES, array_too_large, image_too_large, open_image, zip_too_large
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
+from recipes.windows import FRONT_ENDS, model_inputs, stream_windows
 from recipes.windows import KIND as WINDOWS
-from recipes.windows import model_inputs, stream_windows
 
 MANIFEST_NAME = "manifest.json"
 INPUT_SUFFIXES = (".csv", ".npy", ".npz", *IMAGE_SUFFIXES, WAV_SUFFIX)
 DECISION_RULE = "anomaly when score >= threshold"
 CHUNK = 256  # examples per invoke when the model's batch dimension is dynamic
+REASON_CHARS = 200  # the most of LiteRT's error text quoted in an error line
+_SENTENCE_END = re.compile(r"(?<=[.)])\s*(?=[A-Z])")  # LiteRT appends "Node number 2 (MUL) failed..." with no space
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,8 @@ class EdgeModel:
         target_names: for a regression, the name of each output value; None otherwise.
         output_standardization: for a regression converted without its last layer, the targets' mean and
             deviation that turn its z-scored outputs into values (``z * std + mean``); None otherwise.
+        exported: the model is a file of an export (a manifest beside it lists it): a model LiteRT refuses is then
+            exported again, any other converted again.
 
     Raises:
         UserError: the bytes are empty, not a flatbuffer, or not a model LiteRT can run; a threshold for a
@@ -125,14 +132,18 @@ class EdgeModel:
         failing: bool = False,
         target_names: list[str] | None = None,
         output_standardization: Standardization | None = None,
+        exported: bool = False,
     ) -> None:
         self.source = source
+        self.exported = exported
         self.content = bytes(content)
         self._num_threads = num_threads
         try:
-            self.interpreter, self._delegated = _open_interpreter(self.content, num_threads, source), True
+            self.interpreter = _open_interpreter(self.content, num_threads, source, True, exported)
+            self._delegated = True
         except UserError:  # XNNPACK may refuse a model LiteRT's own kernels run
-            self.interpreter, self._delegated = _open_interpreter(self.content, num_threads, source, False), False
+            self.interpreter = _open_interpreter(self.content, num_threads, source, False, exported)
+            self._delegated = False
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise UserError(
@@ -187,7 +198,8 @@ class EdgeModel:
 
         Raises:
             UserError: the file is missing, a folder, damaged, differs from what the manifest lists, or lies beside
-                a manifest that does not list it.
+                a manifest that does not list it; a model no manifest lists crashes LiteRT in the pre-flight
+                (:func:`edge.preflight.preflight`, run for such models only: an export's own were run when exported).
         """
         path = Path(path)
         if path.is_dir():
@@ -196,7 +208,8 @@ class EdgeModel:
             raise UserError(f"model file {path} does not exist; export one with 'python cli.py export RUN_DIR'")
         content = path.read_bytes()
         entry = _manifest_entry(path)
-        if entry is None:
+        if entry is None:  # not a file of an export here: LiteRT may crash on it, so it runs in a child first
+            preflight(content, str(path), num_threads)
             return cls(content, None, num_threads, str(path))
         if entry.sha256 != hashlib.sha256(content).hexdigest():
             raise UserError(
@@ -214,6 +227,7 @@ class EdgeModel:
             entry.failing,
             entry.target_names,
             entry.output_standardization,
+            exported=True,
         )
 
     @property
@@ -318,7 +332,7 @@ class EdgeModel:
                     f"{self.source} failed in LiteRT ({first_line(error)}); check that the model "
                     "runs where it was made, or export it again"
                 ) from None
-        self.interpreter = _open_interpreter(self.content, self._num_threads, self.source, delegated=False)
+        self.interpreter = _open_interpreter(self.content, self._num_threads, self.source, False, self.exported)
         self._delegated, self._batch = False, self.input.shape[0]
         return self.invoke(batch)
 
@@ -362,12 +376,22 @@ class EdgeModel:
         return values if self.output_standardization is None else self.output_standardization.invert(values)
 
 
-def _open_interpreter(content: bytes, num_threads: int | None, source: str, delegated: bool = True) -> Interpreter:
+def _open_interpreter(
+    content: bytes, num_threads: int | None, source: str, delegated: bool = True, exported: bool = False
+) -> Interpreter:
     """A LiteRT interpreter with its tensors allocated (``delegated``: with LiteRT's default CPU delegate), or a
-    UserError naming what is wrong."""
-    fix = "export it again with 'python cli.py export RUN_DIR'"
+    UserError naming what is wrong: LiteRT's reason (:func:`_litert_reason`), and as the fix exporting again for a
+    file of an export (``exported``), converting again for a model made elsewhere."""
+    export = "export it again with 'python cli.py export RUN_DIR'"
     if not content:
+        fix = export if exported else "give a .tflite model, e.g. one 'python cli.py export RUN_DIR' writes"
         raise UserError(f"{source} is empty (0 bytes), not a .tflite model; {fix}")
+    fix = (
+        export
+        if exported
+        else "the file is damaged or uses an operator or version this LiteRT cannot run: convert it again with a "
+        "current TensorFlow"
+    )
     try:
         with captured_native_output():  # LiteRT announces its CPU delegate on stderr
             resolver = OpResolverType.AUTO if delegated else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -376,10 +400,22 @@ def _open_interpreter(content: bytes, num_threads: int | None, source: str, dele
             )
             interpreter.allocate_tensors()
     except ValueError as error:
-        raise UserError(f"{source} is not a valid .tflite model ({first_line(error)}); {fix}") from None
+        raise UserError(f"{source} is not a valid .tflite model ({_litert_reason(error)}); {fix}") from None
     except RuntimeError as error:
-        raise UserError(f"{source} cannot be run by LiteRT ({first_line(error)}); {fix}") from None
+        raise UserError(f"{source} cannot be run by LiteRT ({_litert_reason(error)}); {fix}") from None
     return interpreter
+
+
+def _litert_reason(error: Exception) -> str:
+    """LiteRT's error as a short quote: its first line (LiteRT repeats a problem on one line per tensor or node), each
+    sentence once (it also runs sentences together), at most :data:`REASON_CHARS` characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    sentences: list[str] = []
+    for sentence in _SENTENCE_END.split(lines[0]) if lines else []:
+        if sentence and sentence not in sentences:
+            sentences.append(sentence)
+    text = " ".join(sentences) or type(error).__name__
+    return printable(text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1].rstrip() + "…")
 
 
 @dataclass(frozen=True)
@@ -444,19 +480,76 @@ def _manifest_entry(path: Path) -> ManifestEntry | None:
         target_names = manifest.get("target_names") if manifest.get("task") == "regression" else None
         entry = ManifestEntry(
             files[path.name].get("sha256"),
-            manifest.get("class_names"),
+            _names(manifest.get("class_names")),
             threshold,
             manifest.get("front_end"),
             None if standardization is None else Standardization.from_dict(standardization, str(manifest_path)),
             variant.get("failing") is True,
-            None if target_names is None else [str(name) for name in target_names],
+            _names(target_names),
             None if output is None else Standardization.from_dict(output, str(manifest_path)),
         )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
         raise UserError(damaged) from None
-    if (threshold is not None and not math.isfinite(threshold)) or not isinstance(entry.front_end, dict | None):
+    if (threshold is not None and not math.isfinite(threshold)) or _front_end_damaged(entry.front_end):
         raise UserError(damaged)
     return entry
+
+
+def _names(value: Any) -> list[str] | None:
+    """A manifest's class labels or target names as text; None when it has none.
+
+    Raises:
+        TypeError: not a list (the caller reads the manifest as damaged).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise TypeError(f"names must be a list, not {type(value).__name__}")
+    return [str(name) for name in value]
+
+
+MAX_FRONT_END_COUNT = 1 << 24  # a front end's sample, step, bin or band count: far above any real one
+
+
+def _front_end_damaged(front_end: Any) -> bool:
+    """Whether a manifest's front end is unusable: not a mapping, or a parameter the runtime computes features with
+    of the wrong type or out of range (numpy would fail on it with a traceback, or quietly compute NaNs). A missing
+    audio parameter is left to :func:`edge.mfcc.wav_features`, which names it."""
+    if front_end is None:
+        return False
+    if not isinstance(front_end, dict):
+        return True
+    if front_end.get("kind") == WINDOWS:
+        channels = front_end.get("channels")
+        counts = ("window_steps", "stride_steps", *(("bands",) if front_end.get("front_end") == "spectral" else ()))
+        return (
+            front_end.get("front_end") not in FRONT_ENDS
+            or not (_finite(front_end.get("sample_rate")) and front_end["sample_rate"] > 0)
+            or not all(_count(front_end.get(key)) for key in counts)
+            or not (isinstance(channels, list) and channels and all(isinstance(name, str) for name in channels))
+        )
+    counts = ("window_samples", "stride_samples", "fft_length", "mel_bins", "mfcc_coefficients")
+    numbers = ("sample_rate", "lower_hz", "upper_hz", "log_offset")
+    if any(key in front_end and not _count(front_end[key]) for key in counts):
+        return True
+    if any(key in front_end and not _finite(front_end[key]) for key in numbers):
+        return True
+    get = front_end.get
+    return (
+        (get("lower_hz", 0) < 0 or get("upper_hz", math.inf) <= get("lower_hz", 0))
+        or get("log_offset", 1) <= 0
+        or get("mfcc_coefficients", 1) > get("mel_bins", math.inf)
+    )
+
+
+def _count(value: Any) -> bool:
+    """A positive whole number up to :data:`MAX_FRONT_END_COUNT` (a JSON integer, not a boolean)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_FRONT_END_COUNT
+
+
+def _finite(value: Any) -> bool:
+    """A finite JSON number (not a boolean)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
@@ -536,34 +629,41 @@ def _read_npy(path: Path) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except UserError:
         raise
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError) as error:  # numpy parses headers as Python
+        reason = "its header is damaged" if isinstance(error, SyntaxError | tokenize.TokenError) else first_line(error)
         raise UserError(
-            f"{path} is not a readable .npy file of numbers ({first_line(error)}); save it with np.save(path, array)"
+            f"{path} is not a readable .npy file of numbers ({reason}); save it with np.save(path, array)"
         ) from None
 
 
-def _check_array_header(handle: Any, path: Path) -> None:
-    """Read an ``.npy`` header from ``handle`` and refuse an array larger than :data:`MAX_ARRAY_BYTES`."""
+def _check_array_header(handle: Any, path: Path, what: str = "") -> None:
+    """Read an ``.npy`` header from ``handle`` (``what``: the array's name in ``path``, e.g. ``": array 'x'"``) and
+    refuse an array of Python objects or one larger than :data:`MAX_ARRAY_BYTES`."""
     major, _ = np.lib.format.read_magic(handle)
     read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
     shape, _, dtype = read_header(handle)
-    size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-    if size > MAX_ARRAY_BYTES:
-        raise UserError(
-            f"{path} declares a {size:,}-byte array (shape {shape}); the limit is {MAX_ARRAY_BYTES:,} bytes: "
-            "predict smaller batches"
-        )
+    if dtype.hasobject:
+        raise UserError(f"{path}{what} holds Python objects, which are never unpickled; save an array of numbers")
+    refusal = array_too_large(f"{path}{what}", shape, dtype.itemsize, "predict smaller batches")
+    if refusal is not None:
+        raise UserError(refusal)
 
 
 def _read_npz(path: Path) -> np.ndarray:
-    """Array ``x`` of an ``.npz`` file (never unpickling); its header's size is checked before it is read."""
+    """Array ``x`` of an ``.npz`` file (never unpickling); its zip entry's declared size and its header's are
+    checked before it is read."""
     import zipfile
+    import zlib
 
     try:
         with zipfile.ZipFile(path) as archive:
             if "x.npy" in archive.namelist():
-                with archive.open("x.npy") as handle:
-                    _check_array_header(handle, path)
+                info = archive.getinfo("x.npy")
+                refusal = zip_too_large(f"{path}: array 'x'", [info], MAX_ARRAY_BYTES, "predict smaller batches")
+                if refusal is not None:
+                    raise UserError(refusal)
+                with archive.open(info) as handle:
+                    _check_array_header(handle, path, ": array 'x'")
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive.files:
                 raise UserError(
@@ -572,9 +672,12 @@ def _read_npz(path: Path) -> np.ndarray:
             return archive["x"]
     except UserError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError, tokenize.TokenError) as error:
+        damaged = isinstance(error, SyntaxError | tokenize.TokenError)  # numpy parses headers as Python
+        reason = "array 'x' has a damaged header" if damaged else first_line(error)
         raise UserError(
-            f"{path} is not a readable .npz file ({first_line(error)}); save it with np.savez(path, x=...)"
+            f"{path} is not a readable .npz file ({reason}): it is damaged or cut short; "
+            "save it again with np.savez(path, x=...)"
         ) from None
 
 
@@ -603,6 +706,16 @@ def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
     except ImportError:
         raise UserError("reading images needs Pillow; pip install pillow, or give a .csv or .npy file") from None
     height, width, channels = input_shape
+    if channels not in (1, 3):
+        shape = ", ".join(map(str, input_shape))
+        if input_shape[0] in (1, 3):  # (channels, height, width): a model converted from PyTorch or ONNX
+            raise UserError(
+                f"the model takes channels-first (NCHW) images of shape ({shape}), which predict reads only as a "
+                f".npy file already in that layout: give one of shape (n, {shape}) instead of {path.name}"
+            )
+        raise UserError(
+            f"the model takes {channels}-channel images; give a .npy file of shape (n, {shape}) instead of {path.name}"
+        )
     try:
         with open_image(path) as image:  # reads the header only
             refusal = image_too_large(path, *image.size)
@@ -618,8 +731,6 @@ def _read_image(path: Path, input_shape: tuple[int, ...]) -> np.ndarray:
         raise UserError(f"image {path} cannot be read ({first_line(error)}); replace the file") from None
     if channels == 1:
         pixels = pixels[..., np.newaxis]
-    elif channels != 3:
-        raise UserError(f"the model takes {channels}-channel images; give a .npy file instead of {path.name}")
     return pixels[np.newaxis]
 
 

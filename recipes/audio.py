@@ -109,6 +109,7 @@ class _Unreadable(Exception):
 # (which hold the plain format tag: 00000001-0000-0010-8000-00aa00389b71 is PCM, 00000003-... IEEE float).
 _PCM, _IEEE_FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
 _GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
+_MAX_FMT_BYTES = 1 << 16  # a fmt chunk is 16-40 bytes; a larger size is a damaged header
 
 
 def _read_riff(path: Path) -> tuple[int, int, int, bytes]:
@@ -122,6 +123,7 @@ def _read_riff(path: Path) -> tuple[int, int, int, bytes]:
         OSError: the file cannot be opened or read.
     """
     with path.open("rb") as file:
+        length = os.fstat(file.fileno()).st_size
         riff = file.read(12)
         if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
             raise _Unreadable("not a RIFF WAVE file")
@@ -131,12 +133,15 @@ def _read_riff(path: Path) -> tuple[int, int, int, bytes]:
             if len(header) < 8:
                 raise _Unreadable("no data chunk" if fmt is not None else "no fmt chunk")
             name, size = struct.unpack("<4sI", header)
+            left = length - file.tell()  # a chunk size is read no further than the file goes: nothing is reserved
             if name == b"fmt ":
-                fmt = _format(file.read(size), size)
+                if size > _MAX_FMT_BYTES:
+                    raise _Unreadable(f"a fmt chunk of {size:,} bytes (at most {_MAX_FMT_BYTES:,})")
+                fmt = _format(file.read(min(size, left)), size)
             elif name == b"data":
                 if fmt is None:
                     raise _Unreadable("the data chunk comes before the fmt chunk")
-                return (*fmt, file.read(size))
+                return (*fmt, file.read(min(size, left)))
             else:
                 file.seek(size, os.SEEK_CUR)
             if size % 2:  # chunks are padded to an even size

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import os
+import tokenize
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,7 +26,7 @@ import numpy as np
 from recipes.dataset import Dataset, labelled
 from recipes.errors import UserError, closest, first_line
 from recipes.feature_cache import CacheSettings, folder_features
-from recipes.limits import image_too_large, open_image
+from recipes.limits import MAX_ARRAY_BYTES, array_too_large, image_too_large, open_image, zip_too_large
 from recipes.progress import Progress
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
@@ -552,16 +554,41 @@ def _load_npz(path: Path) -> Dataset:
 
 
 def _npz_array(archive, name: str, path: Path) -> np.ndarray:
-    """Read array ``name`` from an open ``.npz`` archive."""
+    """Read array ``name`` from an open ``.npz`` archive, never unpickling. Its zip entry's declared size and its
+    header (dtype and shape) are checked before anything is inflated: an array of Python objects, one larger than
+    :data:`recipes.limits.MAX_ARRAY_BYTES` and a damaged or cut-short file are each their own line."""
     if name not in archive.files:
         present = ", ".join(archive.files) or "none"
         raise UserError(f"NPZ file {path} has no array '{name}' (arrays: {present}); {_NPZ_HINT}")
+    where = f"NPZ file {path}: array '{name}'"
+    smaller = "save smaller arrays (or fewer examples)"
     try:
+        info = archive.zip.getinfo(f"{name}.npy" if f"{name}.npy" in archive.zip.namelist() else name)
+        refusal = zip_too_large(where, [info], MAX_ARRAY_BYTES, smaller)
+        if refusal is not None:
+            raise UserError(refusal)
+        with archive.zip.open(info) as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(member)
+        if dtype.hasobject:
+            raise UserError(
+                f"{where} holds Python objects, which are never unpickled; "
+                "save plain numeric x and integer or string y arrays"
+            )
+        refusal = array_too_large(where, shape, dtype.itemsize, smaller)
+        if refusal is not None:
+            raise UserError(refusal)
         return archive[name]
-    except ValueError:
+    except UserError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+        raise UserError(f"NPZ file {path} is damaged or cut short ({first_line(error)}); save it again") from None
+    except (SyntaxError, tokenize.TokenError):  # numpy parses the header as a Python literal
         raise UserError(
-            f"NPZ file {path}: array '{name}' holds Python objects, which are never unpickled; "
-            "save plain numeric x and integer or string y arrays"
+            f"NPZ file {path} is damaged or cut short (array '{name}' has a damaged header); save it again"
         ) from None
 
 

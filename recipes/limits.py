@@ -8,12 +8,15 @@ MAX_YAML_BYTES = 1 << 20  # a config or --space file: a few hundred bytes in pra
 MIN_SAMPLE_RATE = 1_000  # Hz, a WAV clip's header rate
 MAX_SAMPLE_RATE = 384_000  # Hz, the highest rate of studio recorders
 MAX_SEED = 2**32 - 1  # numpy's and TensorFlow's seeds are 32-bit
-MAX_ARRAY_BYTES = 4 << 30  # an .npy input for predict, as its header declares it
+MAX_ARRAY_BYTES = 4 << 30  # one array of an .npy or .npz (to train on or to predict), as its header declares it
+MAX_MODEL_BYTES = 1 << 30  # a .keras model's files, as its zip declares them uncompressed: recipes write tens of MB
+MAX_ZIP_RATIO = 100  # a .keras entry inflating more than this (Keras stores its entries uncompressed)
 MAX_IMAGE_PIXELS = 25_000_000  # one image, as its header declares it (5000 x 5000): recipes train on far smaller
 MAX_UNITS = 1 << 16  # units of one dense layer: 65,536 (a 64-input layer of that width is 4M weights)
 MAX_FILTERS = 1 << 12  # filters of one convolution
 MAX_BLOCKS = 64  # repeated blocks of a reference recipe (its own limit may be lower: mobilenet_v1 has 13)
 MAX_IMAGE_SIDE = 4096  # image_size height or width that folder images are resized to
+_RATIO_FLOOR = 1 << 20  # entries that inflate to less than this are never refused for their ratio
 
 
 def open_image(path: object) -> object:
@@ -36,3 +39,36 @@ def image_too_large(path: object, width: int, height: int) -> str | None:
         f"image {path} declares {width} x {height} pixels (limit {MAX_IMAGE_PIXELS:,}); "
         "resize it first, e.g. to the model's input size"
     )
+
+
+def array_too_large(path: object, shape: tuple[int, ...], itemsize: int, fix: str) -> str | None:
+    """The one-line refusal (ending in ``fix``) of an array whose ``.npy`` header declares more than
+    :data:`MAX_ARRAY_BYTES`, else None. ``path`` names the array, e.g. ``"NPZ file d.npz: array 'x'"``."""
+    size = int(itemsize)
+    for side in shape:
+        size *= int(side)
+    if size <= MAX_ARRAY_BYTES:
+        return None
+    return (
+        f"{path} declares a {size:,}-byte array (shape {tuple(shape)}); the limit is {MAX_ARRAY_BYTES:,} bytes: {fix}"
+    )
+
+
+def zip_too_large(path: object, entries: list, limit: int, fix: str, ratio: int | None = None) -> str | None:
+    """The one-line refusal (ending in ``fix``) of a zip file whose ``entries`` (``ZipInfo``s of its central
+    directory, read before anything is inflated) declare more than ``limit`` bytes uncompressed, or, with ``ratio``,
+    hold an entry that inflates more than ``ratio`` times to over 1 MiB; else None. ``path`` names the file, e.g.
+    ``"model file runs/train/x/model.keras"``.
+
+    Python's ``zipfile`` never inflates an entry past the size its central directory declares (a longer stream
+    fails its CRC check), so the declared sizes bound what reading the file allocates."""
+    total = sum(entry.file_size for entry in entries)
+    if total > limit:
+        return f"{path} declares {total:,} bytes uncompressed (limit {limit:,}); {fix}"
+    for entry in entries if ratio is not None else ():
+        if entry.file_size > _RATIO_FLOOR and entry.file_size > ratio * entry.compress_size:
+            return (
+                f"{path}: entry {entry.filename!r} inflates {entry.compress_size:,} bytes to {entry.file_size:,} "
+                f"(over {ratio}x); {fix}"
+            )
+    return None

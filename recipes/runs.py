@@ -8,12 +8,14 @@ it. The functions below it are the shortcuts the commands use.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from recipes.config import TrainConfig, load_config
 from recipes.diagnosis import Diagnosis
-from recipes.errors import UserError
+from recipes.errors import UserError, first_line, printable
+from recipes.limits import MAX_MODEL_BYTES, MAX_ZIP_RATIO, zip_too_large
 from recipes.rundir import write_atomic, write_json
 
 
@@ -140,18 +142,64 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any]:
 
 
 def load_keras_file(path: Path) -> Any:
-    """A ``.keras`` file the toolkit wrote (a run's model, a checkpoint), loaded with Keras ``safe_mode=True``."""
+    """A ``.keras`` file the toolkit wrote (a run's model, a checkpoint), loaded with Keras ``safe_mode=True``.
+
+    Raises:
+        UserError: the file's zip declares more than :data:`recipes.limits.MAX_MODEL_BYTES` uncompressed or an entry
+            inflating more than :data:`recipes.limits.MAX_ZIP_RATIO` times (checked before anything is inflated);
+            the model holds code safe mode never runs (a ``Lambda`` layer); it uses a layer class neither Keras nor
+            this toolkit defines; or the file is damaged.
+    """
+    import zipfile
+
     from recipes.backend import import_keras
     from recipes.tasks import register_losses
 
+    retrain = "train again with 'python cli.py train'"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        raise UserError(f"{path} cannot be loaded ({first_line(error)}); the run is damaged: {retrain}") from None
+    refusal = zip_too_large(
+        f"model file {path}",
+        entries,
+        MAX_MODEL_BYTES,
+        f"it is not a model this toolkit wrote: {retrain}",
+        MAX_ZIP_RATIO,
+    )
+    if refusal is not None:
+        raise UserError(refusal)
     keras = import_keras()
     register_losses()  # a regression's loss is the project's own class
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged zip or config
-        raise UserError(
-            f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: train again"
-        ) from None
+        raise UserError(_keras_refusal(path, error, retrain)) from None
+
+
+def _keras_refusal(path: Path, error: Exception, retrain: str) -> str:
+    """The one line for a ``.keras`` file Keras would not load: code safe mode never runs, a class or function no one
+    defines, or else a damaged file. Keras names the first two in its messages (as worded by Keras 3.15)."""
+    text = " ".join(str(part) for part in (error, error.__context__) if part is not None)
+    if "safe_mode" in text:
+        what, fix = (
+            ("a Lambda layer", "without a Lambda layer") if "`Lambda`" in text else ("a Python function", "without it")
+        )
+        return (
+            f"{path} holds code ({what}), which is never run from a file (Keras safe mode); rebuild the model {fix}, "
+            f"or {retrain}"
+        )
+    unknown = re.search(r"Could not locate (class|function) '([^']+)'", text) or re.search(
+        r"Could not deserialize '()([^']+)' because it is not a KerasSaveable", text
+    )
+    if unknown is not None:
+        kind = unknown.group(1) or "class"
+        return (
+            f"{path} uses the {kind} '{printable(unknown.group(2))}', which neither Keras nor this toolkit defines; "
+            f"rebuild the model from built-in layers, or {retrain}"
+        )
+    return f"{path} cannot be loaded ({error.__class__.__name__}); the run is damaged: {retrain}"
 
 
 def load_model(run_dir: str | Path) -> Any:

@@ -3,13 +3,16 @@ anything else."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from recipes.errors import UserError
+from recipes.errors import UserError, printable
 from recipes.limits import MAX_YAML_BYTES
+
+_STANDARD_TAGS = "tag:yaml.org,2002:"  # what YAML's "!!" stands for
 
 
 class _AliasError(yaml.YAMLError):
@@ -41,10 +44,16 @@ def read_yaml(path: str | Path, what: str) -> Any:
     except _AliasError:
         raise UserError(f"{what} {path} uses YAML aliases (&name / *name); write each value out instead") from None
     except yaml.constructor.ConstructorError as error:
+        tag = re.search(r"tag '(.*)'", str(error.problem))
+        name = printable(tag.group(1).replace(_STANDARD_TAGS, "!!"))[:80] if tag else "an unknown tag"
         raise UserError(
-            f"{what} {path} holds a tag plain YAML does not take ({str(error.problem)[:80]}); write plain values"
+            f"{what} {path} holds a tag plain YAML does not take ({name}{_line(error)}); write plain values"
         ) from None
     except yaml.YAMLError as error:
-        line = getattr(getattr(error, "problem_mark", None), "line", None)
-        where = f" at line {line + 1}" if line is not None else ""
-        raise UserError(f"{what} {path} is not valid YAML{where}; fix the syntax") from None
+        raise UserError(f"{what} {path} is not valid YAML{_line(error)}; fix the syntax") from None
+
+
+def _line(error: yaml.YAMLError) -> str:
+    """`` at line N`` of the problem a YAML error points at, or ``""``."""
+    line = getattr(getattr(error, "problem_mark", None), "line", None)
+    return f" at line {line + 1}" if line is not None else ""

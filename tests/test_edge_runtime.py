@@ -154,8 +154,9 @@ def test_bad_model_and_bad_input_exit_2_in_a_real_process(shared, tmp_path, samp
     cases = [
         (
             [str(corrupt), "--input", str(samples_csv)],
-            f"error: {corrupt} is not a valid .tflite model (The model is not a valid Flatbuffer buffer); "
-            "export it again with 'python cli.py export RUN_DIR'",
+            f"error: {corrupt} is not a valid .tflite model (The model is not a valid Flatbuffer buffer); the file "
+            "is damaged or uses an operator or version this LiteRT cannot run: convert it again with a current "
+            "TensorFlow",
         ),
         (
             [str(shared.edge_dir / "model_int8.tflite"), "--input", str(tmp_path / "short.npy")],

@@ -48,6 +48,7 @@ def test_the_device_runtime_imports_no_training_code():
         "edge.runtime",
         "edge.mfcc",
         "edge.native_output",
+        "edge.preflight",
         "edge.preprocessing",
         "recipes",
         "recipes.audio",
