@@ -585,13 +585,15 @@ def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    """Numeric rows of a CSV; a first row that is not all numbers is taken as the header."""
+    """Numeric rows of a CSV; a first row that holds no number is taken as the header (a first row with some
+    numbers is data, so a bad value there is reported, not dropped as a header)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1) if any(c.strip() for c in row)]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"CSV file {path} cannot be read ({first_line(error)}); save it as UTF-8 CSV") from None
-    if rows and not all(_is_number(cell) for cell in rows[0][1]):
+    first = rows[0][0] if rows else 0
+    if rows and not any(_is_number(cell) for cell in rows[0][1]):
         rows = rows[1:]
     if not rows:
         raise UserError(f"CSV file {path} has no data rows; write one example per row")
@@ -607,8 +609,10 @@ def _read_csv(path: Path) -> np.ndarray:
             values.append([float(cell) for cell in row])
         except ValueError:
             bad = next(cell for cell in row if not _is_number(cell))
+            header = " (a header row names every column)" if number == first else ""
             raise UserError(
-                f"CSV file {path} line {number} holds '{bad}', which is not a number; give raw numeric values only"
+                f"CSV file {path} line {number} holds '{printable(bad)}', which is not a number{header}; "
+                "give raw numeric values only"
             ) from None
     return np.asarray(values, dtype=np.float64)
 

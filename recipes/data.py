@@ -603,6 +603,10 @@ def _npz_features(x: np.ndarray, path: Path) -> np.ndarray:
         )
     if len(x) == 0:
         raise UserError(f"NPZ file {path}: array 'x' has no examples")
+    if 0 in x.shape[1:]:
+        raise UserError(
+            f"NPZ file {path}: array 'x' has shape {x.shape}, no values per example; save at least one feature"
+        )
     with np.errstate(over="ignore", invalid="ignore"):  # too large for float32 becomes inf, reported below
         x = x.astype(np.float32)
     finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)

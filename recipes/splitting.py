@@ -381,6 +381,12 @@ def load_split(path: str | Path) -> Split:
                 f"split file {path} has no array {', '.join(missing)} "
                 f"(arrays: {', '.join(archive.files)}); write it with save_split"
             )
-        parts = {part: archive[part].astype(np.int64) for part in PARTS}
+        try:
+            parts = {part: archive[part].astype(np.int64) for part in PARTS}
+        except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile):  # objects, text, a cut file
+            raise UserError(
+                f"split file {path} does not hold integer arrays train, dev, test (damaged or not written by "
+                "training); train again"
+            ) from None
         stratified = bool(archive["stratified"]) if "stratified" in archive.files else False
     return Split(**parts, stratified=stratified)

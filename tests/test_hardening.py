@@ -2,6 +2,7 @@
 surprise: files that lie about their size, labels that carry control characters, models dropped beside a
 manifest that does not list them."""
 
+import json
 import os
 import shutil
 import signal
@@ -654,3 +655,31 @@ def test_litert_errors_are_quoted_once_each_sentence_and_capped():
     assert _litert_reason(repeated) == "Bad axis. Node number 1 (MEAN) failed to prepare."
     long = _litert_reason(RuntimeError("x" * 1500))
     assert len(long) == REASON_CHARS and long.endswith("…")
+
+
+# ---------------------------------------------------------------------------------------- inputs with no content
+
+
+def test_an_npz_whose_x_has_no_feature_columns_is_one_line(tmp_path):
+    """It once aborted natively (exit 134) inside TensorFlow."""
+    data = tmp_path / "empty.npz"
+    np.savez(data, x=np.zeros((20, 0), np.float32), y=np.arange(20) % 2)
+    line = error_line(runner.invoke(cli.app, ["train", "--data", str(data), "--out", str(tmp_path / "runs")]))
+    assert "array 'x' has shape (20, 0), no values per example" in line
+    assert not (tmp_path / "runs" / "train").exists() or not any((tmp_path / "runs" / "train").iterdir())
+
+
+def test_predict_reads_a_first_row_with_numbers_as_data_not_as_a_header(shared, tmp_path):
+    """A bad value in the first row is named with its line; it is not dropped as a header (which renumbered the
+    rest). A header that names every column is still skipped."""
+    model = shared.edge_dir / "model_int8.tflite"
+    rows = [",".join(f"{value:g}" for value in example.reshape(-1)) for example in shared.x_test[:3]]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(["x" + rows[0][1:], *rows[1:]]) + "\n")
+    line = error_line(runner.invoke(cli.app, ["predict", str(model), "--input", str(bad)]))
+    assert f"{bad} line 1 holds 'x" in line and "a header row names every column" in line
+    named = tmp_path / "named.csv"
+    named.write_text(",".join(f"pixel_{i}" for i in range(64)) + "\n" + "\n".join(rows) + "\n")
+    result = runner.invoke(cli.app, ["predict", str(model), "--input", str(named), "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 3

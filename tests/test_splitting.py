@@ -165,3 +165,11 @@ def test_load_split_errors_name_the_problem(tmp_path):
     garbage.write_text("not an archive")
     with pytest.raises(UserError, match="garbage.npz"):
         load_split(garbage)
+    objects = tmp_path / "objects.npz"  # an array of Python objects is never unpickled
+    np.savez(objects, train=np.array([{"a": 1}], dtype=object), dev=np.arange(2), test=np.arange(2))
+    with pytest.raises(UserError, match="does not hold integer arrays train, dev, test"):
+        load_split(objects)
+    text = tmp_path / "text.npz"
+    np.savez(text, train=np.array(["a", "b"]), dev=np.arange(2), test=np.arange(2))
+    with pytest.raises(UserError, match="does not hold integer arrays"):
+        load_split(text)
