@@ -720,9 +720,11 @@ def tune(
         str | None,
         typer.Option(
             help="Device and runtime for the latency estimate. Calibrated on MLPerf Tiny results: "
-            "cortex-m4-120mhz (TFLite Micro), cortex-m4-120mhz-microtvm-cmsis-nn, cortex-m4-120mhz-x-cube-ai, "
-            "cortex-m33-200mhz-tflm-cmsis-nn, cortex-m33-160mhz-x-cube-ai, cortex-m7-280mhz-x-cube-ai, "
-            "cortex-m0plus-64mhz-hale; uncalibrated: cortex-m0plus-48mhz, cortex-m33-64mhz, cortex-m7-480mhz, "
+            "cortex-m4-120mhz (TFLite Micro), cortex-m4-120mhz-microtvm-cmsis-nn, "
+            "cortex-m33-128mhz-microtvm-cmsis-nn, cortex-m4-120mhz-x-cube-ai, cortex-m33-200mhz-tflm-cmsis-nn, "
+            "cortex-m33-160mhz-x-cube-ai, cortex-m7-280mhz-x-cube-ai, cortex-m0plus-64mhz-hale, "
+            "cortex-m4-120mhz-hale, cortex-m4-150mhz-hale, cortex-m33-160mhz-hale, cortex-m7-216mhz-hale, "
+            "cortex-m7-280mhz-hale; uncalibrated: cortex-m0plus-48mhz, cortex-m33-64mhz, cortex-m7-480mhz, "
             "esp32-s3-240mhz."
         ),
     ] = None,

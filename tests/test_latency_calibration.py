@@ -9,7 +9,20 @@ from tuning.hardware import TARGETS, describe_estimate, estimate_energy_uj, esti
 
 # The tolerance the calibrated targets are held to, and the points known to miss it under leave-one-out.
 TOLERANCE = 0.30
-LOO_MISSES = {("cortex-m4-120mhz", "ic"), ("cortex-m4-120mhz", "ad"), ("cortex-m0plus-64mhz-hale", "ic")}
+LOO_MISSES = {("cortex-m4-120mhz", "ic"), ("cortex-m4-120mhz", "ad")}
+# "Median throughput" (inf./sec.) of kws, vww, ic, ad in performance/results.txt of the boards that share a runtime
+# with another published board: HALE 1.0.175 int8 (v1.2, closed/bosch/results/<board>_int8) and microTVM with
+# CMSIS-NN (v1.0, closed/OctoML/results/microtvm_cmsis_nn/<board>).
+SHARED_RUNTIME_THROUGHPUTS = {
+    "cortex-m0plus-64mhz-hale": (2.107, 0.707, 0.657, 24.454),
+    "cortex-m4-120mhz-hale": (16.623, 5.540, 5.539, 171.375),
+    "cortex-m4-150mhz-hale": (18.466, 6.465, 6.165, 167.543),
+    "cortex-m33-160mhz-hale": (25.918, 8.345, 8.296, 262.860),
+    "cortex-m7-216mhz-hale": (52.746, 17.468, 15.986, 584.380),
+    "cortex-m7-280mhz-hale": (68.083, 22.850, 21.811, 735.615),
+    "cortex-m4-120mhz-microtvm-cmsis-nn": (10.019, 3.320, 2.567, 116.212),
+    "cortex-m33-128mhz-microtvm-cmsis-nn": (13.143, 4.310, 3.163, 159.579),
+}
 
 
 def test_reference_macs_by_kind_match_the_built_models():
@@ -90,3 +103,38 @@ def test_published_sources_are_recorded():
         assert set(system.latency_ms) == set(calibration.BENCHMARKS)
         assert f"{system.clock_hz / 1e6:g}mhz" in system.target
     assert target_named("cortex-m4-120mhz").runtime.startswith("TFLite Micro")
+
+
+def test_runtimes_shared_by_several_boards():
+    systems = {system.target: system for system in calibration.PUBLISHED}
+    for target, throughputs in SHARED_RUNTIME_THROUGHPUTS.items():
+        published = [1000 / throughput for throughput in throughputs]
+        assert [systems[target].latency_ms[benchmark] for benchmark in calibration.BENCHMARKS] == pytest.approx(
+            published
+        )
+        assert TARGETS[target].calibrated
+        assert (TARGETS[target].power_mw is None) == (not systems[target].energy_uj)  # energy only where published
+    boards = {}
+    for system in calibration.PUBLISHED:
+        boards.setdefault(system.runtime, []).append(system)
+    assert len(boards["hale"]) == 6 and len(boards["microtvm-cmsis-nn"]) == 2
+    # One engine version and one round per runtime's boards, and no board twice under one runtime (a re-run
+    # would hand leave-one-out the dropped figure).
+    for runtime, members in boards.items():
+        assert len({system.board for system in members}) == len(members), runtime
+        if runtime in ("hale", "microtvm-cmsis-nn"):
+            assert len({(system.round, system.runtime_detail) for system in members}) == 1, runtime
+    # Their boards share the runtime's ratios between kinds; only the scale differs.
+    fitted = calibration.fit()
+    for runtime in ("hale", "microtvm-cmsis-nn"):
+        ratios = {
+            (
+                round(fitted[s.target].depthwise / fitted[s.target].conv, 9),
+                round(fitted[s.target].dense / fitted[s.target].conv, 9),
+            )
+            for s in boards[runtime]
+        }
+        assert len(ratios) == 1, runtime
+    rows = [row for row in calibration.leave_one_out() if row.system.target in SHARED_RUNTIME_THROUGHPUTS]
+    assert len(rows) == 4 * len(SHARED_RUNTIME_THROUGHPUTS)
+    assert all(abs(row.error) <= TOLERANCE and abs(row.loo_error) <= TOLERANCE for row in rows)

@@ -106,7 +106,7 @@ def _calibrated(name: str, clock_hz: float, runtime: str, fitted: tuple[float, .
 # Calibrated targets: tuning.latency_calibration.fit() on the published MLPerf Tiny results (a test refits
 # them and compares), as (conv, depthwise, dense, blended cycles per MAC, mean power in mW or None).
 # Estimates of the four reference models fall within +-30% of the published figures under leave-one-out
-# except TFLite Micro's resnet8 and autoencoder on the M4 and HALE's resnet8 on the M0+ (BENCHMARKS.md).
+# except TFLite Micro's resnet8 and autoencoder on the M4, a runtime published on one board (BENCHMARKS.md).
 # The uncalibrated targets keep the instruction-throughput assumptions, which are optimistic: a device is
 # usually slower. Measure on the device before relying on any of them.
 TARGETS: dict[str, Target] = {
@@ -123,8 +123,15 @@ TARGETS: dict[str, Target] = {
             "cortex-m4-120mhz-microtvm-cmsis-nn",
             120e6,
             "microTVM with CMSIS-NN",
-            (3.82, 11.12, 3.908, 4.156, 51.85),
+            (3.88, 10.82, 3.803, 4.156, 51.85),
             "NUCLEO-L4R5ZI",
+        ),
+        _calibrated(
+            "cortex-m33-128mhz-microtvm-cmsis-nn",
+            128e6,
+            "microTVM with CMSIS-NN",
+            (3.177, 8.857, 3.114, 3.402, None),
+            "nRF5340 DK",
         ),
         _calibrated(
             "cortex-m4-120mhz-x-cube-ai", 120e6, "X-CUBE-AI", (1.562, 2.208, 2.177, 1.696, 33.37), "NUCLEO-L4R5ZI-P"
@@ -142,7 +149,18 @@ TARGETS: dict[str, Target] = {
         _calibrated(
             "cortex-m7-280mhz-x-cube-ai", 280e6, "X-CUBE-AI", (0.9388, 1.327, 1.308, 1.019, 126.5), "NUCLEO-H7A3ZI-Q"
         ),
-        _calibrated("cortex-m0plus-64mhz-hale", 64e6, "Bosch HALE", (8.16, 38.7, 9.904, 9.707, None), "NUCLEO-G0B1RE"),
+        _calibrated(
+            "cortex-m0plus-64mhz-hale", 64e6, "Bosch HALE", (7.506, 44.13, 10.68, 9.707, None), "NUCLEO-G0B1RE"
+        ),
+        _calibrated("cortex-m4-120mhz-hale", 120e6, "Bosch HALE", (1.814, 10.66, 2.581, 2.284, None), "NUCLEO-L4R5ZI"),
+        _calibrated(
+            "cortex-m4-150mhz-hale", 150e6, "Bosch HALE", (2.067, 12.15, 2.941, 2.594, None), "CY8CPROTO-062-4343W"
+        ),
+        _calibrated(
+            "cortex-m33-160mhz-hale", 160e6, "Bosch HALE", (1.586, 9.325, 2.257, 2.011, None), "NUCLEO-U575ZI-Q"
+        ),
+        _calibrated("cortex-m7-216mhz-hale", 216e6, "Bosch HALE", (1.036, 6.088, 1.474, 1.343, None), "DISCO-F746NG"),
+        _calibrated("cortex-m7-280mhz-hale", 280e6, "Bosch HALE", (1.031, 6.059, 1.467, 1.317, None), "NUCLEO-H7A3ZI"),
         # The M4's DSP instructions on a dual-issue pipeline with 64-bit loads: about half the M4's cycles.
         Target("cortex-m7-480mhz", 480e6, 1.0, "dual-issue M4 DSP instructions, 64-bit loads: about 1 cycle/MAC"),
         # Armv8-M Mainline with the (optional) DSP extension, as most M33 parts have: the M4's SMLAD path.

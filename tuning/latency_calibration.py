@@ -28,6 +28,15 @@ dropped point is predicted. This checks a board's three other figures plus the r
 runtime published on one board only shares its ratios with nobody, so its leave-one-out error is an
 extrapolation from three points.
 
+A runtime's boards are the same engine version in the same submission: HALE 1.0.175 int8 (Bosch, v1.2) on
+six Cortex-M boards, the M0+ among them (HALE lowers differently without the DSP extension, but each board's
+own four-point fit gives depthwise / conv 4.5 to 5.4 and dense / conv 1.2 to 1.7, the M0+ 4.7 and 1.2);
+microTVM with CMSIS-NN (OctoML, v1.0, the same TVM and CMSIS-NN commits) on two. Re-runs of one board and
+engine by other submitters (Krai, cTuning: microTVM in v1.1) are left out: they repeat a board's figures, so
+leave-one-out would read the dropped point off its copy. The MLPerf Tiny reference submission's TFLite Micro
+2.3.1 (v0.5) ran on one board only; no other round has a TFLite Micro submission of that version on an Arm
+core (BENCHMARKS.md lists what was searched).
+
 Energy per inference is estimated as the latency × the board's mean published power (energy / latency over
 its four models: a board's power barely changes between the models).
 
@@ -141,7 +150,7 @@ PUBLISHED: tuple[PublishedSystem, ...] = (
     PublishedSystem(
         "cortex-m4-120mhz-microtvm-cmsis-nn",
         "microtvm-cmsis-nn",
-        "microTVM with CMSIS-NN kernels (OctoML)",
+        "microTVM with CMSIS-NN kernels (OctoML; TVM e3a6cb6, CMSIS-NN 5126318, Zephyr 2.7.3)",
         "NUCLEO-L4R5ZI",
         "Cortex-M4",
         120e6,
@@ -150,6 +159,20 @@ PUBLISHED: tuple[PublishedSystem, ...] = (
         "closed/OctoML/results/microtvm_cmsis_nn/NUCLEO_L4R5ZI",
         _per_benchmark(1000 / 10.019, 1000 / 3.320, 1000 / 2.567, 1000 / 116.212),
         _per_benchmark(5230.273, 15531.354, 20236.298, 443.184),
+    ),
+    # The same submission (OctoML, v1.0) on a second board: the same TVM and CMSIS-NN commits, Zephyr 2.7.3.
+    PublishedSystem(
+        "cortex-m33-128mhz-microtvm-cmsis-nn",
+        "microtvm-cmsis-nn",
+        "microTVM with CMSIS-NN kernels (OctoML; TVM e3a6cb6, CMSIS-NN 5126318, Zephyr 2.7.3)",
+        "nRF5340 DK",
+        "Cortex-M33",
+        128e6,
+        "v1.0",
+        "closed/OctoML/systems/system_description_NRF5340DK_microtvm_cmsis_nn.json",
+        "closed/OctoML/results/microtvm_cmsis_nn/NRF5340-DK",
+        _per_benchmark(1000 / 13.143, 1000 / 4.310, 1000 / 3.163, 1000 / 159.579),
+        {},
     ),
     PublishedSystem(
         "cortex-m4-120mhz-x-cube-ai",
@@ -201,6 +224,74 @@ PUBLISHED: tuple[PublishedSystem, ...] = (
         "closed/bosch/systems/NUCLEO_G0B1RE_int8.json",
         "closed/bosch/results/NUCLEO_G0B1RE_int8",
         _per_benchmark(1000 / 2.107, 1000 / 0.707, 1000 / 0.657, 1000 / 24.454),
+        {},
+    ),
+    # The same HALE submission (v1.2, HALE 1.0.175 int8, arm-none-eabi-gcc 12.2.1, bare metal) on the boards with
+    # the DSP extension; no energy was published. (The CY8CPROTO's system description names Plumerai as the
+    # submitter, a copy slip: it is in closed/bosch and names HALE 1.0.175.)
+    PublishedSystem(
+        "cortex-m4-120mhz-hale",
+        "hale",
+        "Bosch Hardware-Aware Lowering Engine (HALE) 1.0.175, int8",
+        "NUCLEO-L4R5ZI",
+        "Cortex-M4",
+        120e6,
+        "v1.2",
+        "closed/bosch/systems/NUCLEO_L4R5ZI_int8.json",
+        "closed/bosch/results/NUCLEO_L4R5ZI_int8",
+        _per_benchmark(1000 / 16.623, 1000 / 5.540, 1000 / 5.539, 1000 / 171.375),
+        {},
+    ),
+    PublishedSystem(
+        "cortex-m4-150mhz-hale",
+        "hale",
+        "Bosch Hardware-Aware Lowering Engine (HALE) 1.0.175, int8",
+        "CY8CPROTO-062-4343W",
+        "Cortex-M4",
+        150e6,
+        "v1.2",
+        "closed/bosch/systems/CY8CPROTO_062_4343W_int8.json",
+        "closed/bosch/results/CY8CPROTO_062_4343W_int8",
+        _per_benchmark(1000 / 18.466, 1000 / 6.465, 1000 / 6.165, 1000 / 167.543),
+        {},
+    ),
+    PublishedSystem(
+        "cortex-m33-160mhz-hale",
+        "hale",
+        "Bosch Hardware-Aware Lowering Engine (HALE) 1.0.175, int8",
+        "NUCLEO-U575ZI-Q",
+        "Cortex-M33",
+        160e6,
+        "v1.2",
+        "closed/bosch/systems/NUCLEO_U575ZI_int8.json",
+        "closed/bosch/results/NUCLEO_U575ZI_int8",
+        _per_benchmark(1000 / 25.918, 1000 / 8.345, 1000 / 8.296, 1000 / 262.860),
+        {},
+    ),
+    PublishedSystem(
+        "cortex-m7-216mhz-hale",
+        "hale",
+        "Bosch Hardware-Aware Lowering Engine (HALE) 1.0.175, int8",
+        "DISCO-F746NG",
+        "Cortex-M7",
+        216e6,
+        "v1.2",
+        "closed/bosch/systems/DISCO_F746NG_int8.json",
+        "closed/bosch/results/DISCO_F746NG_int8",
+        _per_benchmark(1000 / 52.746, 1000 / 17.468, 1000 / 15.986, 1000 / 584.380),
+        {},
+    ),
+    PublishedSystem(
+        "cortex-m7-280mhz-hale",
+        "hale",
+        "Bosch Hardware-Aware Lowering Engine (HALE) 1.0.175, int8",
+        "NUCLEO-H7A3ZI",
+        "Cortex-M7",
+        280e6,
+        "v1.2",
+        "closed/bosch/systems/NUCLEO_H7A3ZI_int8.json",
+        "closed/bosch/results/NUCLEO_H7A3ZI_int8",
+        _per_benchmark(1000 / 68.083, 1000 / 22.850, 1000 / 21.811, 1000 / 735.615),
         {},
     ),
 )
