@@ -41,8 +41,11 @@ def user_errors() -> Iterator[None]:
     except UserError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
-    except Exception as error:  # out of memory or disk: one line; anything else is a bug and keeps its traceback
-        line = resource_exhausted(error)
+    except Exception as error:  # out of memory or disk, or no permission: one line; anything else keeps its traceback
+        if _signalled:  # library code (TensorFlow's tracing) turned the signal's KeyboardInterrupt into this error
+            typer.echo(f"{interruption(_signalled[-1])}: nothing was written", err=True)
+            raise typer.Exit(interrupted_status(_signalled[-1])) from None
+        line = resource_exhausted(error) or not_permitted(error)
         if line is None:
             raise
         typer.echo(f"error: {line}", err=True)
@@ -57,15 +60,29 @@ class Terminated(KeyboardInterrupt):
     run's folder is removed) and the command ends with one line."""
 
 
+# The interrupt a signal raised. Code that catches every exception can turn it into another error on its way up
+# (TensorFlow does while it traces a function: a TypeError "Failed to convert elements"); the command still ends
+# as the signal asked.
+_signalled: list[KeyboardInterrupt] = []
+
+
 def _raise_terminated(signum: int, frame: object) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-    raise Terminated
+    _signalled.append(Terminated())
+    raise _signalled[-1]
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    _signalled.append(KeyboardInterrupt())
+    raise _signalled[-1]
 
 
 def handle_sigterm() -> None:
-    """Make SIGTERM end a command as Ctrl-C does (see :class:`Terminated`); called by :func:`main`, in the main
-    thread. Exit status 143 (128 + SIGTERM) instead of Ctrl-C's 130."""
+    """Make SIGTERM end a command as Ctrl-C does (see :class:`Terminated`), and remember either signal, so that an
+    interrupt some library turned into another error still ends the command as interrupted; called by
+    :func:`main`, in the main thread. Exit status 143 (128 + SIGTERM) instead of Ctrl-C's 130."""
     signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGINT, _raise_interrupted)
 
 
 def interruption(interrupt: KeyboardInterrupt) -> str:
@@ -90,6 +107,18 @@ def resource_exhausted(error: BaseException) -> str | None:
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         where = f" writing {error.filename}" if error.filename else ""
         return f"the disk is full{where}; free some space, or write elsewhere with --out or --cache-dir"
+    return None
+
+
+def not_permitted(error: BaseException) -> str | None:
+    """One line for a file or folder this user may not read or write (a read-only run, a file system mounted
+    read-only), naming it; None for any other error."""
+    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        where = f"{error.filename}: " if error.filename else ""
+        return (
+            f"{where}{error.strerror or 'permission denied'}; let this user read and write it (its permissions, "
+            "or a file system mounted read-write), or work on a copy elsewhere"
+        )
     return None
 
 

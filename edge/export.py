@@ -456,7 +456,7 @@ def _build(
             model, variant, representative, float_io and "float_io" in variant.options, standardization
         )
         narrowing = None
-        if variant.full_integer and per_tensor:
+        if variant.full_integer and per_tensor and not variant.per_channel_trained:
             narrowing = narrow_against_keras(content, model, representative, standardization)
         edge_model = parity = None
         if narrowing is not None and narrowing.per_tensor:

@@ -287,7 +287,7 @@ def test_sigterm_ends_training_like_ctrl_c_and_leaves_nothing(tmp_path):
             assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "log.txt").read_text()
             time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=120) == 128 + signal.SIGTERM
+        assert process.wait(timeout=120) == 128 + signal.SIGTERM, (tmp_path / "log.txt").read_text()[-3000:]
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -295,6 +295,21 @@ def test_sigterm_ends_training_like_ctrl_c_and_leaves_nothing(tmp_path):
     assert lines[-1] == "terminated (SIGTERM): nothing was written"
     assert "Traceback" not in "\n".join(lines)
     assert list((out / "train").iterdir()) == []  # no run, no hidden staging folder, no checkpoint
+
+
+def test_a_signal_turned_into_another_error_by_library_code_still_ends_the_command_so(monkeypatch, capsys):
+    """TensorFlow's tracing catches the signal's KeyboardInterrupt and raises a TypeError instead (seen when SIGTERM
+    arrived while a model was traced): the command still ends with 143 and the one line, not a traceback."""
+    import typer
+
+    monkeypatch.setattr(cli, "_signalled", [cli.Terminated()])
+    with pytest.raises(typer.Exit) as ended, cli.user_errors():
+        raise TypeError("Failed to convert elements of (None, 64) to Tensor")
+    assert ended.value.exit_code == 128 + signal.SIGTERM
+    assert capsys.readouterr().err == "terminated (SIGTERM): nothing was written\n"
+    monkeypatch.setattr(cli, "_signalled", [])
+    with pytest.raises(TypeError), cli.user_errors():  # without a signal it is a bug: the traceback stays
+        raise TypeError("a bug")
 
 
 def test_exchange_swaps_two_folders_in_one_step(tmp_path):
@@ -683,3 +698,23 @@ def test_predict_reads_a_first_row_with_numbers_as_data_not_as_a_header(shared, 
     result = runner.invoke(cli.app, ["predict", str(model), "--input", str(named), "--json"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)) == 3
+
+
+def test_a_run_that_cannot_be_written_is_one_line(shared, tmp_path, monkeypatch):
+    """diagnose (and benchmark, export) write into the run: a read-only run or file system is one line naming the
+    file, not a PermissionError traceback (simulated: the tests may run as root, who may write anywhere)."""
+    import errno
+
+    import recipes.runs
+
+    run = copy_run(shared.run_dir, tmp_path / "run")
+
+    def read_only(path, data):
+        raise PermissionError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(recipes.runs, "write_atomic", read_only)
+    line = error_line(runner.invoke(cli.app, ["diagnose", str(run)]))
+    assert line.startswith(f"error: {run / 'diagnosis.md'}: Read-only file system; let this user read and write it")
+    assert cli.not_permitted(ValueError("x")) is None
+    denied = cli.not_permitted(PermissionError(errno.EACCES, "Permission denied", "/data/x.csv"))
+    assert denied.startswith("/data/x.csv: Permission denied;")
