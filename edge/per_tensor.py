@@ -109,8 +109,8 @@ def _operator_names(schema) -> dict[int, str]:
 
 
 def per_channel_layers(content: bytes) -> list[PerChannelLayer]:
-    """The convolution, depthwise and dense operators of the main subgraph with per-channel int8 weights
-    (weights used by no other operator)."""
+    """The convolution, depthwise and dense operators of the main subgraph with per-channel int8 weights (weights
+    and bias used by no other operator)."""
     schema = _schema()
     model = schema.ModelT.InitFromObj(read_model(content))
     graph = model.subgraphs[0]
@@ -165,19 +165,18 @@ def make_per_tensor(content: bytes, layers: list[PerChannelLayer], constant_name
         shape = [1] * len(tensor.shape)
         shape[axis] = len(scales)
         ratio = (scales / largest).reshape(shape)
-        buffer = model.buffers[tensor.buffer]
-        weights = np.frombuffer(bytes(buffer.data), dtype=np.int8).reshape(tuple(tensor.shape))
-        buffer.data = _bytes(np.clip(np.round(weights * ratio), -127, 127).astype(np.int8))
+        weights = np.frombuffer(bytes(model.buffers[tensor.buffer].data), dtype=np.int8).reshape(tuple(tensor.shape))
+        _store(model, tensor, np.clip(np.round(weights * ratio), -127, 127).astype(np.int8))
         tensor.quantization.scale = [np.float32(largest)]
         tensor.quantization.zeroPoint = [0]
         tensor.quantization.quantizedDimension = 0
         if layer.bias >= 0:
             bias = graph.tensors[layer.bias]
-            bias_buffer = model.buffers[bias.buffer]
-            if bias_buffer.data is not None and len(bias_buffer.data):
-                values = np.frombuffer(bytes(bias_buffer.data), dtype="<i4")
+            data = model.buffers[bias.buffer].data
+            if data is not None and len(data):
+                values = np.frombuffer(bytes(data), dtype="<i4")
                 rounded = np.round(values * (scales / largest))
-                bias_buffer.data = _bytes(np.clip(rounded, -(2**31), 2**31 - 1).astype("<i4"))
+                _store(model, bias, np.clip(rounded, -(2**31), 2**31 - 1).astype("<i4"))
             bias_scale = float(np.max(np.asarray(bias.quantization.scale, dtype=np.float64) / scales)) * largest
             bias.quantization.scale = [np.float32(bias_scale)]
             bias.quantization.zeroPoint = [0]
@@ -185,8 +184,20 @@ def make_per_tensor(content: bytes, layers: list[PerChannelLayer], constant_name
     return _pack(schema, model)
 
 
-def _bytes(array: np.ndarray) -> np.ndarray:
-    return np.frombuffer(array.tobytes(), dtype=np.uint8)
+def _store(model, tensor, values: np.ndarray) -> None:
+    """Make ``values`` the data of ``tensor``. The converter gives constants with the same bytes one buffer; such a
+    shared buffer keeps its bytes for the other tensors, and ``tensor`` gets a buffer of its own when its new bytes
+    differ (a zero bias stays zero and stays shared)."""
+    data = np.frombuffer(values.tobytes(), dtype=np.uint8)
+    buffer = model.buffers[tensor.buffer]
+    if np.array_equal(data, np.asarray(buffer.data, dtype=np.uint8)):
+        return
+    if sum(other.buffer == tensor.buffer for other in model.subgraphs[0].tensors) > 1:
+        schema = _schema()
+        buffer = schema.BufferT()
+        model.buffers.append(buffer)
+        tensor.buffer = len(model.buffers) - 1
+    buffer.data = data
 
 
 def _pack(schema, model) -> bytes:

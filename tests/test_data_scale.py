@@ -243,11 +243,11 @@ def test_other_errors_keep_their_traceback(tmp_path, monkeypatch):
     import recipes.training
 
     def train(config, report=print, resume=False):
-        raise OSError(errno.EACCES, "Permission denied")
+        raise OSError(errno.EIO, "Input/output error")  # not memory, disk space or permission: a traceback
 
     monkeypatch.setattr(recipes.training, "train", train)
     result = CliRunner().invoke(cli.app, ["train", "--out", str(tmp_path / "runs")])
-    assert result.exit_code == 1 and isinstance(result.exception, PermissionError)
+    assert result.exit_code == 1 and isinstance(result.exception, OSError) and result.exception.errno == errno.EIO
 
 
 # --- training from disk --------------------------------------------------------------------------------

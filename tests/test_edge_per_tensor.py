@@ -198,3 +198,37 @@ def test_the_shipped_file_drops_constant_names_only(converted):
     assert others and all(tensor.name for tensor in others)  # activations, input and output keep theirs
     assert graph.tensors[graph.inputs[0]].name.startswith(b"serving_default")
     assert len(result.content) < len(make_per_tensor(content, per_channel_layers(content)))
+
+
+def test_a_bias_buffer_shared_by_two_layers_is_split_before_it_is_rewritten():
+    """The converter gives constants with equal bytes one buffer (zero biases of untrained layers, in practice).
+    Here two dense layers are made to share one nonzero bias buffer and scales; rewriting the second layer must leave
+    the first layer's bias bytes as they were and compute what the shared model computes."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    keras = import_keras(0)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(4, activation="relu", name="first")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(4, name="second")(hidden))
+    rng = np.random.default_rng(2)
+    model.get_layer("first").set_weights([rng.normal(0, 0.5, (6, 4)) * [1, 2, 3, 4], rng.normal(0, 0.3, 4)])
+    model.get_layer("second").set_weights([rng.normal(0, 0.5, (4, 4)) * [4, 3, 2, 1], rng.normal(0, 0.3, 4)])
+    x = rng.normal(size=(100, 6)).astype(np.float32)
+    parsed = schema.ModelT.InitFromObj(read_model(convert_model(model, VARIANTS["int8"], x)))
+    graph = parsed.subgraphs[0]
+    first, second = [operator.inputs[2] for operator in graph.operators if len(operator.inputs) > 2]
+    graph.tensors[second].buffer = graph.tensors[first].buffer  # one buffer, as the converter shares equal bytes
+    graph.tensors[second].quantization.scale = list(graph.tensors[first].quantization.scale)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(parsed.Pack(builder), file_identifier=b"TFL3")
+    shared_content = bytes(builder.Output())
+    layers = per_channel_layers(shared_content)
+    assert [layer.bias for layer in layers] == [first, second]
+    rewritten = make_per_tensor(shared_content, layers[1:])
+    after = schema.ModelT.InitFromObj(read_model(rewritten))
+    tensors = after.subgraphs[0].tensors
+    assert tensors[first].buffer != tensors[second].buffer  # split
+    assert bytes(after.buffers[tensors[first].buffer].data) == bytes(parsed.buffers[graph.tensors[first].buffer].data)
+    step = EdgeModel(shared_content).output.scale
+    assert np.abs(EdgeModel(rewritten).predict(x) - EdgeModel(shared_content).predict(x)).max() <= 4 * step
