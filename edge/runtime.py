@@ -31,7 +31,7 @@ from edge.native_output import captured_native_output
 from edge.preflight import preflight
 from edge.preprocessing import Standardization
 from recipes.errors import UserError, first_line, printable
-from recipes.limits import MAX_ARRAY_BYTES, array_too_large, image_too_large, open_image, zip_too_large
+from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 from recipes.windows import FRONT_ENDS, model_inputs, stream_windows
 from recipes.windows import KIND as WINDOWS
@@ -643,12 +643,7 @@ def _read_npy(path: Path) -> np.ndarray:
 def _check_array_header(handle: Any, path: Path, what: str = "") -> None:
     """Read an ``.npy`` header from ``handle`` (``what``: the array's name in ``path``, e.g. ``": array 'x'"``) and
     refuse an array of Python objects or one larger than :data:`MAX_ARRAY_BYTES`."""
-    major, _ = np.lib.format.read_magic(handle)
-    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-    shape, _, dtype = read_header(handle)
-    if dtype.hasobject:
-        raise UserError(f"{path}{what} holds Python objects, which are never unpickled; save an array of numbers")
-    refusal = array_too_large(f"{path}{what}", shape, dtype.itemsize, "predict smaller batches")
+    refusal = array_header_refusal(handle, f"{path}{what}", "predict smaller batches", "save an array of numbers")
     if refusal is not None:
         raise UserError(refusal)
 

@@ -26,7 +26,7 @@ import numpy as np
 from recipes.dataset import Dataset, labelled
 from recipes.errors import UserError, closest, first_line
 from recipes.feature_cache import CacheSettings, folder_features
-from recipes.limits import MAX_ARRAY_BYTES, array_too_large, image_too_large, open_image, zip_too_large
+from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
 from recipes.progress import Progress
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
@@ -568,17 +568,9 @@ def _npz_array(archive, name: str, path: Path) -> np.ndarray:
         if refusal is not None:
             raise UserError(refusal)
         with archive.zip.open(info) as member:
-            version = np.lib.format.read_magic(member)
-            read_header = (
-                np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
+            refusal = array_header_refusal(
+                member, where, smaller, "save plain numeric x and integer or string y arrays"
             )
-            shape, _, dtype = read_header(member)
-        if dtype.hasobject:
-            raise UserError(
-                f"{where} holds Python objects, which are never unpickled; "
-                "save plain numeric x and integer or string y arrays"
-            )
-        refusal = array_too_large(where, shape, dtype.itemsize, smaller)
         if refusal is not None:
             raise UserError(refusal)
         return archive[name]

@@ -54,6 +54,25 @@ def array_too_large(path: object, shape: tuple[int, ...], itemsize: int, fix: st
     )
 
 
+def array_header_refusal(handle: object, where: str, fix: str, numbers: str) -> str | None:
+    """Read the ``.npy`` header at ``handle`` (a file or a zip member) and give the one-line refusal of an array of
+    Python objects (ending in ``numbers``) or of one larger than :data:`MAX_ARRAY_BYTES` (ending in ``fix``), else
+    None. ``where`` names the array, e.g. ``"NPZ file d.npz: array 'x'"``. Nothing past the header is read.
+
+    Raises:
+        ValueError, EOFError, SyntaxError or tokenize.TokenError: a damaged header (numpy parses it as a Python
+            literal).
+    """
+    import numpy as np
+
+    major, _ = np.lib.format.read_magic(handle)
+    read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(handle)
+    if dtype.hasobject:
+        return f"{where} holds Python objects, which are never unpickled; {numbers}"
+    return array_too_large(where, shape, dtype.itemsize, fix)
+
+
 def zip_too_large(path: object, entries: list, limit: int, fix: str, ratio: int | None = None) -> str | None:
     """The one-line refusal (ending in ``fix``) of a zip file whose ``entries`` (``ZipInfo``s of its central
     directory, read before anything is inflated) declare more than ``limit`` bytes uncompressed, or, with ``ratio``,
