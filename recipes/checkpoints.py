@@ -1,11 +1,11 @@
 """Checkpoints of a training run in progress, so that ``train --resume`` continues it after a crash or a kill.
 
 While a run trains, ``<out>/train/.<name>.resume/`` holds its last checkpoint: the model with its optimizer state
-(``model.keras``: weights, moments, step count), the early-stopping state (best dev loss, its epoch, the epochs
-waited and the best weights), the history rows so far and the config. A checkpoint is written into a folder of its
-own and then named current by an atomic rename of ``current.json``, so a kill leaves the previous checkpoint or the
-new one. It is written after an epoch once ``checkpoint_seconds`` have passed since the last one (every epoch when
-0), and removed when the run is complete.
+(``model.keras``: weights, moments, step count), the early-stopping state (the best epoch's measures, its epoch, the
+epochs waited, the lowest dev loss and the best weights), the history rows so far and the config. A checkpoint is
+written into a folder of its own and then named current by an atomic rename of ``current.json``, so a kill leaves
+the previous checkpoint or the new one. It is written after an epoch once ``checkpoint_seconds`` have passed since
+the last one (every epoch when 0), and removed when the run is complete.
 
 What a resumed run restores exactly: weights, optimizer state, the learning-rate schedule's position (it is a
 function of the epoch), the early-stopping state, the history, and the order of the batches (a function of the
@@ -17,7 +17,6 @@ seeds would, not more.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import time
@@ -48,7 +47,7 @@ class Checkpoint:
         folder: the checkpoint's own folder (holds ``model.keras`` and, with early stopping, ``best.npz``).
         epochs_done: epochs completed.
         history: the history rows so far, as :func:`recipes.training.fit` returns them.
-        early_stopping: ``wait``, ``best`` and ``best_epoch`` of the early-stopping callback, or None.
+        early_stopping: the early-stopping callback's state (:mod:`recipes.early_stopping`), or None.
         config: the run's config as a dict.
     """
 
@@ -146,12 +145,7 @@ def write(root: Path, epochs_done: int, model: Any, history: dict, early_stoppin
     model.save(folder / "model.keras")
     state = None
     if early_stopping is not None:
-        best = early_stopping.best
-        state = {
-            "wait": int(early_stopping.wait),
-            "best": None if best is None or not math.isfinite(best) else float(best),
-            "best_epoch": int(early_stopping.best_epoch),
-        }
+        state = early_stopping.state()
         if early_stopping.best_weights is not None:
             arrays = {f"w{index}": weights for index, weights in enumerate(early_stopping.best_weights)}
             np.savez(folder / "best.npz", **arrays)
@@ -212,10 +206,7 @@ class Plan:
                 state = resumed.early_stopping if resumed is not None else None
                 if early_stopping is None or state is None:
                     return
-                early_stopping.wait = state["wait"]
-                early_stopping.best = math.inf if state["best"] is None else state["best"]
-                early_stopping.best_epoch = state["best_epoch"]
-                early_stopping.best_weights = resumed.best_weights()
+                early_stopping.restore(state, resumed.best_weights())
 
         return [
             Restore(),

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from recipes.adaptive_defaults import AUTO
 from recipes.errors import UserError, closest, unknown_choice
 from recipes.limits import MAX_BLOCKS, MAX_FILTERS, MAX_IMAGE_SIDE, MAX_SEED, MAX_UNITS
 from recipes.registry import REGISTRY, recipe_named
@@ -128,11 +129,11 @@ class TrainConfig:
         "have it, as their references)",
         False,
     )
-    batch_norm_momentum: float = _doc(
+    batch_norm_momentum: float | str = _doc(
         "beta of BatchNorm's running mean and variance (an exponentially weighted average of batch "
-        "statistics); 0.99, Keras's and the references' default, settles in a few hundred steps: use "
-        "e.g. 0.9 when training takes fewer",
-        0.99,
+        "statistics); auto: 1 - 1/(steps an epoch) within [0.9, 0.99], so the statistics settle within about an "
+        "epoch (0.99, Keras's and the references' value, needs a few hundred steps)",
+        "auto",
     )
     width_multiplier: float = _doc(
         "reference recipes: scales every layer's width; 1 = the reference (ds_cnn 64 filters, "
@@ -146,6 +147,16 @@ class TrainConfig:
         None,
     )
     bottleneck_units: int = _doc("autoencoder: units of the bottleneck layer", 8)
+    rocket_features: int = _doc(
+        "minirocket: features (kernel, dilation, bias), spread over its 84 fixed kernels and up to 32 dilations "
+        "(MiniRocket itself uses 9,996)",
+        1008,
+    )
+    rocket_ramp: float = _doc(
+        "minirocket: width of the ramp that stands for MiniRocket's step (proportion of positive values), in units "
+        "of the spread of each convolution's output; smaller is closer to the step",
+        0.1,
+    )
 
     # --- regularization ----------------------------------------------------------------------
     l2: float = _doc("L2 lambda: adds lambda/(2m) * sum ||W||^2 to the cost (m = training examples)", 0.0)
@@ -174,10 +185,14 @@ class TrainConfig:
     )
 
     # --- optimization ------------------------------------------------------------------------
-    epochs: int = _doc("maximum passes over the training split", 100)
+    epochs: int | str = _doc(
+        "maximum passes over the training split; auto: enough for 1,500 gradient steps, at least 100, at most 1,000",
+        "auto",
+    )
     batch_size: int | str = _doc(
-        "examples per gradient step: a power of two for mini-batch, 1 for stochastic, 'full' for batch",
-        64,
+        "examples per gradient step: a power of two for mini-batch, 1 for stochastic, 'full' for batch; auto: the "
+        "largest power of two at most (training examples)/10, between 16 and 64",
+        "auto",
     )
     optimizer: str = _doc("sgd, momentum, rmsprop or adam", "adam")
     learning_rate: float = _doc("initial learning rate alpha0", 0.001)
@@ -192,8 +207,16 @@ class TrainConfig:
     inverse_sqrt_k: float = _doc("inverse_sqrt: alpha = k * alpha0 / sqrt(epoch + 1)", 1.0)
     step_epochs: int = _doc("step: epochs between drops", 10)
     step_factor: float = _doc("step: alpha = alpha0 * step_factor ** floor(epoch / step_epochs)", 0.5)
-    early_stopping: bool = _doc("stop when dev loss stops improving and restore the best weights", True)
-    patience: int = _doc("early stopping: epochs without dev-loss improvement before stopping", 10)
+    early_stopping: bool = _doc(
+        "stop when the dev split stops improving and keep the best epoch's weights: a classifier's best epoch has "
+        "the highest dev accuracy (ties: the lowest dev loss), other tasks' the lowest dev loss",
+        True,
+    )
+    patience: int | str = _doc(
+        "early stopping: epochs without a better epoch or a lower dev loss before stopping; auto: enough for 300 "
+        "gradient steps, at least 10",
+        "auto",
+    )
     min_delta: float = _doc("early stopping: smallest dev-loss decrease that counts", 0.0)
 
     # --- output --------------------------------------------------------------------------------
@@ -404,12 +427,17 @@ def validate(config: TrainConfig) -> TrainConfig:
     for key in ("learning_rate", "epsilon", "decay_rate", "inverse_sqrt_k"):
         value = getattr(config, key)
         _check(math.isfinite(value) and value > 0, f"{key} must be > 0, got {value}; e.g. --set {key}=0.001")
-    _check(config.epochs >= 1, f"epochs must be at least 1, got {config.epochs}; e.g. --epochs 20")
+    for key, least in (("epochs", 1), ("patience", 0)):
+        value = getattr(config, key)
+        if isinstance(value, str):
+            _check(value == AUTO, f"{key} must be an integer or 'auto', got '{value}'; e.g. --set {key}=20")
+        else:
+            _check(value >= least, f"{key} must be at least {least}, got {value}; e.g. --set {key}=20")
     _check(0 <= config.seed <= MAX_SEED, f"seed must be in [0, {MAX_SEED}] (a 32-bit seed), got {config.seed}")
     if isinstance(config.batch_size, str):
         _check(
-            config.batch_size == "full",
-            f"batch_size must be a positive integer or 'full', got '{config.batch_size}'",
+            config.batch_size in ("full", AUTO),
+            f"batch_size must be a positive integer, 'full' or 'auto', got '{config.batch_size}'",
         )
     else:
         _check(
@@ -422,6 +450,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     )
     for key in ("momentum", "rho", "beta_1", "beta_2", "batch_norm_momentum"):
         value = getattr(config, key)
+        if key == "batch_norm_momentum" and isinstance(value, str):
+            _check(value == AUTO, f"{key} must be in [0, 1) or 'auto', got '{value}'; e.g. --set {key}=0.9")
+            continue
         _check(0.0 <= value < 1.0, f"{key} must be in [0, 1), got {value}; e.g. --set {key}=0.9")
     _check(
         0.0 <= config.time_shift <= 0.5, f"time_shift is a fraction of the window in [0, 0.5], got {config.time_shift}"
@@ -436,7 +467,6 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_sizes(config)
     _check(0 < config.step_factor <= 1, f"step_factor must be in (0, 1], got {config.step_factor}")
     _check(config.step_epochs >= 1, f"step_epochs must be at least 1, got {config.step_epochs}")
-    _check(config.patience >= 0, f"patience must be >= 0, got {config.patience}")
     _check(
         math.isfinite(config.bayes_error) and config.bayes_error >= 0,
         f"bayes_error is an error rate in [0, 1) or a regression's RMSE >= 0, got {config.bayes_error}",
@@ -451,6 +481,14 @@ def validate(config: TrainConfig) -> TrainConfig:
     )
     if config.recipe == "cnn":
         _check(len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64")
+    _check(
+        84 <= config.rocket_features <= 20000,
+        f"rocket_features must be in [84, 20000] (84 kernels, at least one feature each), got {config.rocket_features}",
+    )
+    _check(
+        math.isfinite(config.rocket_ramp) and 0 < config.rocket_ramp <= 10,
+        f"rocket_ramp must be in (0, 10], got {config.rocket_ramp}; e.g. --set rocket_ramp=0.1",
+    )
     for key in ("convs_per_block", "kernel_size", "pool_size", "bottleneck_units"):
         _check(getattr(config, key) >= 1, f"{key} must be at least 1, got {getattr(config, key)}")
     _check(

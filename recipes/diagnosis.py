@@ -56,6 +56,8 @@ class Diagnosis:
         tolerance: The gap above which bias or variance counts as high.
         measure: What the errors are: None for error rates (fractions, shown as percentages), else its name
             with its unit, e.g. ``"RMSE (target units)"`` (a regression's, shown as numbers).
+        findings: What the training history shows that the errors alone do not (:func:`training_findings`),
+            each a sentence; their remedies come first in ``remedies``.
     """
 
     train_error: float
@@ -67,6 +69,7 @@ class Diagnosis:
     remedies: list[str] = field(default_factory=list)
     tolerance: float = 0.02
     measure: str | None = None
+    findings: list[str] = field(default_factory=list)
 
     def _show(self, value: float, signed: bool = False) -> str:
         """A value as this diagnosis writes it: a percentage for error rates, else a number."""
@@ -120,6 +123,7 @@ class Diagnosis:
             "",
             f"Verdict: **{self.verdict}**",
             "",
+            *(line for finding in self.findings for line in (f"Found in training: {finding}", "")),
             "What to try:",
             "",
             *(f"- {remedy}" for remedy in self.remedies),
@@ -135,6 +139,80 @@ class Diagnosis:
                 "too high; the bias verdict rests on it.",
             ]
         return "\n".join(lines) + "\n"
+
+
+# The epoch log's training accuracy (training mode, averaged over the epoch) above the evaluated one by more than
+# this means the model behaves differently at inference: BatchNorm's running statistics are not the batches'.
+TRAINING_MODE_GAP = 0.1
+
+
+def training_findings(
+    history: dict[str, list[float]],
+    metrics: dict[str, Any],
+    kept: int,
+    *,
+    batch_norm: bool,
+    batch_norm_momentum: float,
+    steps_per_epoch: int,
+    learning_rate: float,
+) -> list[dict[str, str]]:
+    """What the history shows beside the errors, each ``{"finding": ..., "remedy": ...}`` with a setting to change.
+
+    - The evaluated training accuracy more than :data:`TRAINING_MODE_GAP` below the epoch log's at the kept epoch
+      (a regression: an evaluated training loss more than twice the log's and 0.1 above it): with BatchNorm, its
+      running statistics have not settled in the steps training took; without it, the model differs between
+      training and inference in another way (the remedy then names none).
+    - The kept epoch is the first of several: no later epoch did better on the dev split.
+    """
+    findings = []
+    index = kept - 1
+    train = metrics.get("train") if isinstance(metrics.get("train"), dict) else {}
+    logged, evaluated, name = None, None, ""
+    if history.get("accuracy") and "accuracy" in train and index < len(history["accuracy"]):
+        logged, evaluated, name = history["accuracy"][index], train["accuracy"], "accuracy"
+        apart = logged - evaluated > TRAINING_MODE_GAP
+    elif history.get("loss") and "loss" in train and index < len(history["loss"]):
+        logged, evaluated, name = history["loss"][index], train["loss"], "loss"
+        apart = evaluated > 2 * logged and evaluated - logged > 0.1
+    else:
+        apart = False
+    if apart:
+        finding = (
+            f"the training split's {name} is {evaluated:.4g} evaluated but {logged:.4g} in the epoch log at epoch "
+            f"{kept}"
+        )
+        if batch_norm:
+            remedy = (
+                f"BatchNorm's running statistics have not settled ({steps_per_epoch} steps an epoch at "
+                f"batch_norm_momentum {batch_norm_momentum:g}): lower it, e.g. --set batch_norm_momentum=0.9, or "
+                "take more steps with a smaller --batch-size"
+            )
+        else:
+            remedy = "the model computes differently in training and at inference; check custom layers"
+        findings.append({"finding": finding, "remedy": remedy})
+    epochs = len(history.get("epoch", []))
+    if kept == 1 and epochs > 1:
+        findings.append(
+            {
+                "finding": f"early stopping kept epoch 1 of {epochs}: no later epoch did better on the dev split",
+                "remedy": (
+                    f"lower the learning rate (now {learning_rate:g}), e.g. --learning-rate {learning_rate / 10:g}, "
+                    "regularize more (--set dropout=0.3, l2), and check that dev data resemble the training data"
+                ),
+            }
+        )
+    return findings
+
+
+def with_findings(diagnosis: Diagnosis, findings: list[dict[str, str]]) -> Diagnosis:
+    """The diagnosis with ``findings`` (from :func:`training_findings`) attached: their remedies first, and no
+    "bigger network" while a finding explains the errors."""
+    if not findings:
+        return diagnosis
+    diagnosis.findings = [f"{item['finding']}: {item['remedy']}" for item in findings]
+    remedies = [remedy for remedy in diagnosis.remedies if not remedy.startswith("bigger network")]
+    diagnosis.remedies = [item["remedy"] for item in findings] + remedies
+    return diagnosis
 
 
 def _is_real(value: Any) -> bool:

@@ -93,11 +93,11 @@ _OPERATOR_LAYERS = {
 }
 
 
-def _leaf_layers(model: Any) -> list[Any]:
+def leaf_layers(model: Any) -> list[Any]:
     """The layers of ``model``, nested models replaced by their own layers."""
     leaves = []
     for layer in model.layers:
-        leaves.extend(_leaf_layers(layer) if hasattr(layer, "layers") else [layer])
+        leaves.extend(leaf_layers(layer) if hasattr(layer, "layers") else [layer])
     return leaves
 
 
@@ -112,7 +112,7 @@ def count_macs_by_kind(model: Any) -> MacCounts:
     """
     counts = {"conv": 0, "depthwise": 0, "dense": 0}
     ops = 0
-    for layer in _leaf_layers(model):
+    for layer in leaf_layers(model):
         kind = type(layer).__name__
         if kind in _KIND_OF_LAYER:
             counts[_KIND_OF_LAYER[kind]] += layer_macs(layer)
@@ -131,4 +131,4 @@ def count_macs(model: Any) -> int:
     Returns:
         The total MACs per example.
     """
-    return sum(layer_macs(layer) for layer in _leaf_layers(model))
+    return sum(layer_macs(layer) for layer in leaf_layers(model))

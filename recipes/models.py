@@ -21,6 +21,7 @@ from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
+from recipes.adaptive_defaults import adapt_to_data
 from recipes.config import TrainConfig
 from recipes.errors import UserError
 from recipes.layers import (
@@ -151,7 +152,8 @@ def build_cnn1d(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | 
     if len(spec.input_shape) != 2:
         raise UserError(
             f"the cnn1d recipe needs windows of a stream (steps, channels); this data has shape {spec.input_shape}: "
-            "give a CSV stream with --set window_seconds=S (or --data motion), or use --recipe mlp"
+            "give a CSV stream with --set window_seconds=S, an .npz of series (x of shape (n, steps, channels)), a .ts "
+            "file or --data motion; or use --recipe mlp"
         )
     if spec.input_shape[0] // config.pool_size ** max(len(config.conv_filters) - 1, 0) < config.kernel_size:
         raise UserError(
@@ -170,5 +172,7 @@ BUILDERS: dict[str, Callable[..., Any]] = {name: recipe.build_function() for nam
 
 
 def build_model(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | None = None) -> Any:
-    """Build ``config.recipe`` for ``spec`` with the builder its registry row names (:mod:`recipes.registry`)."""
+    """Build ``config.recipe`` for ``spec`` with the builder its registry row names (:mod:`recipes.registry`); keys
+    left ``auto`` (BatchNorm's momentum) follow the training-split size (:mod:`recipes.adaptive_defaults`)."""
+    config, _ = adapt_to_data(config, spec.num_train_examples)
     return BUILDERS[recipe_named(config.recipe).name](config, spec, keras_module)

@@ -24,7 +24,7 @@ import numpy as np
 
 from recipes import anomaly
 from recipes.dataset import Dataset
-from recipes.diagnosis import Diagnosis, diagnose, diagnose_metrics, with_early_stopping
+from recipes.diagnosis import Diagnosis, diagnose, diagnose_metrics, with_early_stopping, with_findings
 from recipes.errors import UserError, unknown_choice
 from recipes.records import EVALUATION_BATCH, keras_inputs, take
 from recipes.registry import recipe_named
@@ -54,6 +54,8 @@ class Task:
         objectives: tuning objectives it offers, name → ``"min"``/``"max"``, the default first.
         noun: what a model of this task is called in messages, with its article.
         strata_name: what :meth:`strata` groups examples by, for reports.
+        kept_by: what early stopping keeps the best epoch by, name → ``"max"``/``"min"``, compared in order
+            (:mod:`recipes.early_stopping`).
     """
 
     name = ""
@@ -61,6 +63,7 @@ class Task:
     strata_name = "by class"
     history_metrics: tuple[str, ...] = ()
     objectives: dict[str, str] = {"val_loss": "min"}
+    kept_by: dict[str, str] = {"val_loss": "min"}
 
     # --- data ------------------------------------------------------------------------------------------
     def check_config(self, config: TrainConfig) -> None:
@@ -149,6 +152,7 @@ class Classification(Task):
     noun = "a classifier"
     history_metrics = ("accuracy",)
     objectives = {"val_accuracy": "max", "val_loss": "min"}
+    kept_by = {"val_accuracy": "max", "val_loss": "min"}
 
     def check_config(self, config: TrainConfig) -> None:
         if not 0.0 <= config.bayes_error < 1.0:
@@ -198,13 +202,14 @@ class Classification(Task):
         return metrics
 
     def diagnose(self, metrics: dict[str, Any], config: TrainConfig, title: str) -> tuple[Diagnosis | None, str]:
-        diagnosis = diagnose_metrics(metrics, config.bayes_error)
+        diagnosis = self.rediagnose(metrics, config.bayes_error, None)
         if config.early_stopping:
             diagnosis = with_early_stopping(diagnosis)
         return diagnosis, diagnosis.to_markdown(title)
 
     def rediagnose(self, metrics: dict[str, Any], bayes_error: float, tolerance: float | None) -> Diagnosis:
-        return diagnose_metrics(metrics, bayes_error, 0.02 if tolerance is None else tolerance)
+        diagnosis = diagnose_metrics(metrics, bayes_error, 0.02 if tolerance is None else tolerance)
+        return with_findings(diagnosis, metrics.get("findings") or [])
 
 
 class AnomalyDetection(Task):
@@ -390,13 +395,14 @@ class Regression(Task):
         else:
             errors = {part: float(np.mean(values / std)) for part, values in rmse.items()}
             unit, spread = "units of each target's training standard deviation, averaged", 1.0
-        return diagnose(
+        diagnosis = diagnose(
             errors["train"],
             errors["dev"],
             bayes_error,
             0.05 * spread if tolerance is None else tolerance,
             measure=f"RMSE ({unit})",
         )
+        return with_findings(diagnosis, metrics.get("findings") or [])
 
     def summary_line(self, metrics: dict[str, Any], diagnosis: Diagnosis | None) -> str:
         test = metrics["test"]

@@ -23,14 +23,17 @@ from typing import Any
 import numpy as np
 
 from recipes import checkpoints as run_checkpoints
+from recipes.adaptive_defaults import adapt_to_data, steps_per_epoch
 from recipes.backend import import_keras
 from recipes.checkpoints import Plan
 from recipes.config import TrainConfig, save_config, validate, weight_decay_of
 from recipes.data import load_config_data
 from recipes.dataset import Dataset
-from recipes.diagnosis import Diagnosis
+from recipes.diagnosis import Diagnosis, training_findings
+from recipes.early_stopping import keep_best, kept_epoch
 from recipes.errors import UserError
-from recipes.layers import keras_module_or_default
+from recipes.layers import keras_module_or_default, spec_examples
+from recipes.macs import leaf_layers
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
@@ -100,6 +103,7 @@ def data_spec(dataset: Dataset, split: Split, task: Task) -> DataSpec:
         variance,
         len(split.train),
         task.name,
+        examples=spec_examples(dataset.x, split.train),
         **task.spec_fields(dataset, split),
     )
 
@@ -111,7 +115,9 @@ def compile_model(model: Any, config: TrainConfig, task: Task, keras_module: Mod
 
 
 def batch_size_for(config: TrainConfig, num_train: int) -> int:
-    """Examples per step: ``full`` (batch gradient descent) is the whole training split."""
+    """Examples per step: ``full`` (batch gradient descent) is the whole training split, ``auto`` the rule of
+    :mod:`recipes.adaptive_defaults`."""
+    config, _ = adapt_to_data(config, num_train)
     return num_train if config.batch_size == "full" else min(int(config.batch_size), num_train)
 
 
@@ -224,6 +230,7 @@ def training_dataset(config: TrainConfig, data: PreparedData, epoch: Any = None)
 
 def _callbacks(
     config: TrainConfig,
+    kept_by: dict[str, str],
     validating: bool,
     log_dir: Path | None,
     report: Callable[[str], None] | None,
@@ -231,22 +238,16 @@ def _callbacks(
     learning_rate: Callable[[int], float] | None = None,
     early_stopping: bool | None = None,
 ) -> list[Any]:
-    """The recipe's callbacks: per-epoch learning-rate schedule, stop on NaN, early stopping on dev
-    loss (when dev data are evaluated), TensorBoard and the progress line (when asked for)."""
+    """The recipe's callbacks: per-epoch learning-rate schedule, stop on NaN, early stopping keeping the best epoch
+    by ``kept_by`` (when dev data are evaluated; :mod:`recipes.early_stopping`), TensorBoard and the progress line
+    (when asked for)."""
     keras = keras_module_or_default(keras_module)
     callbacks = [
         keras.callbacks.LearningRateScheduler(learning_rate or (lambda epoch: learning_rate_at(config, epoch))),
         keras.callbacks.TerminateOnNaN(),
     ]
     if (config.early_stopping if early_stopping is None else early_stopping) and validating:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss",
-                patience=config.patience,
-                min_delta=config.min_delta,
-                restore_best_weights=True,
-            )
-        )
+        callbacks.append(keep_best(kept_by, int(config.patience), config.min_delta, keras))
     if log_dir is not None:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=False, profile_batch=0))
     if report is not None:
@@ -328,15 +329,18 @@ def fit_keras(
     import tensorflow as tf
 
     keras = keras_module_or_default(keras_module)
+    config, _ = adapt_to_data(config, len(data.split.train))
     epoch = tf.Variable(initial_epoch, dtype=tf.int64, trainable=False)
     validating = len(data.split.dev) > 0
     validation = None
     if validating:
         x_dev, y_dev = data.validation()
         validation = batches(x_dev, y_dev, EVALUATION_BATCH) if on_disk(x_dev) else (x_dev, y_dev)
-    recipe_callbacks = _callbacks(config, validating, log_dir, report, keras_module, learning_rate, early_stopping)
+    recipe_callbacks = _callbacks(
+        config, data.task.kept_by, validating, log_dir, report, keras_module, learning_rate, early_stopping
+    )
     if checkpoints is not None:
-        stopper = next((c for c in recipe_callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+        stopper = next((c for c in recipe_callbacks if hasattr(c, "kept_by")), None)
         callbacks = [*checkpoints.callbacks(stopper, DEV_NAMES), *callbacks]
     return model.fit(
         training_dataset(config, data, epoch),
@@ -485,16 +489,26 @@ def _versions() -> dict[str, str]:
     return installed_versions(("tensorflow", "keras", "numpy", "scikit-learn"))
 
 
-def best_epoch(history: dict[str, list[float]], config: TrainConfig) -> int:
-    """The epoch (1-based) whose weights the model ends with: with early stopping the last epoch that lowered the
-    dev loss by more than ``min_delta`` (the weights Keras restores), else the last epoch."""
-    kept, best = len(history["epoch"]), math.inf
+def best_epoch(history: dict[str, list[float]], config: TrainConfig, task: Task) -> int:
+    """The epoch (1-based) whose weights the model ends with: with early stopping the best epoch by the task's
+    measures (:func:`recipes.early_stopping.kept_epoch`), else the last epoch."""
     if not config.early_stopping or not history.get("dev_loss"):
-        return kept
-    for epoch, loss in enumerate(history["dev_loss"], 1):
-        if loss < best - config.min_delta:  # Keras's improvement test, mode "min"
-            kept, best = epoch, loss
-    return kept
+        return len(history["epoch"])
+    return kept_epoch(history, task.kept_by, config.min_delta)
+
+
+def _kept_because(history: dict[str, list[float]], metrics: dict[str, Any], task: Task) -> str:
+    """Why the kept epoch was kept: ``highest dev accuracy 0.9630, dev loss 0.1234`` or ``lowest dev loss 0.1234``."""
+    index = metrics["best_epoch"] - 1
+    words = {"max": "highest", "min": "lowest"}
+    parts = []
+    for number, (name, direction) in enumerate(task.kept_by.items()):
+        column = history.get(name.replace("val_", "dev_"), [])
+        if index < len(column):
+            label = name.replace("val_", "dev ")
+            value = f"{label} {column[index]:.4f}"
+            parts.append(f"{words[direction]} {value}" if number == 0 else value)
+    return ", ".join(parts)
 
 
 def train(config: TrainConfig, report: Callable[[str], None] | None = print, resume: bool = False) -> TrainResult:
@@ -530,6 +544,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
     data = prepare_data(config, report)
     if data.task.name in TASK_CHOICES:  # the run's config.yaml names the task auto chose, so a rerun repeats it
         config = dataclasses.replace(config, task=data.task.name)
+    config, adapted = adapt_to_data(config, len(data.split.train))  # config.yaml holds the values chosen
     keras = import_keras(config.seed)
     if resumed is not None:
         model = resumed.model()
@@ -538,7 +553,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
         model = compile_model(build_model(config, data.spec), config, data.task)
     plan = Plan(root, requested, config.checkpoint_seconds, resumed)
     sizes = data.split.sizes()
-    for line in ([data.note] if data.note else []) + list(data.split.notes):
+    for line in list(data.dataset.notes) + ([data.note] if data.note else []) + list(data.split.notes):
         say(line)
     learns = (
         f"{data.dataset.num_classes} classes"
@@ -549,6 +564,8 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
         f"data {data.dataset.name}: {len(data.dataset.y)} examples, {learns}, "
         f"input {data.dataset.input_shape}; split train {sizes['train']} / dev {sizes['dev']} / test {sizes['test']}"
     )
+    if adapted:
+        say(adapted)
     say(
         f"model {config.recipe}: {model.count_params():,} parameters; up to {config.epochs} epochs, "
         f"batch {batch_size_for(config, sizes['train'])}, {config.optimizer} "
@@ -558,12 +575,25 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
         run = Run(staged.path)
         history = fit(model, config, data, run / Run.TENSORBOARD, report, plan)
         metrics = evaluate(model, data)
-        metrics["best_epoch"] = best_epoch(history, config)
+        metrics["best_epoch"] = best_epoch(history, config, data.task)
         if metrics["best_epoch"] != len(history["epoch"]):
             say(
-                f"restored the weights of epoch {metrics['best_epoch']} (lowest dev loss "
-                f"{history['dev_loss'][metrics['best_epoch'] - 1]:.4f}): the figures below are that epoch's"
+                f"restored the weights of epoch {metrics['best_epoch']} ({_kept_because(history, metrics, data.task)}"
+                "): the figures below are that epoch's"
             )
+        findings = training_findings(
+            history,
+            metrics,
+            metrics["best_epoch"],
+            batch_norm=any(isinstance(layer, keras.layers.BatchNormalization) for layer in leaf_layers(model)),
+            batch_norm_momentum=float(config.batch_norm_momentum),
+            steps_per_epoch=steps_per_epoch(sizes["train"], batch_size_for(config, sizes["train"])),
+            learning_rate=config.learning_rate,
+        )
+        if findings:
+            metrics["findings"] = findings
+        for item in findings:
+            say(f"note: {item['finding']}: {item['remedy']}")
         diagnosis, diagnosis_text = data.task.diagnose(metrics, config, f"Diagnosis of {config.run_name()}")
         run.write_model(model)
         run.write_text(Run.CONFIG, save_config(config))
@@ -584,6 +614,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
                 "stratified": data.split.stratified,
                 "recordings": None if data.dataset.groups is None else len(data.dataset.group_names or []),
                 "windows_dropped": data.dataset.windows_dropped,
+                **data.dataset.changes,
                 "front_end": data.dataset.front_end,
             },
         )

@@ -103,8 +103,10 @@ def test_validation_names_the_problem(overrides, message):
 
 
 def test_bad_types_and_assignments():
-    with pytest.raises(UserError, match="epochs='many' is not valid"):
-        apply_overrides(TrainConfig(), {"epochs": "many"})
+    with pytest.raises(UserError, match="epochs must be an integer or 'auto', got 'many'"):
+        validate(apply_overrides(TrainConfig(), {"epochs": "many"}))
+    with pytest.raises(UserError, match="dropout=.many. is not valid"):
+        apply_overrides(TrainConfig(), {"dropout": "many"})
     with pytest.raises(UserError, match="key=value"):
         parse_assignments(["dropout"])
     assert parse_assignments(["a=1", "split=0.8,0.1,0.1"]) == {"a": "1", "split": "0.8,0.1,0.1"}

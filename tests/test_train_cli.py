@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -70,12 +71,29 @@ def test_history_has_one_row_per_epoch(default_run):
     assert [int(row["epoch"]) for row in rows] == list(range(1, len(rows) + 1))
     assert all(float(row["learning_rate"]) == pytest.approx(0.001) for row in rows)
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
-    # Early stopping restored the best weights: the final dev loss is the best epoch's.
+    # Early stopping restored the best weights: the highest dev accuracy, ties broken by the lower dev loss.
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["dev"]["loss"] == pytest.approx(min(float(row["dev_loss"]) for row in rows), rel=1e-4)
-    if len(rows) < 100:
-        best = min(range(len(rows)), key=lambda index: float(rows[index]["dev_loss"]))
-        assert len(rows) == best + 1 + TrainConfig().patience
+    kept, progress = _kept_and_last_progress(rows)
+    assert metrics["best_epoch"] == kept
+    assert metrics["dev"]["accuracy"] == pytest.approx(max(float(row["dev_accuracy"]) for row in rows), abs=1e-6)
+    assert metrics["dev"]["loss"] == pytest.approx(float(rows[kept - 1]["dev_loss"]), rel=1e-4)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (saved["batch_size"], saved["patience"]) == (64, 18)  # digits: 1,079 training examples, 17 steps an epoch
+    if len(rows) < saved["epochs"]:  # stopped: patience epochs after the last better epoch or lower dev loss
+        assert len(rows) == progress + saved["patience"]
+
+
+def _kept_and_last_progress(rows: list[dict]) -> tuple[int, int]:
+    """The epoch a classifier keeps (highest dev accuracy, then lowest dev loss) and the last epoch that made
+    progress (a better epoch or a new lowest dev loss), both 1-based, computed here from the history."""
+    kept, best, lowest, progress = 1, None, float("inf"), 1
+    for epoch, row in enumerate(rows, 1):
+        accuracy, loss = float(row["dev_accuracy"]), float(row["dev_loss"])
+        if best is None or accuracy > best[0] or (accuracy == best[0] and loss < best[1]):
+            kept, best, progress = epoch, (accuracy, loss), epoch
+        if loss < lowest:
+            lowest, progress = loss, epoch
+    return kept, progress
 
 
 def test_model_reloads_safely_and_predicts_identically(default_run):
@@ -415,7 +433,7 @@ def test_the_kept_epoch_is_shown_recorded_and_marked(tmp_path):
     rows = list(csv.DictReader((run / "history.csv").open()))
     kept = metrics["best_epoch"]
     dev_losses = [float(row["dev_loss"]) for row in rows]
-    assert kept == 1 + dev_losses.index(min(dev_losses))
+    assert kept == _kept_and_last_progress(rows)[0]
     assert metrics["dev"]["loss"] == pytest.approx(dev_losses[kept - 1], rel=1e-4, abs=1e-6)
     if kept < len(rows):
         assert f"restored the weights of epoch {kept}" in result.output

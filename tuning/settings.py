@@ -267,7 +267,7 @@ def plan_lines(settings: TuneSettings) -> list[str]:
     """What a search will do, printed before it starts (Hyperband's epoch budget included)."""
     base = settings.base
     stopping = (
-        f"early stopping after {base.patience} epochs without dev-loss gain"
+        f"early stopping after {base.patience} epochs without a better epoch"
         if base.early_stopping
         else "no early stopping"
     )
