@@ -66,7 +66,10 @@ class Variant:
 # float16 rounds each weight to an 11-bit significand (relative error <= 2**-11 ~ 4.9e-4); measured
 # max diff ~3e-4 on probabilities, limit 5e-3. dynamic stores int8 weights and quantizes activations
 # per batch on the fly; measured ~1.2e-2, limit 5e-2. int8 quantizes every activation to 256 levels and
-# the softmax output to steps of 1/256 ~ 3.9e-3; measured ~2.5e-2, limit 0.1; accuracy within 1 point.
+# the softmax output to steps of 1/256 ~ 3.9e-3; measured ~2.5e-2 on the digits MLP, and 0.138 on one clip of 216
+# (the rest below 0.06, accuracy 0.46 points lower) for ds_cnn's nine quantized layers on espeak-ng speech
+# (benchmarks/speech.py): limit 0.25, accuracy within 1 point. A wrong conversion (a lost z-score, swapped
+# channels) moves probabilities by far more, and the accuracy with them.
 # Anomaly tolerances (AUC drop, decision agreement), measured on the machine autoencoder over six runs (10 and
 # 30 epochs, seeds 0-2): float32, float16 and dynamic moved the AUC by at most 1.3e-4 and agreed on every decision
 # (limits 0.001/0.99, 0.002/0.99, 0.005/0.98: a score within rounding of the threshold may flip); int8 with
@@ -116,7 +119,7 @@ VARIANTS: dict[str, Variant] = {
             None,
             True,
             ("calibration_samples", "float_io"),
-            0.1,
+            0.25,
             1.0,
             0.01,
             0.97,

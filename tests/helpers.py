@@ -123,3 +123,19 @@ def assert_bundle_predicts_like_the_cli(python: Path, edge_dir: Path, folder: Pa
     assert expected.exit_code == 0, expected.output
     assert bundle.stdout == expected.stdout
     return bundle.stdout
+
+
+def require_programs(*programs: str) -> None:
+    """Skip the calling test when a Debian program it needs is missing, with the reason; in CI (``CI`` set, where
+    ``.ci/run`` installs them) fail instead, so a missing install step cannot pass as a skip."""
+    import os
+
+    import pytest
+
+    missing = [program for program in programs if shutil.which(program) is None]
+    if not missing:
+        return
+    reason = f"{' and '.join(missing)} not installed (Debian: apt-get install {' '.join(missing)})"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; .ci/run installs them")
+    pytest.skip(reason)

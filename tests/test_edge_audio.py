@@ -118,7 +118,7 @@ def test_manifest_holds_the_front_end(audio_run):
 @pytest.mark.parametrize("variant", ["float32", "int8"])
 def test_predict_a_wav_clip_like_keras_on_the_training_features(audio_run, tmp_path, variant):
     """float32 within 1e-4 of Keras's probability (the numpy features differ from training's by up to 0.04;
-    measured 5e-6), int8 within its registry limit 0.1 (measured 0.014)."""
+    measured 5e-6), int8 within its registry limit 0.25 (measured 0.014)."""
     from recipes.runs import load_model
 
     keras_model = load_model(audio_run)
