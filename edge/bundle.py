@@ -33,6 +33,7 @@ RUNTIME_FILES = (
     "recipes/dataset.py",
     "recipes/errors.py",
     "recipes/limits.py",
+    "recipes/series_files.py",
     "recipes/suffixes.py",
     "recipes/windows.py",
 )

@@ -20,7 +20,7 @@ import json
 import math
 import re
 import tokenize
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,14 @@ from edge.preflight import preflight
 from edge.preprocessing import Standardization
 from recipes.errors import UserError, first_line, printable
 from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
+from recipes.series_files import RESAMPLED, fit_length, read_ts
+from recipes.series_files import SUFFIX as TS_SUFFIX
 from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 from recipes.windows import FRONT_ENDS, model_inputs, stream_windows
 from recipes.windows import KIND as WINDOWS
 
 MANIFEST_NAME = "manifest.json"
-INPUT_SUFFIXES = (".csv", ".npy", ".npz", *IMAGE_SUFFIXES, WAV_SUFFIX)
+INPUT_SUFFIXES = (".csv", ".npy", ".npz", TS_SUFFIX, *IMAGE_SUFFIXES, WAV_SUFFIX)
 DECISION_RULE = "anomaly when score >= threshold"
 CHUNK = 256  # examples per invoke when the model's batch dimension is dynamic
 REASON_CHARS = 200  # the most of LiteRT's error text quoted in an error line
@@ -178,6 +180,7 @@ class EdgeModel:
         self.output_standardization = output_standardization
         self.values_quantized = 0  # raw input values quantized so far (see :meth:`quantize`)
         self.values_clipped = 0  # of which saturated at the integer input's limits
+        self.input_notes: list[str] = []  # what reading the last input changed (resampled, filled in)
 
     @property
     def task(self) -> str:
@@ -522,9 +525,11 @@ def _front_end_damaged(front_end: Any) -> bool:
     if front_end.get("kind") == WINDOWS:
         channels = front_end.get("channels")
         counts = ("window_steps", "stride_steps", *(("bands",) if front_end.get("front_end") == "spectral" else ()))
+        rate = front_end.get("sample_rate")
         return (
             front_end.get("front_end") not in FRONT_ENDS
-            or not (_finite(front_end.get("sample_rate")) and front_end["sample_rate"] > 0)
+            or not ((_finite(rate) and rate > 0) or (rate is None and front_end.get("front_end") == "raw"))
+            or front_end.get("lengths", "equal") not in ("equal", RESAMPLED)
             or not all(_count(front_end.get(key)) for key in counts)
             or not (isinstance(channels, list) and channels and all(isinstance(name, str) for name in channels))
         )
@@ -552,13 +557,30 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@dataclass
+class Inputs:
+    """Raw inputs read from a file for a model, with what the file says of them.
+
+    Args:
+        x: the inputs, ``(n, *model.input_shape)``.
+        labels: each example's true label as text, when the file carries labels (a ``.ts`` file's, an ``.npz``'s
+            ``y``); None otherwise.
+        notes: lines saying what reading changed (series resampled, missing values filled).
+    """
+
+    x: np.ndarray
+    labels: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
 def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
-    """Read raw inputs for ``model`` from a ``.csv``, ``.npy``, image or ``.wav`` file.
+    """Read raw inputs for ``model`` from a ``.csv``, ``.npy``, ``.npz``, ``.ts``, image or ``.wav`` file.
 
     A CSV holds one example per row, its values in the order of the flattened input, with an
     optional header row; an ``.npy`` file one example or a batch; an image one example, converted to
     the model's channels and resized to its height and width; a ``.wav`` clip one example, turned into
-    MFCCs by the front end the manifest names (:func:`edge.mfcc.wav_features`).
+    MFCCs by the front end the manifest names (:func:`edge.mfcc.wav_features`); a ``.ts`` file one series per
+    example (:func:`read_labelled_inputs`).
 
     Returns:
         float32 array ``(n, *model.input_shape)``; an ``.npy``/``.npz`` array already in the model's quantized
@@ -567,21 +589,71 @@ def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
     Raises:
         UserError: a missing or unreadable file, an unknown suffix, or values that do not fit the model.
     """
+    return read_labelled_inputs(path, model).x
+
+
+def read_labelled_inputs(path: str | Path, model: EdgeModel) -> Inputs:
+    """Read raw inputs for ``model`` as :func:`read_inputs` does, with the true labels the file carries: a ``.ts``
+    file's (its series fitted to the model's length, see :func:`_read_ts`) or an ``.npz``'s array ``y``.
+
+    Raises:
+        UserError: as :func:`read_inputs`; labels that are not one per example.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"input file {path} does not exist; pass a {', '.join(INPUT_SUFFIXES)} file")
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        return model.as_batch(_read_csv(path))
+        return Inputs(model.as_batch(_read_csv(path)))
     if suffix == ".npy":
-        return model.as_batch(_windows_to_inputs(_read_npy(path), model))
+        return Inputs(model.as_batch(_windows_to_inputs(_read_npy(path), model)))
     if suffix == ".npz":
-        return model.as_batch(_windows_to_inputs(_read_npz(path), model))
+        x = model.as_batch(_windows_to_inputs(_read_npz(path), model))
+        return Inputs(x, _npz_labels(path, len(x)))
+    if suffix == TS_SUFFIX:
+        return _read_ts(path, model)
     if suffix in IMAGE_SUFFIXES:
-        return model.as_batch(_read_image(path, model.input_shape))
+        return Inputs(model.as_batch(_read_image(path, model.input_shape)))
     if suffix == WAV_SUFFIX:
-        return model.as_batch(_read_wav(path, model))
+        return Inputs(model.as_batch(_read_wav(path, model)))
     raise UserError(f"input file {path} has suffix '{path.suffix}'; use one of {', '.join(INPUT_SUFFIXES)}")
+
+
+def _read_ts(path: Path, model: EdgeModel) -> Inputs:
+    """The series of a UCR/UEA ``.ts`` file through the model's front end, with their labels.
+
+    A model trained on series of unequal length (its front end's ``lengths`` is ``"resampled"``) takes series of
+    any length, each linearly resampled to its length (:func:`recipes.series_files.fit_length`, as training did); a
+    model trained on equal lengths takes series of its own length only.
+    """
+    series_file = read_ts(path)
+    notes = [f"{path.name}: {note}"] if (note := series_file.note()) else []
+    front_end = model.front_end or {}
+    if front_end.get("kind") != WINDOWS:
+        if len(set(series_file.lengths)) > 1:
+            raise UserError(
+                f"{path} holds series of unequal length, and {model.source} has no series front end (in a "
+                "manifest.json beside it) saying how to fit them to its input; give series of equal length"
+            )
+        return Inputs(model.as_batch(np.stack(series_file.series)), series_file.labels, notes)
+    steps, channels = front_end["window_steps"], front_end["channels"]
+    dimensions = series_file.series[0].shape[1]
+    if dimensions != len(channels):
+        raise UserError(
+            f"{path} has {dimensions} dimension(s) per series; {model.source} takes {len(channels)} "
+            f"({', '.join(channels)})"
+        )
+    if front_end.get("lengths") != RESAMPLED:
+        for line, length in zip(series_file.lines, series_file.lengths, strict=True):
+            if length != steps:
+                raise UserError(
+                    f"{path} line {line}: a series of {length} steps; {model.source} was trained on series of "
+                    f"{steps} steps, all of equal length, and takes only those"
+                )
+    x, resampled = fit_length(series_file.series, steps)
+    if resampled:
+        notes.append(f"{path.name}: resampled {resampled} of {len(x)} series to the model's {steps} steps (linear)")
+    return Inputs(model.as_batch(model_inputs(x, front_end)), series_file.labels, notes)
 
 
 def _read_csv(path: Path) -> np.ndarray:
@@ -648,42 +720,64 @@ def _check_array_header(handle: Any, path: Path, what: str = "") -> None:
         raise UserError(refusal)
 
 
-def _read_npz(path: Path) -> np.ndarray:
-    """Array ``x`` of an ``.npz`` file (never unpickling); its zip entry's declared size and its header's are
-    checked before it is read."""
+def _read_npz(path: Path, name: str = "x", required: bool = True) -> np.ndarray | None:
+    """Array ``name`` of an ``.npz`` file (never unpickling; None when it is missing and not ``required``); its zip
+    entry's declared size and its header's are checked before it is read."""
     import zipfile
     import zlib
 
     try:
         with zipfile.ZipFile(path) as archive:
-            if "x.npy" in archive.namelist():
-                info = archive.getinfo("x.npy")
-                refusal = zip_too_large(f"{path}: array 'x'", [info], MAX_ARRAY_BYTES, "predict smaller batches")
+            if f"{name}.npy" in archive.namelist():
+                info = archive.getinfo(f"{name}.npy")
+                refusal = zip_too_large(f"{path}: array '{name}'", [info], MAX_ARRAY_BYTES, "predict smaller batches")
                 if refusal is not None:
                     raise UserError(refusal)
                 with archive.open(info) as handle:
-                    _check_array_header(handle, path, ": array 'x'")
+                    _check_array_header(handle, path, f": array '{name}'")
         with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive.files:
+            if name not in archive.files:
+                if not required:
+                    return None
                 raise UserError(
-                    f"{path} has no array 'x' (arrays: {', '.join(archive.files) or 'none'}); save inputs as x"
+                    f"{path} has no array '{name}' (arrays: {', '.join(archive.files) or 'none'}); save inputs as x"
                 )
-            return archive["x"]
+            return archive[name]
     except UserError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError, tokenize.TokenError) as error:
         damaged = isinstance(error, SyntaxError | tokenize.TokenError)  # numpy parses headers as Python
-        reason = "array 'x' has a damaged header" if damaged else first_line(error)
+        reason = f"array '{name}' has a damaged header" if damaged else first_line(error)
         raise UserError(
             f"{path} is not a readable .npz file ({reason}): it is damaged or cut short; "
             "save it again with np.savez(path, x=...)"
         ) from None
 
 
+def _npz_labels(path: Path, count: int) -> list[str] | None:
+    """The true labels an ``.npz`` carries beside its inputs (array ``y``, one per example), as text; None when it
+    has none."""
+    y = _read_npz(path, "y", required=False)
+    if y is None:
+        return None
+    y = y.reshape(len(y), -1)[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1 or len(y) != count or y.dtype.kind not in "biufUS":
+        raise UserError(f"{path}: array 'y' has shape {y.shape}; give one label per example of x, or leave y out")
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)  # as training reads whole numbers
+    return [value.decode() if isinstance(value, bytes) else str(value) for value in y.tolist()]
+
+
 def _windows_to_inputs(array: np.ndarray, model: EdgeModel) -> np.ndarray:
-    """Raw windows ``(n, steps, channels)`` of a stream model through its front end; any other array as it is."""
+    """Raw windows ``(n, steps, channels)`` of a stream model through its front end (one channel's also as
+    ``(n, steps)``); any other array as it is."""
     front_end = model.front_end or {}
-    if front_end.get("kind") != WINDOWS or array.ndim != 3:
+    if front_end.get("kind") != WINDOWS:
+        return array
+    one_channel = len(front_end["channels"]) == 1 and front_end["front_end"] != "raw"
+    if one_channel and array.ndim == 2 and array.shape[1] == front_end["window_steps"] != model.input_shape[-1]:
+        array = array[..., np.newaxis]  # (n, steps) series of one channel, not (n, features)
+    if array.ndim != 3:
         return array
     shape = (front_end["window_steps"], len(front_end["channels"]))
     if array.shape[1:] != shape:
@@ -922,6 +1016,57 @@ class WindowPrediction:
         return f"{self.prediction.to_line()}  [{printable(self.recording)} {self.start_time:.2f}-{self.end_time:.2f} s]"
 
 
+@dataclass
+class LabelledPrediction:
+    """A prediction for an example whose true label the input file gave (a ``.ts`` file, an ``.npz`` with ``y``).
+
+    Args:
+        prediction: what the model says about the example.
+        label: its true label, as text.
+    """
+
+    prediction: Any
+    label: str
+
+    @property
+    def correct(self) -> bool | None:
+        """Whether a classifier's top class is the true label (None for other models)."""
+        labels = getattr(self.prediction, "labels", None)
+        return None if labels is None else labels[0] == self.label
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``: the prediction's, with ``true_label`` (and ``correct`` for a classifier)."""
+        entry = {**self.prediction.to_dict(), "true_label": self.label}
+        if self.correct is not None:
+            entry["correct"] = self.correct
+        return entry
+
+    def to_line(self) -> str:
+        """The prediction's line, then the true label."""
+        return f"{self.prediction.to_line()}  (true: {printable(self.label)})"
+
+
+def score_line(predictions: list[LabelledPrediction]) -> str | None:
+    """The line that scores predictions against their true labels: a classifier's accuracy (top-1), a single-output
+    regression's mean absolute and root-mean-square error; None for other models or labels that are not numbers."""
+    if not predictions:
+        return None
+    if predictions[0].correct is not None:
+        right = sum(bool(prediction.correct) for prediction in predictions)
+        return f"accuracy {right / len(predictions):.4f} ({right} of {len(predictions)} labelled examples, top-1)"
+    values = [getattr(prediction.prediction, "values", None) for prediction in predictions]
+    try:
+        truth = np.array([float(prediction.label) for prediction in predictions])
+    except ValueError:
+        return None
+    if any(value is None or len(value) != 1 for value in values):
+        return None
+    errors = np.array([value[0] for value in values]) - truth
+    return (
+        f"MAE {np.mean(np.abs(errors)):.6g}, RMSE {np.sqrt(np.mean(errors**2)):.6g} ({len(errors)} labelled examples)"
+    )
+
+
 # What predict prints per example, by what the model's outputs are (EdgeModel.task).
 PREDICTIONS = {
     "classification": lambda model, x, k: top_k(model.predict(x), model.class_names, k),
@@ -939,13 +1084,16 @@ def predict_file(
     Args:
         model_path: a ``.tflite`` file (labels or threshold and front end come from the ``manifest.json``
             beside it).
-        input_path: a ``.csv``, ``.npy``, image or ``.wav`` file of raw inputs.
+        input_path: a ``.csv``, ``.npy``, ``.npz``, ``.ts``, image or ``.wav`` file of raw inputs (a model of
+            windows also takes a CSV stream).
         k: classes to return per example (classifiers).
         num_threads: LiteRT CPU threads.
 
     Returns:
         The loaded model and one :class:`Prediction`, :class:`AnomalyPrediction` or :class:`ValuePrediction`
-        per example.
+        per example; per window of a CSV stream a :class:`WindowPrediction`; per example of a file that carries
+        true labels (a ``.ts`` file, an ``.npz`` with ``y``) a :class:`LabelledPrediction` (not for anomaly
+        detectors).
     """
     if num_threads is not None and num_threads < 1:
         raise UserError(f"--threads is {num_threads}; give 1 or more")
@@ -956,6 +1104,7 @@ def predict_file(
         if not Path(input_path).is_file():
             raise UserError(f"input file {input_path} does not exist; pass a CSV stream of {model.source}'s channels")
         windows = stream_windows(Path(input_path), model.front_end)
+        model.input_notes = [windows.note] if windows.note else []
         predictions = PREDICTIONS[model.task](model, model.as_batch(windows.x), k)
         return model, [
             WindowPrediction(prediction, recording, float(start), float(end))
@@ -963,8 +1112,14 @@ def predict_file(
                 predictions, windows.recordings, windows.start_times, windows.end_times, strict=True
             )
         ]
-    x = read_inputs(input_path, model)
-    return model, PREDICTIONS[model.task](model, x, k)
+    inputs = read_labelled_inputs(input_path, model)
+    model.input_notes = inputs.notes
+    predictions = PREDICTIONS[model.task](model, inputs.x, k)
+    if inputs.labels is None or model.task == "anomaly":
+        return model, predictions
+    return model, [
+        LabelledPrediction(prediction, label) for prediction, label in zip(predictions, inputs.labels, strict=True)
+    ]
 
 
 CLIPPED_WARNING_FRACTION = 0.01  # predict warns when more of the quantized input values than this were clipped
@@ -989,8 +1144,10 @@ def clipping_warning(model: EdgeModel) -> str | None:
 
 
 def prediction_report(model: EdgeModel, predictions: list[Any], as_json: bool) -> tuple[str, str | None]:
-    """What ``predict`` prints: the predictions (JSON, or one line each) and the warning lines for stderr, if any:
-    for a model exported outside its tolerance, and for inputs that quantization clipped (:func:`clipping_warning`).
+    """What ``predict`` prints: the predictions (JSON, or one line each, then for examples whose true labels the
+    input gave the score line, :func:`score_line`) and the lines for stderr, if any: notes on what reading the input
+    changed, warnings for a model exported outside its tolerance and for inputs that quantization clipped
+    (:func:`clipping_warning`).
     """
     failing = (
         f"warning: {model.source} was exported outside its tolerance (--keep-failing): its answers may be "
@@ -998,10 +1155,14 @@ def prediction_report(model: EdgeModel, predictions: list[Any], as_json: bool) -
         if model.failing
         else None
     )
-    warning = "\n".join(line for line in (failing, clipping_warning(model)) if line) or None
+    notes = [f"note: {printable(note)}" for note in model.input_notes]
+    warning = "\n".join(line for line in (*notes, failing, clipping_warning(model)) if line) or None
     if as_json:
         return json.dumps([prediction.to_dict() for prediction in predictions], indent=2), warning
-    return "\n".join(prediction.to_line() for prediction in predictions), warning
+    lines = [prediction.to_line() for prediction in predictions]
+    if predictions and all(isinstance(prediction, LabelledPrediction) for prediction in predictions):
+        lines += [line] if (line := score_line(predictions)) else []
+    return "\n".join(lines), warning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1012,7 +1173,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Run an exported model with LiteRT and numpy (no TensorFlow).")
     parser.add_argument("model", help="a .tflite file of this export (its manifest.json beside it)")
-    parser.add_argument("--input", "-i", required=True, help="a .csv, .npy, .npz, image or .wav file of raw inputs")
+    parser.add_argument(
+        "--input", "-i", required=True, help="a .csv, .npy, .npz, .ts, image or .wav file of raw inputs"
+    )
     parser.add_argument("--top-k", type=int, default=3, help="classes shown per example (classifiers)")
     parser.add_argument("--threads", type=int, default=None, help="LiteRT CPU threads")
     parser.add_argument("--json", action="store_true", help="machine-readable output")

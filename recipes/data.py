@@ -38,7 +38,7 @@ FILE_COLUMN = "file"  # continuous targets: disease progression; three body meas
 GRAYSCALE_MODES = ("L", "1", "I", "F")
 
 _SOURCE_HINT = (
-    f"pass a path to a .csv/.npz file, an image or .wav folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
+    f"pass a path to a .csv/.npz/.ts file, an image or .wav folder, or a built-in set ({', '.join(BUILTIN_DATASETS)})"
 )
 _NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
 # Threads decoding files for the feature cache (Pillow and the WAV reader's numpy release the GIL while decoding).
@@ -70,7 +70,7 @@ def load_dataset(
     cache: CacheSettings | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Dataset:
-    """Load a built-in set, a ``.csv`` or ``.npz`` file, or a folder with one subfolder per class.
+    """Load a built-in set, a ``.csv``, ``.npz`` or ``.ts`` file, or a folder with one subfolder per class.
 
     Args:
         source: a name from :data:`BUILTIN_DATASETS` or a path.
@@ -78,9 +78,10 @@ def load_dataset(
             outputs). Defaults to ``"label"``.
         image_size: ``[height, width]`` that folder images are resized to. Defaults to None (the
             first image's size).
-        windows: a :class:`recipes.streams.WindowSettings` for time-series mode: a CSV is a stream cut into
-            windows, an ``.npz`` holds windows ``(n, steps, channels)``, ``motion`` is the built-in stream.
-            Defaults to None.
+        windows: a :class:`recipes.streams.WindowSettings` for time-series mode: with ``window_seconds`` a CSV is a
+            stream cut into windows, ``motion`` the built-in stream; with or without it an ``.npz`` holds series
+            ``(n, steps, channels)`` or ``(n, steps)``, each one window (without settings, only an ``.npz`` with a
+            ``sample_rate`` array does). A ``.ts`` file is always series. Defaults to None.
         cache: where a folder's features (decoded images, MFCCs) are cached, and how large they may be in memory
             before they are read from disk a batch at a time. Defaults to None: computed in memory, not cached.
         progress: called with progress lines of long steps (decoding a large folder). Defaults to None.
@@ -92,7 +93,7 @@ def load_dataset(
         UserError: the source does not exist or its content is not usable.
     """
     source = str(source)
-    if windows is not None:
+    if windows is not None and windows.window_seconds is not None:
         dataset = _load_windows(source, label, windows)
     elif source in BUILTIN_DATASETS:
         dataset = _load_builtin(source)
@@ -101,7 +102,7 @@ def load_dataset(
         if path.is_dir():
             dataset = _load_folder(path, _check_image_size(image_size), label, cache, progress)
         elif path.is_file():
-            dataset = _load_file(path, label)
+            dataset = _load_file(path, label, windows)
         else:
             raise _missing_source(source)
     _check_classes(dataset, source)
@@ -109,7 +110,8 @@ def load_dataset(
 
 
 def _load_windows(source: str, label: str, windows: Any) -> Dataset:
-    """Time-series mode: ``motion``, a CSV stream, or an ``.npz`` of windows."""
+    """Time-series mode with ``window_seconds``: ``motion``, a CSV stream, or an ``.npz`` of series (each a window
+    that long)."""
     from recipes import streams
 
     windows.check()
@@ -118,17 +120,13 @@ def _load_windows(source: str, label: str, windows: Any) -> Dataset:
         return streams.load_motion(windows)
     if path.is_file() and path.suffix.lower() == ".csv":
         return streams.load_stream_csv(path, label, windows)
-    if path.is_file() and path.suffix.lower() == ".npz":
-        dataset = _load_npz(path)
-        if dataset.x.ndim != 4 or dataset.x.shape[-1] != 1:
-            raise UserError(f"NPZ file {path}: windows need 'x' of shape (windows, steps, channels)")
-        labels = dataset.targets[:, 0] if dataset.targets is not None else np.asarray(dataset.class_names)[dataset.y]
-        return streams.load_windows_npz(dataset.x[..., 0], labels, windows, path.stem)
+    if path.is_file() and path.suffix.lower() in (".npz", ".ts"):
+        return _load_file(path, label, windows)
     if not path.exists() and source not in BUILTIN_DATASETS:
         raise _missing_source(source)
     raise UserError(
-        f"window_seconds cuts a CSV stream, an .npz of windows or the built-in '{streams.MOTION}' into windows, "
-        f"not {source}; drop --set window_seconds"
+        f"window_seconds cuts a CSV stream or the built-in '{streams.MOTION}' into windows, not {source}; drop --set "
+        "window_seconds (an .npz of series (n, steps, channels) or a .ts file needs none: each series is one window)"
     )
 
 
@@ -141,13 +139,19 @@ def _missing_source(source: str) -> UserError:
     return UserError(f"unknown data set '{source}': no such built-in set or path; {_SOURCE_HINT}{hint}")
 
 
-def _load_file(path: Path, label: str) -> Dataset:
-    """Dispatch a data file on its suffix."""
+def _load_file(path: Path, label: str, windows: Any = None) -> Dataset:
+    """Dispatch a data file on its suffix (``windows``: the time-series settings, when series are asked for)."""
+    from recipes import streams
+
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _load_csv(path, label)
     if suffix == ".npz":
-        return _load_npz(path)
+        return _load_npz(path, windows)
+    if suffix == ".ts":
+        settings = windows or streams.WindowSettings(None)
+        settings.check()
+        return streams.load_ts(path, settings)
     raise UserError(f"data file {path} has unsupported suffix '{path.suffix}'; {_SOURCE_HINT}")
 
 
@@ -530,8 +534,14 @@ def _numeric_label(values: np.ndarray, name: str, path: Path) -> np.ndarray:
 # --- NPZ ---------------------------------------------------------------------------------------
 
 
-def _load_npz(path: Path) -> Dataset:
-    """Load arrays ``x`` (features) and ``y`` (labels) from an ``.npz`` file, never unpickling."""
+def _load_npz(path: Path, windows: Any = None) -> Dataset:
+    """Load arrays ``x`` (features) and ``y`` (labels) from an ``.npz`` file, never unpickling.
+
+    ``x`` is read as series, each one window (:func:`recipes.streams.load_series_npz`), when series are asked for
+    (``windows`` given: a sample rate, the spectral front end, a recipe of series, or ``window_seconds``) or the file
+    holds a ``sample_rate`` array: ``(n, steps, channels)``, or ``(n, steps)`` for one channel. Otherwise a 2-D ``x``
+    is a table and a 3-D or 4-D one images, as always.
+    """
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
@@ -541,6 +551,14 @@ def _load_npz(path: Path) -> Dataset:
     with archive:
         x = _npz_array(archive, "x", path)
         y = _npz_array(archive, "y", path)
+        rate = _npz_sample_rate(archive, path) if "sample_rate" in archive.files else None
+    series = windows is not None or rate is not None
+    if series and x.ndim not in (2, 3):
+        raise UserError(
+            f"NPZ file {path}: array 'x' has shape {x.shape}; series need (series, steps, channels), or "
+            "(series, steps) for one channel"
+        )
+    dimensions = x.ndim
     x = _npz_features(x, path)
     labels = _npz_labels(y, path)
     if len(labels) != len(x):
@@ -548,9 +566,26 @@ def _load_npz(path: Path) -> Dataset:
             f"NPZ file {path}: array 'x' has {len(x)} examples but array 'y' has {len(labels)} labels; "
             "give one label per example"
         )
+    if series:
+        from recipes.streams import WindowSettings, load_series_npz
+
+        settings = windows or WindowSettings(None)
+        settings.check()
+        return load_series_npz(x[..., 0] if dimensions == 3 else x[..., np.newaxis], labels, settings, path.stem, rate)
     kind = "tabular" if x.ndim == 2 else "image"
     names = ["y"] if labels.ndim == 1 else [f"y{column}" for column in range(labels.shape[1])]
     return labelled(x, labels, names, kind, path.stem)
+
+
+def _npz_sample_rate(archive, path: Path) -> float:
+    """An ``.npz``'s ``sample_rate`` array: one positive finite number."""
+    value = _npz_array(archive, "sample_rate", path)
+    if value.size != 1 or value.dtype.kind not in "iuf" or not (np.isfinite(value).all() and float(value) > 0):
+        raise UserError(
+            f"NPZ file {path}: array 'sample_rate' must be one number of samples per second > 0, e.g. "
+            "np.savez(path, x=series, y=labels, sample_rate=50)"
+        )
+    return float(value.reshape(-1)[0])
 
 
 def _npz_array(archive, name: str, path: Path) -> np.ndarray:

@@ -3,7 +3,7 @@ the audio front end and the synthetic sets can all build one without importing e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,9 @@ class Dataset:
             part); None otherwise.
         group_names: the name of each recording ``groups`` indexes.
         windows_dropped: windows of a stream left out because no label held enough of their samples.
+        changes: what the loader changed in the data, counted by kind (a stream's ``resampled_recordings`` and
+            ``gaps``, a ``.ts`` file's ``resampled_series`` and ``missing_values``); ``data.json`` holds them.
+        notes: one line per kind of change, for the console.
     """
 
     x: np.ndarray
@@ -43,6 +46,8 @@ class Dataset:
     groups: np.ndarray | None = None
     group_names: list[str] | None = None
     windows_dropped: int = 0
+    changes: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:

@@ -1,9 +1,11 @@
 """Sensor streams cut into windows, and the front ends that turn a window into a model's input.
 
 A stream is a CSV of samples, one row per sample: numeric channel columns (e.g. ``ax, ay, az, gx, gy, gz``), an
-optional ``time`` column in seconds, an optional group column naming the recording, and (for training) a label
-column. Each recording is cut into windows of ``window_steps`` samples every ``stride_steps`` samples; what the
-model sees of a window is its front end's output:
+optional ``time`` column (seconds, or ISO 8601 datetimes), an optional group column naming the recording, and (for
+training) a label column. Recordings are read as loggers write them: jittery timestamps are resampled to the nominal
+rate and gaps split a recording into segments (:func:`read_stream` states the rule). Each segment is cut into
+windows of ``window_steps`` samples every ``stride_steps`` samples; what the model sees of a window is its front
+end's output:
 
 - ``raw``: the samples themselves, ``(window_steps, channels)`` (the model's z-score layer normalizes each
   channel);
@@ -15,40 +17,47 @@ model sees of a window is its front end's output:
 
 Training and the device runtime call the same functions (this module imports numpy only), so the device's front
 end equals training's exactly; the front end's parameters travel in ``data.json`` and the manifest
-(``front_end`` with ``kind: "windows"``).
+(``front_end`` with ``kind: "windows"``). Series given whole (an ``.npz`` of series, a ``.ts`` file: see
+:mod:`recipes.series_files`) are one window each; their ``sample_rate`` may be None (unknown), which only the raw
+front end accepts.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recipes.errors import UserError
+from recipes.errors import UserError, printable
 
 KIND = "windows"
 FRONT_ENDS = ("raw", "spectral")
 TIME_COLUMN = "time"
 DEFAULT_GROUP = "recording"
 SPECTRAL_STATISTICS = ("mean", "rms", "peak_hz")
-TIMING_TOLERANCE = 0.01  # a sample period may differ from the stream's median period by 1%
+TIMING_TOLERANCE = 0.01  # steps within 1% of the nominal period are regular: the samples are taken as they are
+JITTER_LIMITS = (0.5, 1.5)  # in periods: a step inside is jitter (resampled), at or above the upper a gap (split)
 LOG_FLOOR = 1e-12  # added to a band's energy before log10
 
 
 @dataclass
 class Stream:
-    """The samples of one CSV stream, split into recordings.
+    """The samples of one CSV stream, split into recordings and, at gaps in their timestamps, into segments.
 
     Args:
         channels: the channel column names, in order.
-        recordings: per recording, its name and samples ``(steps, channels)`` float32.
-        labels: per recording, each sample's label text (None when the stream has no label column).
-        times: per recording, each sample's time in seconds (None without a ``time`` column).
+        recordings: per segment, its recording's name and its samples ``(steps, channels)`` float32 (a recording
+            without gaps is one segment; the segments of one recording share its name).
+        labels: per segment, each sample's label text (None when the stream has no label column).
+        times: per segment, each sample's time in seconds (None without a ``time`` column).
         sample_rate: samples per second (from the ``time`` column, or as given).
+        resampled: recordings whose timestamps jittered, resampled to the nominal rate.
+        gaps: gaps at which a recording was split into segments.
     """
 
     channels: list[str]
@@ -56,6 +65,20 @@ class Stream:
     labels: list[list[str]] | None
     times: list[np.ndarray] | None
     sample_rate: float
+    resampled: int = 0
+    gaps: int = 0
+
+    def note(self) -> str | None:
+        """One line saying what reading changed (resampled recordings, gaps), or None when nothing was."""
+        parts = []
+        if self.resampled:
+            parts.append(
+                f"resampled {self.resampled} recording(s) with jittery timestamps to {self.sample_rate:g} Hz "
+                "(linear interpolation)"
+            )
+        if self.gaps:
+            parts.append(f"split recordings at {self.gaps} gap(s) in their timestamps (no window crosses a gap)")
+        return "stream: " + "; ".join(parts) if parts else None
 
 
 def read_stream(
@@ -65,7 +88,19 @@ def read_stream(
     group: str | None = None,
     channels: list[str] | None = None,
 ) -> Stream:
-    """Read a CSV stream.
+    """Read a CSV stream, resampling jittery recordings and splitting them at gaps.
+
+    The ``time`` column holds seconds (numbers) or ISO 8601 datetimes (``2024-03-01T12:00:00.020Z``,
+    ``1970-01-01 00:04:40.015``; read as seconds since the recording's first sample, UTC offsets applied). A
+    recording's nominal period is ``1 / sample_rate`` when given, else the median step between its timestamps
+    (refined to the mean of its steps within (0.5, 1.5) medians, so that jitter averages out); each step then is
+
+    - within 1% of the period: regular, the samples are taken as they are;
+    - within (0.5, 1.5) periods: jitter: the recording (each of its segments) is resampled to the nominal rate,
+      each channel linearly interpolated at ``t0 + k / rate`` (labels: the nearest sample's);
+    - 1.5 periods or more: a gap: the recording is split there into segments, which are cut into windows
+      separately (no window crosses a gap; a segment shorter than a window gives none);
+    - half a period or less (or not increasing): an error naming the line.
 
     Args:
         path: the CSV file (a header row, one row per sample).
@@ -76,8 +111,8 @@ def read_stream(
         channels: the channel columns to read (a model's, from its manifest); None: every other column.
 
     Raises:
-        UserError: a missing column, a cell that is not a number, no time column and no sample rate, or
-            timestamps that go back or are irregular.
+        UserError: a missing column, a cell that is not a number, no time column and no sample rate, timestamps
+            of mixed or unreadable formats, or timestamps that do not increase by more than half a period.
     """
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -108,59 +143,165 @@ def read_stream(
             order.append(name)
             parts[name] = []
         parts[name].append((line, row))
-    recordings, labels, times = [], [] if label else None, [] if has_time else None
-    rates = []
+    if not has_time:
+        recordings = []
+        for name in order:
+            lines = [line for line, _ in parts[name]]
+            recordings.append(
+                (name, _numbers([[row[i] for i in wanted] for _, row in parts[name]], lines, channels, path))
+            )
+        labels = [[row[header.index(label)] for _, row in parts[name]] for name in order] if label else None
+        return Stream(channels, recordings, labels, None, _sample_rate(sample_rate, [], path))
+    time_index = header.index(TIME_COLUMN)
+    datetimes = not _is_number(rows[0][1][time_index])
+    read = []
     for name in order:
         lines = [line for line, _ in parts[name]]
         values = _numbers([[row[index] for index in wanted] for _, row in parts[name]], lines, channels, path)
-        recordings.append((name, values))
-        if labels is not None:
-            labels.append([row[header.index(label)] for _, row in parts[name]])
-        if times is not None:
-            stamps = _numbers([[row[header.index(TIME_COLUMN)]] for _, row in parts[name]], lines, ["time"], path)
-            times.append(stamps[:, 0].astype(np.float64))
-            rates.append(_rate(times[-1], lines, name, path))
-    return Stream(channels, recordings, labels, times, _sample_rate(sample_rate, rates, path))
+        stamps = _seconds([row[time_index] for _, row in parts[name]], lines, datetimes, path)
+        texts = [row[header.index(label)] for _, row in parts[name]] if label else None
+        read.append((name, lines, values, stamps, texts))
+    rate = _sample_rate(sample_rate, [_rate(stamps, lines, name, path) for name, lines, _, stamps, _ in read], path)
+    stream = Stream(channels, [], [] if label else None, [], rate)
+    for name, lines, values, stamps, texts in read:
+        _add_recording(stream, name, lines, values, stamps, texts, path)
+    return stream
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _seconds(cells: list[str], lines: list[int], datetimes: bool, path: Path) -> np.ndarray:
+    """A recording's timestamps as float64 seconds: numbers as they are, ISO 8601 datetimes as seconds since its
+    first sample (numpy's parser: UTC offsets and ``Z`` are applied). Every cell must be of the first's kind."""
+    if not datetimes:
+        return _numbers([[cell] for cell in cells], lines, [TIME_COLUMN], path)[:, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numpy warns that it converts a datetime with a UTC offset to UTC
+        try:
+            stamps = np.array(cells, dtype="datetime64[ns]")
+        except ValueError:
+            stamps = None
+        if stamps is None or np.isnat(stamps).any():
+            for line, cell in zip(lines, cells, strict=True):
+                try:
+                    bad = _is_number(cell) or np.isnat(np.datetime64(cell, "ns"))
+                except ValueError:
+                    bad = True
+                if bad:
+                    raise UserError(
+                        f"CSV stream {path} line {line}: '{TIME_COLUMN}' holds '{printable(cell)}', which is not an "
+                        "ISO 8601 datetime like the stream's first (e.g. 2024-03-01T12:00:00.020Z); write every time "
+                        "as a datetime or every time as seconds"
+                    )
+    return (stamps - stamps[0]).astype(np.int64) / 1e9
+
+
+def _rate(stamps: np.ndarray, lines: list[int], name: str, path: Path) -> float | None:
+    """The nominal rate of one recording (None for one sample): one over its nominal period, the median step of its
+    timestamps refined to the mean of the steps within :data:`JITTER_LIMITS` of it (the mean of jittery steps is the
+    logger's true period; gaps do not count); a UserError naming the first line whose timestamp does not
+    increase."""
+    if len(stamps) < 2:
+        return None
+    steps = np.diff(stamps)
+    back = np.flatnonzero(steps <= 0)
+    if len(back):
+        at = int(back[0])
+        raise UserError(
+            f"CSV stream {path} line {lines[at + 1]}: recording '{name}' has a timestamp {stamps[at + 1]:.6g} s "
+            f"that does not come after the previous one ({stamps[at]:.6g} s); sort the samples by time and drop "
+            "repeated rows"
+        )
+    median = float(np.median(steps))
+    low, high = JITTER_LIMITS
+    regular = steps[(steps > low * median) & (steps < high * median)]  # gaps left out; jitter averages out
+    return 1.0 / float(np.mean(regular))
+
+
+def _add_recording(
+    stream: Stream,
+    name: str,
+    lines: list[int],
+    values: np.ndarray,
+    stamps: np.ndarray,
+    texts: list[str] | None,
+    path: Path,
+) -> None:
+    """Append one recording to ``stream`` as segments split at its gaps, each resampled to the stream's rate when
+    its timestamps jitter (see :func:`read_stream`)."""
+    period = 1.0 / stream.sample_rate
+    steps = np.diff(stamps)
+    low, high = JITTER_LIMITS
+    close = np.flatnonzero(steps <= low * period)
+    if len(close):
+        at = int(close[0])
+        raise UserError(
+            f"CSV stream {path} line {lines[at + 1]}: recording '{name}' steps {steps[at]:.6g} s after the previous "
+            f"sample, not more than half its period of {period:.6g} s (timestamps must increase by about one "
+            "period); drop repeated or extra samples, or give the true --set sample_rate"
+        )
+    cuts = np.flatnonzero(steps >= high * period) + 1
+    stream.gaps += len(cuts)
+    jittered = False
+    for first, last in zip([0, *cuts.tolist()], [*cuts.tolist(), len(stamps)], strict=True):
+        times, samples = stamps[first:last], values[first:last]
+        labels = texts[first:last] if texts is not None else None
+        if len(times) > 1 and np.any(np.abs(np.diff(times) - period) > TIMING_TOLERANCE * period):
+            jittered = True
+            times, samples, labels = resample(times, samples, labels, stream.sample_rate)
+        stream.recordings.append((name, samples))
+        stream.times.append(times)
+        if stream.labels is not None:
+            stream.labels.append(labels)
+    stream.resampled += jittered
+
+
+def resample(
+    times: np.ndarray, values: np.ndarray, labels: list[str] | None, rate: float
+) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Resample one segment of a recording to ``rate``: the times ``t0 + k / rate`` up to its last sample, each
+    channel linearly interpolated there, each label the nearest sample's (the earlier on a tie).
+
+    Returns:
+        The new times (float64), values (float32 ``(steps, channels)``) and labels.
+    """
+    count = int(math.floor((times[-1] - times[0]) * rate * (1 + 1e-9))) + 1
+    grid = times[0] + np.arange(count) / rate
+    columns = [np.interp(grid, times, values[:, channel].astype(np.float64)) for channel in range(values.shape[1])]
+    samples = np.stack(columns, axis=1).astype(np.float32)
+    if labels is None:
+        return grid, samples, None
+    after = np.clip(np.searchsorted(times, grid), 1, len(times) - 1)
+    nearest = np.where(grid - times[after - 1] <= times[after] - grid, after - 1, after)
+    return grid, samples, [labels[index] for index in nearest.tolist()]
 
 
 def _numbers(cells: list[list[str]], lines: list[int], names: list[str], path: Path) -> np.ndarray:
-    """The cells as float32, or a UserError naming the first that is not a finite number."""
+    """The cells as float32 (float64 for the time column), or a UserError naming the first that is not a finite
+    number."""
     try:
         values = np.asarray(cells, dtype=np.float64)
     except ValueError:
         for line, row in zip(lines, cells, strict=True):
             for name, cell in zip(names, row, strict=True):
-                try:
-                    float(cell)
-                except ValueError:
+                if not _is_number(cell):
+                    mixed = "; write every time as seconds or every time as a datetime" if name == TIME_COLUMN else ""
                     raise UserError(
-                        f"CSV stream {path} line {line}: column '{name}' holds '{cell}', which is not a number"
+                        f"CSV stream {path} line {line}: column '{name}' holds '{printable(cell)}', which is not a "
+                        f"number{mixed}"
                     ) from None
         raise
     bad = np.argwhere(~np.isfinite(values))
     if len(bad):
         row, column = bad[0]
         raise UserError(f"CSV stream {path} line {lines[row]}: column '{names[column]}' is not a finite number")
-    return values.astype(np.float32) if names != ["time"] else values
-
-
-def _rate(stamps: np.ndarray, lines: list[int], name: str, path: Path) -> float | None:
-    """The sample rate of one recording's timestamps; a UserError when they go back or are irregular."""
-    if len(stamps) < 2:
-        return None
-    periods = np.diff(stamps)
-    period = float(np.median(periods))
-    if period <= 0:
-        raise UserError(f"CSV stream {path}: recording '{name}' has timestamps that do not increase")
-    off = np.flatnonzero(np.abs(periods - period) > TIMING_TOLERANCE * period)
-    if len(off):
-        at = int(off[0])
-        raise UserError(
-            f"CSV stream {path} line {lines[at + 1]}: recording '{name}' jumps {periods[at]:.6g} s where its "
-            f"samples are {period:.6g} s apart (missing or irregular timestamps); resample the recording to a "
-            "fixed rate, or split it into recordings at the gap"
-        )
-    return 1.0 / period
+    return values.astype(np.float32) if names != [TIME_COLUMN] else values
 
 
 def _sample_rate(given: float | None, rates: list[float | None], path: Path) -> float:
@@ -255,17 +396,27 @@ def model_inputs(windows: np.ndarray, front_end: dict[str, Any]) -> np.ndarray:
 
 
 def describe(
-    front_end: str, sample_rate: float, window_steps: int, stride_steps: int, channels: list[str], bands: int
+    front_end: str, sample_rate: float | None, window_steps: int, stride_steps: int, channels: list[str], bands: int
 ) -> dict[str, Any]:
-    """The front end's parameters as ``data.json`` and the manifest hold them."""
+    """The front end's parameters as ``data.json`` and the manifest hold them (``sample_rate`` None: series of
+    unknown rate, raw front end only; their seconds are then None too).
+
+    Raises:
+        UserError: the spectral front end without a sample rate.
+    """
+    if sample_rate is None and front_end != "raw":
+        raise UserError(
+            f"the {front_end} front end needs the series' sample rate; give it, e.g. --set sample_rate=50 (or a "
+            "sample_rate array in the .npz), or use --set front_end=raw"
+        )
     return {
         "kind": KIND,
         "front_end": front_end,
-        "sample_rate": float(sample_rate),
+        "sample_rate": None if sample_rate is None else float(sample_rate),
         "window_steps": int(window_steps),
         "stride_steps": int(stride_steps),
-        "window_seconds": window_steps / sample_rate,
-        "stride_seconds": stride_steps / sample_rate,
+        "window_seconds": None if sample_rate is None else window_steps / sample_rate,
+        "stride_seconds": None if sample_rate is None else stride_steps / sample_rate,
         "channels": list(channels),
         "bands": int(bands),
     }
@@ -279,24 +430,32 @@ class StreamWindows:
         x: model inputs, one row per window.
         recordings: the recording of each window.
         start_times: each window's first sample's time in seconds (from the recording's start without a
-            ``time`` column).
+            ``time`` column, or with datetimes).
         end_times: the time just after each window's last sample.
+        note: what reading the stream changed (:meth:`Stream.note`), or None.
     """
 
     x: np.ndarray
     recordings: list[str]
     start_times: np.ndarray
     end_times: np.ndarray
+    note: str | None = None
 
 
 def stream_windows(path: Path, front_end: dict[str, Any]) -> StreamWindows:
-    """Read a CSV stream with a model's front end (its manifest's) and cut every recording into its windows.
+    """Read a CSV stream with a model's front end (its manifest's) and cut every recording into its windows, as
+    training did: jittery recordings resampled, recordings split at gaps (:func:`read_stream`).
 
     Raises:
-        UserError: the stream lacks a channel of the model, or is sampled at another rate, or no recording
-            holds a whole window.
+        UserError: the model was trained on series without a sample rate, the stream lacks a channel of the
+            model, or is sampled at another rate, or no segment of a recording holds a whole window.
     """
     rate, steps, stride = front_end["sample_rate"], front_end["window_steps"], front_end["stride_steps"]
+    if rate is None:
+        raise UserError(
+            f"the model was trained on series of {steps} steps without a sample rate, so it cannot cut a CSV stream "
+            "into windows; give the series as an .npy/.npz (x of shape (n, steps, channels)) or a .ts file"
+        )
     stream = read_stream(Path(path), rate, channels=list(front_end["channels"]))  # timestamps checked against it
     inputs, names, starts_all, ends_all = [], [], [], []
     for index, (name, values) in enumerate(stream.recordings):
@@ -308,6 +467,9 @@ def stream_windows(path: Path, front_end: dict[str, Any]) -> StreamWindows:
         ends_all.append(origin + (starts + steps) / rate)
     if not names:
         raise UserError(
-            f"CSV stream {path} holds no whole window of {steps} samples ({steps / rate:g} s); give a longer recording"
+            f"CSV stream {path} holds no whole window of {steps} samples ({steps / rate:g} s) between gaps; give a "
+            "longer recording"
         )
-    return StreamWindows(np.concatenate(inputs), names, np.concatenate(starts_all), np.concatenate(ends_all))
+    return StreamWindows(
+        np.concatenate(inputs), names, np.concatenate(starts_all), np.concatenate(ends_all), stream.note()
+    )

@@ -58,7 +58,7 @@ def test_unknown_builtin_suggests_the_closest_name():
 
 def test_missing_path_says_what_to_pass(tmp_path):
     missing = tmp_path / "runs" / "x.csv"
-    with pytest.raises(UserError, match=r"x\.csv does not exist; pass a path to a \.csv/\.npz file"):
+    with pytest.raises(UserError, match=r"x\.csv does not exist; pass a path to a \.csv/\.npz/\.ts file"):
         load_dataset(str(missing))
 
 

@@ -57,6 +57,7 @@ def test_the_device_runtime_imports_no_training_code():
         "recipes.suffixes",
         "recipes.limits",
         "recipes.windows",
+        "recipes.series_files",
     }, loaded
     from edge.bundle import RUNTIME_FILES
 

@@ -49,9 +49,9 @@ def test_a_window_takes_its_majority_label_and_a_mixed_window_is_dropped_and_cou
     ("rows", "settings", "message"),
     [
         (
-            ["0.0,r,1,a", "0.1,r,2,a", "0.2,r,3,a", "0.3,r,3,a", "0.5,r,3,a"],
+            ["0.0,r,1,a", "0.1,r,2,a", "0.2,r,3,a", "0.3,r,3,a", "0.32,r,3,a"],
             WindowSettings(1.0),
-            "line 6: recording 'r' jumps 0.2 s where its samples are 0.1 s apart",
+            "line 6: recording 'r' steps 0.02 s after the previous sample, not more than half its period of 0.1 s",
         ),
         (["0.0,r,1,a", "0.1,r,x,a"], WindowSettings(1.0), "column 'x' holds 'x', which is not a number"),
         (["0.0,r,1,a", "0.1,r,2,a"], WindowSettings(1.0, group="person"), "has no column 'person'"),
@@ -236,3 +236,12 @@ def test_window_augmentation_shifts_and_scales_each_window_within_its_limits(tmp
     assert np.allclose(per_window, per_window[:, :1], rtol=1e-3, atol=1e-3)  # one factor per window
     assert ((per_window[:, 0] >= 0.7 - 1e-4) & (per_window[:, 0] <= 1.3 + 1e-4)).all()
     assert len(set(np.round(per_window[:, 0], 4))) > 1
+
+
+def test_the_activities_per_class_results_confusion_figures_and_page(motion_run, tmp_path):
+    from tests.helpers import assert_run_page
+
+    _, result, _ = motion_run
+    report = assert_run_page(result.run_dir, tmp_path)
+    assert report["keras_classes"]["names"] == list(ACTIVITIES)
+    assert [variant["name"] for variant in report["variants"]] == ["float32", "int8"]
