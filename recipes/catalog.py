@@ -33,7 +33,7 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
 
     import_keras()
     rows = []
-    defaults = {**REFERENCE_SPECS, "cnn1d": MOTION_SPEC}
+    defaults = {**REFERENCE_SPECS, "cnn1d": MOTION_SPEC, "minirocket": MOTION_SPEC}
     for name in BUILDERS:
         config = resolve_config(None, {"recipe": name, "data": data}, assignments)
         row = {"name": name, "description": REGISTRY[name].description, "refused": None}

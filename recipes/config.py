@@ -154,8 +154,8 @@ class TrainConfig:
     )
     rocket_ramp: float = _doc(
         "minirocket: width of the ramp that stands for MiniRocket's step (proportion of positive values), in units "
-        "of the spread of each convolution's output; smaller is closer to the step",
-        0.1,
+        "of the spread of each convolution's output; smaller is closer to the step, larger rounds better in int8",
+        0.5,
     )
 
     # --- regularization ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 from recipes.config import TrainConfig, weight_decay_of
 
 RELU_FAMILY = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish")
+MAX_SPEC_EXAMPLES = 512  # training series a data spec carries (a seeded draw when the split holds more)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class DataSpec:
         task: what the model learns (:mod:`recipes.tasks`): it builds the output layer.
         target_mean: a regression's training-target mean per output (None otherwise).
         target_variance: a regression's training-target variance per output (None otherwise).
+        examples: raw training examples for builders whose fixed weights come from the data (the minirocket
+            recipe's biases): up to :data:`MAX_SPEC_EXAMPLES` series (steps, channels) drawn from the training
+            split; None for other data (and for a model built without data).
     """
 
     input_shape: tuple[int, ...]
@@ -41,6 +45,19 @@ class DataSpec:
     task: str = "classification"
     target_mean: np.ndarray | None = None
     target_variance: np.ndarray | None = None
+    examples: np.ndarray | None = None
+
+
+def spec_examples(x: Any, train: np.ndarray) -> np.ndarray | None:
+    """Raw training series for :attr:`DataSpec.examples`: all of the training split's, or a draw of
+    :data:`MAX_SPEC_EXAMPLES` (seeded, sorted) when it holds more; None unless ``x`` is an in-memory array of
+    series (examples, steps, channels)."""
+    if not isinstance(x, np.ndarray) or x.ndim != 3 or len(train) == 0:
+        return None
+    chosen = np.asarray(train)
+    if len(chosen) > MAX_SPEC_EXAMPLES:
+        chosen = np.sort(np.random.default_rng(0).choice(chosen, MAX_SPEC_EXAMPLES, replace=False))
+    return np.asarray(x[chosen], np.float32)
 
 
 def keras_module_or_default(keras_module: ModuleType | None) -> ModuleType:

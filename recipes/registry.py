@@ -121,6 +121,21 @@ REGISTRY: dict[str, Recipe] = {
             space=_convnet_space(3),
         ),
         Recipe(
+            "minirocket",
+            "MiniRocket for series: 84 fixed dilated kernels, biases from training quantiles, ramps, linear head",
+            "recipes.minirocket:build_minirocket",
+            weight_decay=1e-3,
+            space={
+                **_LEARNING,
+                **_BATCH,
+                "rocket_features": _choice(504, 1008, 2016),
+                "rocket_ramp": _range(0.02, 0.5, log=True),
+                "weight_decay": _range(1e-5, 1e-1, log=True),
+                **_SCHEDULE,
+                **_OPTIMIZER,
+            },
+        ),
+        Recipe(
             "ds_cnn",
             "MLPerf Tiny keyword spotting: depthwise-separable CNN on 49x10 MFCCs (64 filters, 4 blocks)",
             "recipes.reference_models:build_ds_cnn",
