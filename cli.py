@@ -137,7 +137,7 @@ RecipeOption = Annotated[
 DataOption = Annotated[
     str | None,
     typer.Option(
-        help="digits, iris, wine, breast_cancer, machine, diabetes, linnerud, motion, or a .csv/.npz file or "
+        help="digits, iris, wine, breast_cancer, machine, diabetes, linnerud, motion, or a .csv/.npz/.ts file or "
         "image/.wav folder."
     ),
 ]
@@ -247,8 +247,11 @@ def _print_result(result) -> None:
         )
     console = Console()
     console.print(table)
+    if line := result.task.class_line(result.metrics):
+        console.print(line, markup=False, soft_wrap=True)
     console.print(result.task.summary_line(result.metrics, result.diagnosis), markup=False)
     console.print(f"run directory: {result.run_dir}")
+    console.print(f"report: {result.run_dir / 'report.html'}")
     console.print(f"next: python cli.py export {result.run_dir}")
 
 
@@ -433,12 +436,26 @@ def export(
             typer.echo,
             keep_failing,
             per_tensor=not per_channel,
+            costs=_cycle_costs(LATENCY_TARGET)[0],
         )
     _print_export(report, quantization_report)
     if report.failing:
         for line in report.failure_lines():
             typer.echo(f"error: {line}", err=True)
         raise typer.Exit(1)
+
+
+LATENCY_TARGET = "cortex-m4-120mhz"  # export's latency estimate and analyze's default target
+
+
+def _cycle_costs(target: str):
+    """The cycles per MAC of ``target`` as :class:`edge.analyze.CycleCosts`, and the target itself."""
+    from edge.analyze import CycleCosts
+    from tuning.hardware import target_named
+
+    device = target_named(target)
+    costs = CycleCosts(device.name, device.clock_hz, *(device.cycles_per_kind or (device.cycles_per_mac,) * 3))
+    return costs, device
 
 
 def _print_export(report, layer_rows: bool = False) -> None:
@@ -596,17 +613,16 @@ def analyze(
             help="Device and runtime of the cycle estimate, e.g. cortex-m4-120mhz (TFLite Micro) or "
             "cortex-m7-280mhz-x-cube-ai; 'tune --help' lists them all."
         ),
-    ] = "cortex-m4-120mhz",
+    ] = LATENCY_TARGET,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
 ) -> None:
     """Per operator of an exported model: MACs, weight and activation bytes, share of the arena and estimated time
     on a device; totals for flash and RAM. For a run, also writes edge/analysis.json and edge/plots/analysis.png."""
     with user_errors():
-        from edge.analyze import CycleCosts, analyze_path
-        from tuning.hardware import describe_estimate, target_named
+        from edge.analyze import analyze_path
+        from tuning.hardware import describe_estimate
 
-        device = target_named(target)
-        costs = CycleCosts(device.name, device.clock_hz, *(device.cycles_per_kind or (device.cycles_per_mac,) * 3))
+        costs, device = _cycle_costs(target)
         result = analyze_path(path, costs, variant)
     if as_json:
         typer.echo(json.dumps(result.analysis.to_dict(), indent=2))
@@ -686,7 +702,8 @@ def predict(
         typer.Option(
             "--input",
             "-i",
-            help="A .csv (a stream, for a model of windows), .npy, .npz, image or .wav file of raw inputs.",
+            help="A .csv (a stream, for a model of windows), .npy, .npz, .ts (series; labelled: scored), image or .wav "
+            "file of raw inputs.",
         ),
     ],
     top_k: Annotated[int, typer.Option(help="Classes shown per example (classifiers).")] = 3,

@@ -26,13 +26,13 @@ from speech_clips import tools_missing, write_clips
 
 
 def held_out_accuracy(model_path: Path, folder: Path) -> tuple[float, Counter]:
-    """Accuracy of the exported model on every clip under ``folder/<class>/``, through the device runtime, and the
+    """Accuracy of the exported model on every clip of ``folder/<class>/*.wav``, through the device runtime, and the
     count of each (true, predicted) confusion."""
     from edge.runtime import EdgeModel, read_inputs
 
     model = EdgeModel.load(model_path)
     names = model.class_names
-    files = sorted(folder.rglob("*.wav"))
+    files = sorted(folder.glob("*/*.wav"))
     x = np.concatenate([read_inputs(file, model) for file in files])
     predicted = np.asarray(model.predict(x)).argmax(axis=1)
     truth = [file.parent.name for file in files]
@@ -46,12 +46,13 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=Path(tempfile.gettempdir()) / "edge-recipes-speech")
     parser.add_argument("--recipe", default="ds_cnn")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-class", type=int, default=90, help="training clips per class (when writing them)")
     parser.add_argument("--set", action="append", default=[], dest="assignments", help="extra config key=value")
     args = parser.parse_args()
     if tools_missing():
         raise SystemExit(f"error: {' and '.join(tools_missing())} not found; install Debian's espeak-ng and sox")
     if not (args.folder / "held_out").is_dir():
-        write_clips(args.folder, seed=args.seed)
+        write_clips(args.folder, per_class=args.per_class, seed=args.seed)
 
     from edge.export import export_run
     from recipes.config import resolve_config
@@ -70,7 +71,8 @@ def main() -> None:
         parity = {variant.name: variant.parity for variant in report.variants}
         rows = []
         for name in ("float32", "int8"):
-            accuracy, confusions = held_out_accuracy(result.run_dir / "edge" / f"model_{name}.tflite", args.folder)
+            model = result.run_dir / "edge" / f"model_{name}.tflite"
+            accuracy, confusions = held_out_accuracy(model, args.folder / "held_out")
             rows.append((name, parity[name].accuracy, accuracy, confusions))
     held_out = sum(1 for _ in (args.folder / "held_out").rglob("*.wav"))
     print(

@@ -468,6 +468,9 @@ def analyze_path(
     report_name, plot_name = output_names(name)
     report = write_json(edge_dir / report_name, analysis.to_dict())
     plot_analysis(analysis, edge_dir / plot_name)
+    from recipes.report_page import write_report
+
+    write_report(edge_dir.parent)  # the run's page shows the estimate and the figure
     return AnalysisResult(analysis, [report, edge_dir / plot_name])
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.analyze import CycleCosts, analyze_model
 from edge.anomaly import SCORE_SPAN, borderline_examples, quantized_threshold, threshold_warning
 from edge.bundle import write_bundle
 from edge.compress import CompressedModel, CompressionSettings, compress_model, history_csv
@@ -78,6 +79,8 @@ class VariantResult:
     gzip_bytes: int
     sparsity: float
     quantization: NarrowingResult | None = None
+    estimated_latency_ms: float | None = None
+    latency_target: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json``."""
@@ -88,6 +91,8 @@ class VariantResult:
             "ratio_to_float32": self.ratio_to_float32,
             "gzip_bytes": self.gzip_bytes,
             "sparsity": self.sparsity,
+            "estimated_latency_ms": self.estimated_latency_ms,
+            "latency_target": self.latency_target,
             "weight_quantization": None if self.quantization is None else self.quantization.to_dict(),
             **{key: value for key, value in self.parity.to_dict().items() if key != "variant"},
             **self.operators.to_dict(),
@@ -296,6 +301,7 @@ def export_run(
     progress: Callable[[str], None] | None = None,
     keep_failing: bool = False,
     per_tensor: bool = True,
+    costs: CycleCosts | None = None,
 ) -> ExportReport:
     """Convert a run's model to ``.tflite`` variants and write ``edge/`` inside the run.
 
@@ -331,6 +337,8 @@ def export_run(
         per_tensor: let full-integer variants quantize a layer's weights per tensor instead of per output channel
             where that keeps the model as faithful on the calibration examples and within tolerance on the test
             split (:mod:`edge.per_tensor`: smaller files); False keeps every layer per-channel.
+        costs: a target's cycles per MAC of int8 kernels: each full-integer variant's latency on it is estimated
+            from its operators (:func:`edge.analyze.analyze_model`) into ``report.json``; None estimates none.
 
     Returns:
         The report, also written to ``edge/report.json``.
@@ -376,11 +384,16 @@ def export_run(
             (compression, compressed) if compressed is not None else None,
             keep_failing,
             per_tensor,
+            costs,
         )
         result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR) if result.written else None
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+    if result.written:
+        from recipes.report_page import write_report
+
+        write_report(run_dir)
     return result
 
 
@@ -443,6 +456,7 @@ def _build(
     compressed: tuple[CompressionSettings, CompressedModel] | None = None,
     keep_failing: bool = False,
     per_tensor: bool = True,
+    costs: CycleCosts | None = None,
 ) -> ExportReport:
     """Write every file of the export into ``staging`` and return the report."""
     representative, calibration_info = calibration
@@ -468,6 +482,8 @@ def _build(
         if edge_model is None:
             edge_model, parity = _measured(content, variant, standardization, output, inputs, keras_outputs)
         operators = operator_report(content, variant.full_integer)
+        estimating = costs is not None and variant.full_integer  # the targets' cycles per MAC are of int8 kernels
+        latency = analyze_model(content, costs, variant.filename).latency_ms if estimating else None
         results.append(
             VariantResult(
                 name,
@@ -479,6 +495,8 @@ def _build(
                 gzip_size(content),
                 weight_sparsity(content),
                 narrowing,
+                latency,
+                costs.target if estimating else None,
             )
         )
         if variant.full_integer:
@@ -499,6 +517,7 @@ def _build(
                 "no int8 kernel: it will not run on a microcontroller; change the model (e.g. "
                 "--set activation=relu) or run it with LiteRT"
             )
+    _confusion_figures(staging, results)
     float_bytes = next((result.bytes for result in results if result.name == "float32"), None)
     for result in results:
         result.ratio_to_float32 = result.bytes / float_bytes if float_bytes else None
@@ -565,6 +584,27 @@ def _build(
         ),
     )
     return report
+
+
+def _confusion_figures(staging: Path, results: list[VariantResult]) -> None:
+    """For each variant with per-class results (a classifier, an anomaly detector's decisions), the Keras model's
+    test-split confusion matrix beside the variant's, cells whose counts differ outlined (``plots/`` of ``edge/``)."""
+    from recipes.plots import plot_confusion_pair
+    from recipes.runs import Run
+
+    for result in results:
+        parity = result.parity
+        classes, keras = getattr(parity, "classes", None), getattr(parity, "keras_classes", None)
+        if not classes or not keras:
+            continue
+        plot_confusion_pair(
+            keras["confusion_matrix"],
+            classes["confusion_matrix"],
+            classes["names"],
+            staging / Path(Run.variant_confusion(result.name)).relative_to(Run.EDGE),
+            ("Keras", result.name),
+            f"Test split: Keras and {result.name}",
+        )
 
 
 def _measured(

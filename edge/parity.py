@@ -16,6 +16,8 @@ import numpy as np
 
 from edge.runtime import EdgeModel, is_anomaly
 from edge.variants import Variant
+from recipes.anomaly import CLASS_NAMES as ANOMALY_CLASS_NAMES
+from recipes.class_metrics import class_report
 from recipes.tasks import regression_metrics
 
 
@@ -33,6 +35,8 @@ class Parity:
         mean_abs_diff: mean absolute difference over all output values.
         max_abs_diff_limit: the variant's stated tolerance on ``max_abs_diff``.
         max_accuracy_drop: the variant's stated tolerance on the accuracy drop, in points.
+        classes: the variant's per-class results (:func:`recipes.class_metrics.class_report`).
+        keras_classes: the Keras model's on the same examples.
     """
 
     variant: str
@@ -44,6 +48,8 @@ class Parity:
     mean_abs_diff: float
     max_abs_diff_limit: float
     max_accuracy_drop: float
+    classes: dict[str, Any] | None = None
+    keras_classes: dict[str, Any] | None = None
 
     @property
     def accuracy_drop_points(self) -> float:
@@ -66,7 +72,7 @@ class Parity:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json``."""
         return {
-            **vars(self),
+            **{key: value for key, value in vars(self).items() if key != "keras_classes"},
             "accuracy_drop_points": self.accuracy_drop_points,
             "within_tolerance": self.within_tolerance,
         }
@@ -85,7 +91,7 @@ class Parity:
 
     def keras_summary(self) -> dict[str, Any]:
         """What the Keras model scored on the same examples (``report.json``)."""
-        return {"keras_accuracy": self.keras_accuracy}
+        return {"keras_accuracy": self.keras_accuracy, "keras_classes": self.keras_classes}
 
     def title(self) -> str:
         """The export table's title."""
@@ -117,6 +123,8 @@ def measure_parity(
         mean_abs_diff=float(difference.mean()),
         max_abs_diff_limit=variant.max_abs_diff,
         max_accuracy_drop=variant.max_accuracy_drop,
+        classes=class_report(y, predicted, model.class_names),
+        keras_classes=class_report(y, keras_predicted, model.class_names),
     )
 
 
@@ -137,6 +145,9 @@ class AnomalyParity:
         keras_score_range: the Keras model's smallest and largest score.
         max_auc_drop: the variant's stated tolerance on the AUC drop.
         min_decision_agreement: the variant's stated floor on ``agreement``.
+        classes: the per-class results of the variant's decisions, normal against anomaly
+            (:func:`recipes.class_metrics.class_report`).
+        keras_classes: the Keras model's on the same examples.
     """
 
     variant: str
@@ -151,6 +162,8 @@ class AnomalyParity:
     keras_score_range: tuple[float, float]
     max_auc_drop: float
     min_decision_agreement: float
+    classes: dict[str, Any] | None = None
+    keras_classes: dict[str, Any] | None = None
 
     @property
     def auc_drop(self) -> float:
@@ -172,7 +185,7 @@ class AnomalyParity:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``report.json``."""
         return {
-            **vars(self),
+            **{key: value for key, value in vars(self).items() if key != "keras_classes"},
             "score_range": list(self.score_range),
             "keras_score_range": list(self.keras_score_range),
             "auc_drop": self.auc_drop,
@@ -193,7 +206,7 @@ class AnomalyParity:
 
     def keras_summary(self) -> dict[str, Any]:
         """What the Keras model scored on the same examples (``report.json``)."""
-        return {"keras_auc": self.keras_auc, "threshold": self.threshold}
+        return {"keras_auc": self.keras_auc, "threshold": self.threshold, "keras_classes": self.keras_classes}
 
     def title(self) -> str:
         """The export table's title."""
@@ -221,7 +234,8 @@ def measure_anomaly_parity(
     scores = model.predict(x).reshape(-1)
     keras_scores = np.asarray(keras_scores, np.float32).reshape(-1)
     difference = np.abs(scores - keras_scores)
-    agreement = np.mean(is_anomaly(scores, threshold) == is_anomaly(keras_scores, threshold))
+    decided, keras_decided = is_anomaly(scores, threshold), is_anomaly(keras_scores, threshold)
+    agreement = np.mean(decided == keras_decided)
     return AnomalyParity(
         variant=variant.name,
         examples=len(y),
@@ -235,6 +249,8 @@ def measure_anomaly_parity(
         keras_score_range=(float(keras_scores.min()), float(keras_scores.max())),
         max_auc_drop=variant.max_auc_drop,
         min_decision_agreement=variant.min_decision_agreement,
+        classes=class_report(y, np.asarray(decided, np.int64), ANOMALY_CLASS_NAMES),
+        keras_classes=class_report(y, np.asarray(keras_decided, np.int64), ANOMALY_CLASS_NAMES),
     )
 
 

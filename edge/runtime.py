@@ -564,13 +564,15 @@ class Inputs:
     Args:
         x: the inputs, ``(n, *model.input_shape)``.
         labels: each example's true label as text, when the file carries labels (a ``.ts`` file's, an ``.npz``'s
-            ``y``); None otherwise.
+            ``y``, a folder's class subfolders); None otherwise.
         notes: lines saying what reading changed (series resampled, missing values filled).
+        files: each example's file, relative to the folder, when a folder was read; None otherwise.
     """
 
     x: np.ndarray
     labels: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    files: list[str] | None = None
 
 
 def read_inputs(path: str | Path, model: EdgeModel) -> np.ndarray:
@@ -600,8 +602,10 @@ def read_labelled_inputs(path: str | Path, model: EdgeModel) -> Inputs:
         UserError: as :func:`read_inputs`; labels that are not one per example.
     """
     path = Path(path)
+    if path.is_dir():
+        return _read_folder(path, model)
     if not path.is_file():
-        raise UserError(f"input file {path} does not exist; pass a {', '.join(INPUT_SUFFIXES)} file")
+        raise UserError(f"input file {path} does not exist; pass a {', '.join(INPUT_SUFFIXES)} file or a folder")
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return Inputs(model.as_batch(_read_csv(path)))
@@ -617,6 +621,89 @@ def read_labelled_inputs(path: str | Path, model: EdgeModel) -> Inputs:
     if suffix == WAV_SUFFIX:
         return Inputs(model.as_batch(_read_wav(path, model)))
     raise UserError(f"input file {path} has suffix '{path.suffix}'; use one of {', '.join(INPUT_SUFFIXES)}")
+
+
+def _input_files(folder: Path) -> list[Path]:
+    """The input files directly in ``folder`` (by suffix, sorted), hidden files and ``labels.csv`` left out."""
+    return sorted(
+        file
+        for file in folder.iterdir()
+        if file.is_file()
+        and file.suffix.lower() in INPUT_SUFFIXES
+        and not file.name.startswith(".")
+        and file.name != LABELS_FILE
+    )
+
+
+def _read_folder(folder: Path, model: EdgeModel) -> Inputs:
+    """Every input file of ``folder``, read in this one process, labelled the way training folders are.
+
+    A folder with one subfolder per class (as ``train --data`` takes) labels each file with its subfolder's name; a
+    folder with a ``labels.csv`` (a ``file`` column of paths inside the folder and one label column, as an image
+    regression's) labels each file listed; files directly in a folder without either are unlabelled. Each file
+    gives its examples (a WAV clip or an image one, a CSV or array file its rows).
+    """
+    labels_file = folder / LABELS_FILE
+    subfolders = sorted(
+        sub for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".") and _input_files(sub)
+    )
+    if labels_file.is_file():
+        listed = _listed_labels(labels_file)
+        files = [(folder / name, label) for name, label in listed]
+    elif subfolders:
+        files = [(file, sub.name) for sub in subfolders for file in _input_files(sub)]
+    else:
+        files = [(file, None) for file in _input_files(folder)]
+    if not files:
+        raise UserError(
+            f"folder {folder} holds no input files ({', '.join(INPUT_SUFFIXES)}) directly or in class subfolders; "
+            "pass a file or a folder of them"
+        )
+    parts, labels, names, notes = [], [], [], []
+    for file, label in files:
+        inputs = read_labelled_inputs(file, model)
+        parts.append(inputs.x)
+        names += [file.relative_to(folder).as_posix()] * len(inputs.x)
+        labels += [label] * len(inputs.x)
+        notes += inputs.notes
+    unknown = sorted({label for label in labels if label is not None} - set(model.class_names))
+    if unknown and model.task == "classification":
+        notes.append(
+            f"{len(unknown)} label(s) of {folder} name no class of {model.source} (counted wrong): "
+            + ", ".join(printable(name) for name in unknown[:5])
+        )
+    labelled = None if all(label is None for label in labels) else [str(label) for label in labels]
+    return Inputs(np.concatenate(parts), labelled, notes, names)
+
+
+LABELS_FILE = "labels.csv"
+
+
+def _listed_labels(path: Path) -> list[tuple[str, str]]:
+    """(file, label) of each row of a folder's ``labels.csv``: its ``file`` column and its one other column."""
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path} cannot be read ({first_line(error)}); write it as UTF-8 CSV") from None
+    header = [cell.strip() for cell in rows[0]] if rows else []
+    if "file" not in header or len(header) != 2:
+        raise UserError(
+            f"{path} must have a header of two columns, 'file' and the label (has {header[:4]}); predict scores "
+            "one label column"
+        )
+    column = header.index("file")
+    listed = []
+    for line, row in enumerate(rows[1:], 2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise UserError(f"{path} line {line} has {len(row)} fields, not 2; give a file and its label")
+        name = row[column].strip()
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise UserError(f"{path} line {line} names {name!r}, outside the folder; give paths inside it")
+        listed.append((name, row[1 - column].strip()))
+    return listed
 
 
 def _read_ts(path: Path, model: EdgeModel) -> Inputs:
@@ -1017,6 +1104,37 @@ class WindowPrediction:
 
 
 @dataclass
+class FilePrediction:
+    """A prediction for an example read from a folder, with the file it came from.
+
+    Args:
+        prediction: what the model says about the example.
+        file: the file, relative to the folder.
+    """
+
+    prediction: Any
+    file: str
+
+    @property
+    def labels(self) -> list[str] | None:
+        """A classifier's top classes (None for other models)."""
+        return getattr(self.prediction, "labels", None)
+
+    @property
+    def values(self) -> list[float] | None:
+        """A regression's values (None for other models)."""
+        return getattr(self.prediction, "values", None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``: the prediction's, with ``file``."""
+        return {**self.prediction.to_dict(), "file": self.file}
+
+    def to_line(self) -> str:
+        """The prediction's line, then the file."""
+        return f"{self.prediction.to_line()}  [{printable(self.file)}]"
+
+
+@dataclass
 class LabelledPrediction:
     """A prediction for an example whose true label the input file gave (a ``.ts`` file, an ``.npz`` with ``y``).
 
@@ -1115,6 +1233,10 @@ def predict_file(
     inputs = read_labelled_inputs(input_path, model)
     model.input_notes = inputs.notes
     predictions = PREDICTIONS[model.task](model, inputs.x, k)
+    if inputs.files is not None:
+        predictions = [
+            FilePrediction(prediction, file) for prediction, file in zip(predictions, inputs.files, strict=True)
+        ]
     if inputs.labels is None or model.task == "anomaly":
         return model, predictions
     return model, [
@@ -1162,7 +1284,44 @@ def prediction_report(model: EdgeModel, predictions: list[Any], as_json: bool) -
     lines = [prediction.to_line() for prediction in predictions]
     if predictions and all(isinstance(prediction, LabelledPrediction) for prediction in predictions):
         lines += [line] if (line := score_line(predictions)) else []
+        lines += confusion_lines(predictions, model.class_names) if model.task == "classification" else []
     return "\n".join(lines), warning
+
+
+def confusion_lines(predictions: list[LabelledPrediction], class_names: list[str]) -> list[str]:
+    """The confusion table of a classifier's labelled predictions, rows the true labels and columns the predicted
+    classes (counts), each row ending with its recall, then the three most frequent confusions. Labels that name no
+    class of the model get rows of their own below the classes."""
+    extra = sorted({prediction.label for prediction in predictions} - set(class_names))
+    rows = [*class_names, *extra]
+    counts = np.zeros((len(rows), len(class_names)), np.int64)
+    for prediction in predictions:
+        counts[rows.index(prediction.label), class_names.index(prediction.prediction.labels[0])] += 1
+    width = max(5, *(len(printable(name)[:12]) for name in rows))
+    cell = max(4, len(str(int(counts.max(initial=0)))) + 1)
+    heads = "".join(f"{printable(name)[: cell - 1]:>{cell}}" for name in class_names)
+    lines = ["confusion (rows: true label, columns: predicted class, counts; recall at the right):"]
+    lines.append(f"{'':<{width}} {heads}  recall")
+    for index, name in enumerate(rows):
+        total = counts[index].sum()
+        if total == 0:
+            continue
+        right = counts[index, index] if index < len(class_names) else 0
+        cells = "".join(f"{value if value else '.':>{cell}}" for value in counts[index])
+        lines.append(f"{printable(name)[:12]:<{width}} {cells}  {right / total:.3f}")
+    pairs = [
+        (int(counts[t, p]), rows[t], class_names[p])
+        for t in range(len(rows))
+        for p in range(len(class_names))
+        if t != p and counts[t, p]
+    ]
+    if pairs:
+        worst = sorted(pairs, key=lambda pair: -pair[0])[:3]
+        lines.append(
+            "most confused: "
+            + ", ".join(f"{printable(true)} as {printable(guess)} ×{count}" for count, true, guess in worst)
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -62,6 +62,11 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((thresholds[best] + below) / 2)
 
 
+def decisions(scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The class each score is decided as: :data:`ANOMALY` (1) at or above ``threshold``, else :data:`NORMAL` (0)."""
+    return (np.asarray(scores, np.float64).reshape(-1) >= threshold).astype(np.int64)
+
+
 def split_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, Any]:
     """Accuracy, AUC, confusion and mean scores of one split at ``threshold``.
 

@@ -1,18 +1,24 @@
-"""Learning-curve and learning-rate plots for a run's ``plots/`` folder.
+"""The figures of a run: learning curves, the learning rate, and confusion matrices.
 
-Curves are drawn raw (thin, faint) and smoothed with the bias-corrected EWMA of
-:func:`recipes.curves.ewma` (solid), train beside dev, so the point where the dev cost parts from the
-train cost (the seed's cue for early stopping) is easy to see. matplotlib is imported inside the
-functions, with the non-interactive "Agg" backend, so importing this module stays cheap for the CLI.
-Files are written atomically: a reader never sees a half-written PNG.
+Learning curves are drawn raw (bold: turning points are read where they happened) with the bias-corrected EWMA of
+:func:`recipes.curves.ewma` as a lighter helper line (it averages about the last ``1 / (1 - β)`` epochs and so lags),
+train beside dev, and the epoch whose weights were kept marked. A confusion matrix is coloured by the share of each
+true class (rows sum to 1) and holds the counts in its cells; the pair figure puts the Keras model's matrix beside a
+converted variant's and outlines the cells where their counts differ. Titles are kept short enough to fit their
+canvas (a test renders every figure and checks it). matplotlib is imported inside the functions, with the
+non-interactive "Agg" backend, so importing this module stays cheap for the CLI. Files are written atomically: a
+reader never sees a half-written PNG.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from recipes.curves import ewma
 from recipes.errors import UserError
@@ -71,8 +77,9 @@ def plot_learning_curves(
     to a PNG.
 
     Two panels side by side (loss | accuracy or MAE). In each, every available series is drawn twice: the
-    raw values as a thin faint line and their bias-corrected EWMA as a solid line. Epochs are 1-based.
-    A panel with no data says so instead of staying blank.
+    raw values as a bold line and their bias-corrected EWMA as a light dashed one (a helper: it lags). Epochs are
+    1-based. The kept epoch is a dotted vertical line with a dot on each raw curve. A panel with no data says so
+    instead of staying blank.
 
     Args:
         history: Per-epoch values under any of ``"loss"``, ``"accuracy"``, ``"mae"``, ``"dev_loss"``,
@@ -102,11 +109,21 @@ def plot_learning_curves(
                     continue
                 epochs = range(1, len(series[key]) + 1)
                 color = _SERIES_COLORS[split]
-                axis.plot(epochs, series[key], color=color, linewidth=0.8, alpha=0.35, label=f"{split} (raw)")
-                axis.plot(epochs, smoothed[key], color=color, linewidth=1.8, label=f"{split} (EWMA)")
+                axis.plot(epochs, series[key], color=color, linewidth=1.9, label=f"{split} (raw)")
+                axis.plot(
+                    epochs,
+                    smoothed[key],
+                    color=color,
+                    linewidth=1.1,
+                    alpha=0.45,
+                    linestyle="--",
+                    label=f"{split} (EWMA)",
+                )
+                if best_epoch is not None and 1 <= best_epoch <= len(series[key]):
+                    axis.plot(best_epoch, series[key][best_epoch - 1], "o", color=color, markersize=6, label="_kept")
                 drawn = True
             if best_epoch is not None:
-                axis.axvline(best_epoch, color="0.4", linestyle="--", linewidth=1, label=f"kept: epoch {best_epoch}")
+                axis.axvline(best_epoch, color="0.3", linestyle=":", linewidth=1.3, label=f"kept: epoch {best_epoch}")
             axis.set_title(panel_title)
             axis.set_xlabel("epoch")
             axis.set_ylabel(y_label)
@@ -118,8 +135,7 @@ def plot_learning_curves(
                 axis.text(0.5, 0.5, f"no {y_label} recorded", ha="center", va="center", transform=axis.transAxes)
         lag = round(1 / (1 - beta)) if beta < 1 else 0
         figure.suptitle(
-            f"Learning curves (bias-corrected EWMA, β = {beta:g}: it averages about the last {lag} epochs and "
-            "lags the raw curves; read turning points on the raw ones)"
+            f"Learning curves: raw per epoch (bold); EWMA β = {beta:g} (light, lags about {lag} epochs)", fontsize=12
         )
         figure.tight_layout()
         save_figure(figure, path)
@@ -159,3 +175,145 @@ def plot_learning_rate(learning_rates: list[float], path: Path) -> None:
         save_figure(figure, path)
     finally:
         pyplot.close(figure)
+
+
+# Confusion matrices: the side of one cell in inches, the longest class name shown whole, the most classes whose
+# cells still get their counts written.
+CELL_INCHES = 0.42
+NAME_CHARACTERS = 18
+MAX_WRITTEN_CELLS = 45
+
+
+def _short(name: str) -> str:
+    """A class name cut to :data:`NAME_CHARACTERS` characters (an ellipsis marks the cut), control characters
+    escaped."""
+    from recipes.errors import printable
+
+    text = printable(name)
+    return text if len(text) <= NAME_CHARACTERS else text[: NAME_CHARACTERS - 1] + "…"
+
+
+def _panel_inches(classes: int) -> float:
+    """The side of one matrix panel in inches: a fixed cell size, with room for rotated class names."""
+    return max(4.2, CELL_INCHES * classes + 1.8)
+
+
+def _counts(matrix: Any, classes: int) -> np.ndarray:
+    """A square matrix of counts, refused when its shape does not match the classes."""
+    from recipes.errors import UserError
+
+    counts = np.asarray(matrix, dtype=np.int64)
+    if counts.shape != (classes, classes):
+        raise UserError(f"a confusion matrix of {classes} classes must be {classes}x{classes}, got {counts.shape}")
+    return counts
+
+
+def _draw_confusion(axis: Any, counts: np.ndarray, names: Sequence[str], differs: np.ndarray | None = None) -> Any:
+    """One confusion matrix on ``axis``: colour the share of each true class (row), write the counts, outline the
+    ``differs`` cells in red; returns the image (for a colour bar)."""
+    from matplotlib.patches import Rectangle
+
+    classes = len(names)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape, np.float64), where=totals > 0)
+    image = axis.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    size = max(5.0, min(10.0, 150.0 / max(classes, 1)))
+    if classes <= MAX_WRITTEN_CELLS:
+        for row in range(classes):
+            for column in range(classes):
+                marked = differs is not None and differs[row, column]
+                if counts[row, column] == 0 and not marked:
+                    continue
+                color = "white" if shares[row, column] > 0.55 else "black"
+                axis.text(
+                    column,
+                    row,
+                    str(counts[row, column]),
+                    ha="center",
+                    va="center",
+                    fontsize=size,
+                    color="tab:red" if marked and shares[row, column] <= 0.55 else color,
+                    fontweight="bold" if marked else "normal",
+                )
+    if differs is not None:
+        for row, column in zip(*np.nonzero(differs), strict=True):
+            axis.add_patch(
+                Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, edgecolor="tab:red", linewidth=2.0, zorder=3)
+            )
+    labels = [_short(name) for name in names]
+    few = classes <= 8
+    axis.set_xticks(range(classes), labels, rotation=45 if few else 90, ha="right" if few else "center")
+    axis.set_yticks(range(classes), labels)
+    axis.tick_params(labelsize=max(6.0, min(10.0, 170.0 / max(classes, 1))))
+    if few:
+        for label in axis.get_xticklabels():
+            label.set_rotation_mode("anchor")
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("true class")
+    return image
+
+
+def plot_confusion_matrix(matrix: Any, class_names: Sequence[str], path: Path, title: str) -> None:
+    """One confusion matrix to a PNG: each row (a true class) coloured by its shares, the counts in the cells.
+
+    Args:
+        matrix: counts, rows the true class and columns the predicted one, in the order of ``class_names``.
+        class_names: the classes; names longer than :data:`NAME_CHARACTERS` characters are cut.
+        path: where to write the PNG; parent folders are created.
+        title: the figure's title (keep it short: it must fit the figure at any class count).
+
+    Raises:
+        UserError: ``matrix`` is not square with one row per class.
+    """
+    counts = _counts(matrix, len(class_names))
+    side = _panel_inches(len(class_names))
+    pyplot = load_pyplot()
+    figure, axis = pyplot.subplots(figsize=(side + 1.2, side + 0.4), layout="constrained")
+    try:
+        image = _draw_confusion(axis, counts, class_names)
+        axis.set_title(f"{int(counts.sum())} examples; colour: share of the true class", fontsize=9)
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+        figure.suptitle(title, fontsize=11)
+        save_figure(figure, path)
+    finally:
+        pyplot.close(figure)
+
+
+def plot_confusion_pair(
+    reference: Any, variant: Any, class_names: Sequence[str], path: Path, names: tuple[str, str], title: str
+) -> int:
+    """Two confusion matrices of the same examples side by side (e.g. Keras and int8), the cells where their counts
+    differ outlined in red in both, to a PNG.
+
+    Args:
+        reference: the first model's counts (rows: true class).
+        variant: the second model's counts, same shape.
+        class_names: the classes, in the matrices' order.
+        path: where to write the PNG; parent folders are created.
+        names: the two models' names, e.g. ``("Keras", "int8")``.
+        title: the figure's title (short: it must fit).
+
+    Returns:
+        How many cells differ.
+    """
+    first, second = _counts(reference, len(class_names)), _counts(variant, len(class_names))
+    differs = first != second
+    side = _panel_inches(len(class_names))
+    pyplot = load_pyplot()
+    figure, axes = pyplot.subplots(1, 2, figsize=(2 * side + 0.6, side + 0.6), layout="constrained")
+    try:
+        for axis, counts, name in zip(axes, (first, second), names, strict=True):
+            image = _draw_confusion(axis, counts, class_names, differs)
+            accuracy = np.trace(counts) / max(int(counts.sum()), 1)
+            axis.set_title(f"{name}: accuracy {accuracy:.1%}", fontsize=10)
+        axes[1].tick_params(labelleft=False)  # the same classes as the left panel's
+        axes[1].set_ylabel("")
+        figure.colorbar(image, ax=list(axes), fraction=0.025, pad=0.02)
+        cells = int(differs.sum())
+        figure.suptitle(
+            f"{title}\n{cells} cell(s) differ (outlined in red)" if cells else f"{title}\nno cell differs", fontsize=11
+        )
+        save_figure(figure, path)
+    finally:
+        pyplot.close(figure)
+    return cells

@@ -36,10 +36,33 @@ class Run:
     INFO = "run.json"
     LEARNING_CURVES = "plots/learning_curves.png"
     LEARNING_RATE = "plots/learning_rate.png"
+    CONFUSION_MATRIX = "plots/confusion_matrix_test.png"  # a classifier's or an anomaly detector's
+    REPORT = "report.html"  # the page of the run (recipes/report_page.py), rewritten by export
     TENSORBOARD = "tensorboard"
     EDGE = "edge"
-    # Every file a finished train run holds (tensorboard/ is a folder of event files; edge/ comes with export).
-    FILES = (MODEL, CONFIG, HISTORY, METRICS, DIAGNOSIS, DATA, SPLIT, INFO, LEARNING_CURVES, LEARNING_RATE)
+    EDGE_REPORT = "edge/report.json"
+    EDGE_PLOTS = "edge/plots"
+    # Every file a finished train run holds (tensorboard/ is a folder of event files; edge/ comes with export; a
+    # regression has no confusion matrix).
+    FILES = (
+        MODEL,
+        CONFIG,
+        HISTORY,
+        METRICS,
+        DIAGNOSIS,
+        DATA,
+        SPLIT,
+        INFO,
+        LEARNING_CURVES,
+        LEARNING_RATE,
+        CONFUSION_MATRIX,
+        REPORT,
+    )
+
+    @staticmethod
+    def variant_confusion(variant: str) -> str:
+        """The figure of the Keras model's test-split confusion matrix beside variant ``variant``'s, in the run."""
+        return f"{Run.EDGE_PLOTS}/confusion_matrix_{variant}.png"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

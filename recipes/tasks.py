@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recipes import anomaly
+from recipes.class_metrics import class_report, worst_recall_line
 from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis, diagnose, diagnose_metrics, with_early_stopping, with_findings
 from recipes.errors import UserError, unknown_choice
@@ -134,6 +135,12 @@ class Task:
         """One console line after training."""
         return f"diagnosis: {diagnosis.summary_line()}" if diagnosis is not None else ""
 
+    def class_line(self, metrics: dict[str, Any]) -> str:
+        """One console line under the split table naming the test split's worst-recalled classes (empty for a task
+        without classes, or a run whose metrics hold no per-class results)."""
+        report = metrics.get("test", {}).get("classes") if isinstance(metrics.get("test"), dict) else None
+        return worst_recall_line(report) if report else ""
+
     def check_objective(self, objective: str | None) -> str:
         """``objective``, or this task's default; refused when this task's training does not report it."""
         if objective is None:
@@ -193,11 +200,18 @@ class Classification(Task):
         return model
 
     def evaluate(self, model: Any, data: Any) -> dict[str, Any]:
+        """Per split the loss (regularization included), the accuracy, and the per-class results of the predicted
+        classes (:func:`recipes.class_metrics.class_report`: precision, recall, F1, support, the confusion matrix)."""
         metrics: dict[str, Any] = {"task": self.name}
         for part in ("train", "dev", "test"):
             x, y = data.part(part)
             scores = model.evaluate(**keras_inputs(x, y, EVALUATION_BATCH), verbose=0, return_dict=True)
-            metrics[part] = {"loss": float(scores["loss"]), "accuracy": float(scores["accuracy"])}
+            predicted = np.asarray(model.predict(**keras_inputs(x), verbose=0)).argmax(axis=-1)
+            metrics[part] = {
+                "loss": float(scores["loss"]),
+                "accuracy": float(scores["accuracy"]),
+                "classes": class_report(y, predicted, data.dataset.class_names),
+            }
         metrics["split"] = data.split.sizes()
         return metrics
 
@@ -246,7 +260,8 @@ class AnomalyDetection(Task):
 
     def evaluate(self, model: Any, data: Any) -> dict[str, Any]:
         """Anomaly scores of each split, the threshold chosen on dev, and each split's loss (on its normal
-        examples, regularization included) with :func:`recipes.anomaly.split_metrics`."""
+        examples, regularization included) with :func:`recipes.anomaly.split_metrics` and the per-class results of
+        the decisions at the threshold (normal against anomaly, :func:`recipes.class_metrics.class_report`)."""
         scores = {
             part: np.asarray(model.predict(**keras_inputs(data.part(part)[0]), verbose=0)).reshape(-1)
             for part in ("train", "dev", "test")
@@ -259,7 +274,11 @@ class AnomalyDetection(Task):
             loss = model.evaluate(
                 **keras_inputs(take(x, normal), y[normal], EVALUATION_BATCH), verbose=0, return_dict=True
             )
-            metrics[part] = {"loss": float(loss["loss"]), **anomaly.split_metrics(scores[part], y, threshold)}
+            metrics[part] = {
+                "loss": float(loss["loss"]),
+                **anomaly.split_metrics(scores[part], y, threshold),
+                "classes": class_report(y, anomaly.decisions(scores[part], threshold), anomaly.CLASS_NAMES),
+            }
         metrics["split"] = data.split.sizes()
         return metrics
 

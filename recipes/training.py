@@ -517,8 +517,9 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
     The run is staged in a hidden folder and renamed into place only when every file is written,
     so a failure leaves no run directory. Files: ``config.yaml``, ``model.keras``,
     ``history.csv``, ``metrics.json``, ``diagnosis.md``, ``plots/learning_curves.png``,
-    ``plots/learning_rate.png``, ``tensorboard/``, plus ``data.json`` (classes, input shape),
-    ``split.npz`` (the split's indices) and ``run.json`` (time, versions).
+    ``plots/learning_rate.png``, ``plots/confusion_matrix_test.png`` (a classifier's or anomaly detector's),
+    ``tensorboard/``, plus ``data.json`` (classes, input shape), ``split.npz`` (the split's indices), ``run.json``
+    (time, versions) and ``report.html``, the run's page (:mod:`recipes.report_page`).
 
     While it trains, a checkpoint is kept under ``<out>/train/.<name>.resume/`` (:mod:`recipes.checkpoints`), so
     that ``resume=True`` continues an interrupted run of the same name from its last checkpoint; it is removed
@@ -532,7 +533,8 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
     Returns:
         The run directory, metrics, diagnosis, epochs run, parameter count and wall time.
     """
-    from recipes.plots import plot_learning_curves, plot_learning_rate
+    from recipes.plots import plot_confusion_matrix, plot_learning_curves, plot_learning_rate
+    from recipes.report_page import write_report
 
     say = report or (lambda line: None)
     validate(config)
@@ -621,6 +623,10 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
         run.write_split(data.split)
         plot_learning_curves(history, run / Run.LEARNING_CURVES, best_epoch=metrics["best_epoch"])
         plot_learning_rate(history["learning_rate"], run / Run.LEARNING_RATE)
+        classes = metrics["test"].get("classes")
+        if classes:
+            matrix, names = classes["confusion_matrix"], classes["names"]
+            plot_confusion_matrix(matrix, names, run / Run.CONFUSION_MATRIX, "Confusion matrix, test split")
         seconds = time.perf_counter() - started
         run.write_json(
             Run.INFO,
@@ -633,6 +639,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
                 "keras_backend": keras.backend.backend(),
             },
         )
+        write_report(run.path, config.run_name())
     run_checkpoints.remove(root)  # the run is complete
     return TrainResult(
         staged.final_path,

@@ -139,3 +139,96 @@ def require_programs(*programs: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason}; .ci/run installs them")
     pytest.skip(reason)
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+)
+# Put first in <head> of a copy of the page: records script errors (not failed resources) as they happen, and after
+# the load event writes what it found into the DOM, which --dump-dom then prints.
+RENDER_PROBE = """<script>
+window.__errors = [];
+window.addEventListener("error", function (event) {
+  if (event instanceof ErrorEvent) { window.__errors.push(String(event.message)); }
+}, true);
+window.addEventListener("load", function () {
+  var broken = [];
+  for (var i = 0; i < document.images.length; i++) {
+    var image = document.images[i];
+    if (!(image.complete && image.naturalWidth > 0)) { broken.push(image.alt || image.src.slice(0, 60)); }
+  }
+  var found = document.createElement("pre");
+  found.id = "render-check";
+  found.textContent = JSON.stringify({images: document.images.length, broken: broken, errors: window.__errors,
+    width: document.documentElement.scrollWidth, height: document.documentElement.scrollHeight});
+  document.body.appendChild(found);
+});
+</script>"""
+
+
+def render_in_chromium(page: Path, folder: Path, width: int = 1280) -> dict[str, Any]:
+    """Open ``page`` in headless Chromium twice: a copy with :data:`RENDER_PROBE` in front, whose DOM after the load
+    event says how many images there are, which did not load (not complete, or no natural width) and the script
+    errors; then the page itself for a screenshot of its whole height. Returns the probe's findings with
+    ``screenshot`` (the PNG's path). Each run gets a fresh profile in ``folder``; the test needs ``chromium``
+    (:func:`require_programs`)."""
+    import html
+    import json
+    import re
+
+    text = page.read_text(encoding="utf-8")
+    probed = folder / f"probed-{page.name}"
+    probed.write_text(re.sub(r"<head>", lambda _: "<head>" + RENDER_PROBE, text, count=1), encoding="utf-8")
+
+    def chromium(*args: str, profile: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={folder / profile}", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    dumped = chromium("--virtual-time-budget=10000", "--dump-dom", probed.resolve().as_uri(), profile="profile-dom")
+    found = re.search(r'<pre id="render-check">(.*?)</pre>', dumped.stdout, re.S)
+    assert found is not None, f"the probe did not report (exit {dumped.returncode}): {dumped.stderr[-2000:]}"
+    result = json.loads(html.unescape(found.group(1)))
+    screenshot = folder / f"{page.stem}.png"
+    height = max(int(result["height"]), 600)
+    shot = chromium(
+        f"--window-size={width},{height}", f"--screenshot={screenshot}", page.resolve().as_uri(), profile="profile-shot"
+    )
+    assert screenshot.is_file(), f"no screenshot (exit {shot.returncode}): {shot.stderr[-2000:]}"
+    result["screenshot"] = screenshot
+    return result
+
+
+def assert_run_page(run_dir: Path, folder: Path) -> dict[str, Any]:
+    """A trained and exported classifier's or anomaly detector's run shows what a user looks at first: per-class
+    results of each split in ``metrics.json`` (the test split's confusion matrix summing to its size), the Keras
+    confusion figure, each exported variant's per-class results and its figure beside Keras's, and a
+    ``report.html`` that renders in headless Chromium with every image loaded and no script error. Returns the
+    export's ``report.json``."""
+    import json
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for part in ("train", "dev", "test"):
+        classes = metrics[part]["classes"]
+        assert sum(map(sum, classes["confusion_matrix"])) == metrics["split"][part]
+        assert set(classes["per_class"]) == set(classes["names"])
+    assert (run_dir / "plots" / "confusion_matrix_test.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((run_dir / "edge" / "report.json").read_text())
+    for variant in report["variants"]:
+        assert sum(map(sum, variant["classes"]["confusion_matrix"])) == report["test_examples"]
+        assert (run_dir / "edge" / "plots" / f"confusion_matrix_{variant['name']}.png").is_file()
+    require_programs("chromium")
+    found = render_in_chromium(run_dir / "report.html", folder)
+    assert found["broken"] == [] and found["errors"] == []
+    assert found["images"] == 3 + len(report["variants"])
+    return report

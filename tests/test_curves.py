@@ -205,3 +205,133 @@ def test_learning_curves_mark_the_kept_epoch(tmp_path, monkeypatch):
     )
     plots.plot_learning_curves({"loss": [1.0, 0.5, 0.6], "dev_loss": [1.1, 0.7, 0.9]}, tmp_path / "c.png", best_epoch=2)
     assert labels.count("kept: epoch 2") == 2  # one dashed line per panel
+
+
+# --- every figure's titles fit its canvas -----------------------------------------------------------------------
+
+
+def _figures_the_project_writes(folder: Path) -> dict[str, callable]:
+    """name → a call writing one figure as the project writes it, at its largest titles and class counts."""
+    from edge.analyze import CycleCosts, ModelAnalysis, OperatorCost, plot_analysis
+    from tuning.hardware import Budget
+    from tuning.pareto import plot_pareto
+    from tuning.report import TrialRecord, plot_importance, plot_trials
+    from tuning.spaces import Dimension
+
+    epochs = 60
+    rng = np.random.default_rng(0)
+    classification = {
+        "loss": list(np.linspace(2.3, 0.2, epochs)),
+        "dev_loss": list(np.linspace(2.3, 0.4, epochs)),
+        "accuracy": list(np.linspace(0.1, 0.99, epochs)),
+        "dev_accuracy": list(np.linspace(0.1, 0.95, epochs)),
+    }
+    regression = {
+        "loss": [1.0, 0.5, 0.4],
+        "dev_loss": [1.1, 0.7, 0.6],
+        "mae": [40.0, 30.0, 28.0],
+        "dev_mae": [42, 35, 33],
+    }
+    names = [f"keyword_{index}_with_a_long_name" for index in range(40)]
+
+    def matrix(classes):
+        return np.diag(rng.integers(20, 40, classes)) + rng.integers(0, 3, (classes, classes))
+
+    space = {
+        "learning_rate": Dimension("learning_rate", "float", 1e-4, 1e-1, log=True),
+        "units": Dimension("units", "int", 8, 64),
+    }
+    records = [
+        TrialRecord(
+            1 + index % 2,
+            f"{index:02d}",
+            "COMPLETED",
+            {"learning_rate": 10 ** -rng.uniform(1, 4), "units": int(rng.integers(8, 64))},
+            score=float(rng.uniform(0.5, 0.99)),
+            epochs=5,
+            seconds=1.0,
+            metrics={"int8_kb": float(rng.uniform(5, 300)), "est_latency_ms": float(rng.uniform(1, 400))},
+        )
+        for index in range(12)
+    ]
+    costs = CycleCosts("cortex-m7-280mhz-x-cube-ai", 280e6, 1.0, 2.0, 1.5)
+    operators = [
+        OperatorCost(
+            index, op, "conv", [1, 25, 5, 64], 100_000 * (index + 1), 4_000, 256, 8_000, 8_000, 16_000, 0.5, 1e5, 0.4
+        )
+        for index, op in enumerate(["CONV_2D", "DEPTHWISE_CONV_2D", "CONV_2D", "FULLY_CONNECTED"])
+    ]
+    analysis = ModelAnalysis(
+        "model_int8_pruned_qat.tflite", operators, 123_456, 100_000, 2_000, 60_000, "measured", 40_000, 1, costs
+    )
+    budget = Budget(max_int8_kb=64, max_arena_kb=40, max_latency_ms=50, target="cortex-m4-120mhz")
+    return {
+        "learning curves": lambda: plots.plot_learning_curves(
+            classification, folder / "a.png", beta=0.98, best_epoch=44
+        ),
+        "regression curves": lambda: plots.plot_learning_curves(regression, folder / "b.png", best_epoch=3),
+        "learning rate": lambda: plots.plot_learning_rate([0.1 * 0.9**e for e in range(epochs)], folder / "c.png"),
+        **{
+            f"confusion matrix of {classes} classes": (
+                lambda classes=classes: plots.plot_confusion_matrix(
+                    matrix(classes), names[:classes], folder / f"d{classes}.png", "Confusion matrix, test split"
+                )
+            )
+            for classes in (2, 12, 40)
+        },
+        **{
+            f"confusion pair of {classes} classes": (
+                lambda classes=classes: plots.plot_confusion_pair(
+                    matrix(classes),
+                    matrix(classes),
+                    names[:classes],
+                    folder / f"e{classes}.png",
+                    ("Keras", "int8_pruned_qat"),
+                    "Test split: Keras and int8_pruned_qat",
+                )
+            )
+            for classes in (2, 12, 40)
+        },
+        "tuning trials": lambda: plot_trials(records, space, "val_accuracy", "max", folder / "f.png"),
+        "tuning importance": lambda: plot_importance([("learning_rate", 0.7), ("units", 0.3)], folder / "g.png"),
+        "pareto": lambda: plot_pareto(records, records[:3], "val_accuracy", budget, folder / "h.png"),
+        "analysis": lambda: plot_analysis(analysis, folder / "i.png"),
+    }
+
+
+def test_every_figure_keeps_its_titles_inside_the_canvas(tmp_path, monkeypatch):
+    """Each figure is drawn as it is saved and the bounding box of its title (the figure's and every panel's) must
+    lie inside the canvas: a title cut off at the edges is unreadable."""
+    from matplotlib.figure import Figure
+
+    checked: list[tuple[str, str, tuple[float, ...], tuple[float, ...]]] = []
+    original = Figure.savefig
+
+    def measuring_savefig(figure, *args, **kwargs):
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        canvas = figure.bbox
+        titles = [figure._suptitle] if figure._suptitle is not None else []
+        for axis in figure.axes:
+            titles += [axis.title, axis._left_title, axis._right_title]
+        for title in titles:
+            if not title.get_text():
+                continue
+            box = title.get_window_extent(renderer)
+            checked.append((current[0], title.get_text(), tuple(box.extents), tuple(canvas.extents)))
+        return original(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", measuring_savefig)
+    current = [""]
+    figures = _figures_the_project_writes(tmp_path)
+    for name, draw in figures.items():
+        current[0] = name
+        draw()
+    assert {name for name, *_ in checked} == set(figures)  # every figure has a title and was measured
+    outside = [
+        f"{name}: '{text}' at {box} on a canvas {canvas}"
+        for name, text, box, canvas in checked
+        if box[0] < canvas[0] - 0.5 or box[1] < canvas[1] - 0.5 or box[2] > canvas[2] + 0.5 or box[3] > canvas[3] + 0.5
+    ]
+    assert outside == []
+    assert any("Learning curves" in text for _, text, *_ in checked)

@@ -231,3 +231,28 @@ def test_the_device_bundle_prints_what_the_cli_prints(exported, windows_csv, dev
         device_env, exported.run_dir / "edge", tmp_path, "model_int8.tflite", "--input", str(windows_csv), "--json"
     )
     assert {"score", "threshold", "decision"} <= set(json.loads(output)[0])
+
+
+def test_normal_and_anomaly_per_class_results_and_the_page(exported, tmp_path):
+    """Keras's and each variant's decisions at the threshold as two classes, recomputed from the scores; the run's
+    page renders with every figure."""
+    from sklearn.metrics import confusion_matrix
+
+    from tests.helpers import assert_run_page
+
+    report = assert_run_page(exported.run_dir, tmp_path)
+    keras = confusion_matrix(exported.y_test, exported.keras_decisions, labels=[0, 1]).tolist()
+    assert report["keras_classes"]["confusion_matrix"] == keras
+    assert report["keras_classes"]["names"] == ["normal", "anomaly"]
+    metrics = json.loads((exported.run_dir / "metrics.json").read_text())
+    confusion = metrics["test"]["confusion"]
+    assert metrics["test"]["classes"]["confusion_matrix"] == [
+        [confusion["true_negative"], confusion["false_positive"]],
+        [confusion["false_negative"], confusion["true_positive"]],
+    ]
+    for variant in report["variants"]:
+        model = EdgeModel.load(exported.edge_dir / VARIANTS[variant["name"]].filename)
+        decided = is_anomaly(model.predict(exported.x_test).reshape(-1), exported.threshold)
+        assert (
+            variant["classes"]["confusion_matrix"] == confusion_matrix(exported.y_test, decided, labels=[0, 1]).tolist()
+        )

@@ -166,3 +166,67 @@ def test_the_device_bundle_takes_a_wav_clip_as_the_cli_does(audio_run, device_en
         device_env, audio_run / "edge", tmp_path, "model_int8.tflite", "--input", str(clip), "--json"
     )
     assert json.loads(output)[0]["top"][0]["label"] == "high"
+
+
+def test_a_wav_folders_per_class_results_confusion_figures_and_page(audio_run, tmp_path):
+    from tests.helpers import assert_run_page
+
+    report = assert_run_page(audio_run, tmp_path)
+    metrics = json.loads((audio_run / "metrics.json").read_text())
+    # every test clip right (the fixture's bar): a diagonal matrix, recall 1 for both tones, Keras and int8 alike
+    for classes in (metrics["test"]["classes"], *(variant["classes"] for variant in report["variants"])):
+        matrix = np.asarray(classes["confusion_matrix"])
+        assert classes["names"] == ["high", "low"] and (matrix == np.diag(np.diag(matrix))).all()
+
+
+def test_predict_a_labelled_folder_scores_it_with_a_confusion_table(audio_run, tmp_path):
+    """A folder labelled like training data (class subfolders) is read in one process: one line per clip with its
+    file and true label, the accuracy and the confusion table; a subfolder naming no class counts wrong."""
+    folder = tmp_path / "held_out"
+    for index in range(3):
+        write_wav(folder / "high" / f"h{index}.wav", (0.5 + 0.1 * index) * tone(1500.0, 0.9))
+        write_wav(folder / "low" / f"l{index}.wav", (0.5 + 0.1 * index) * tone(440.0, 0.9))
+    write_wav(folder / "hum" / "x.wav", 0.6 * tone(440.0, 0.9))  # no class of the model: predicted "low", wrong
+    (folder / "notes.txt").write_text("not an input")
+    result = runner.invoke(cli.app, ["predict", str(audio_run / "edge" / "model_int8.tflite"), "--input", str(folder)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("[high/h0.wav]  (true: high)") and lines[0].split(":")[1].split()[0] == "high"
+    assert sum("[hum/x.wav]  (true: hum)" in line for line in lines) == 1
+    assert "accuracy 0.8571 (6 of 7 labelled examples, top-1)" in lines
+    table = lines[lines.index("confusion (rows: true label, columns: predicted class, counts; recall at the right):") :]
+    assert table[2].split() == ["high", "3", ".", "1.000"] and table[3].split() == ["low", ".", "3", "1.000"]
+    assert table[4].split() == ["hum", ".", "1", "0.000"] and table[5] == "most confused: hum as low ×1"
+    assert "1 label(s) of" in result.stderr and "name no class" in result.stderr
+
+    as_json = runner.invoke(
+        cli.app, ["predict", str(audio_run / "edge" / "model_int8.tflite"), "--input", str(folder), "--json"]
+    )
+    entries = json.loads(as_json.stdout)
+    assert [(entry["file"], entry["true_label"], entry["correct"]) for entry in entries][-1] == (
+        "low/l2.wav",
+        "low",
+        True,
+    )
+
+
+def test_predict_a_flat_folder_and_a_listed_one(audio_run, tmp_path):
+    flat = tmp_path / "flat"
+    write_wav(flat / "b.wav", 0.7 * tone(440.0, 0.8))
+    write_wav(flat / "a.wav", 0.7 * tone(1500.0, 0.8))
+    model = str(audio_run / "edge" / "model_float32.tflite")
+    result = runner.invoke(cli.app, ["predict", model, "--input", str(flat), "--top-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[1] + " " + line.split()[-1] for line in result.stdout.splitlines()] == [
+        "high [a.wav]",
+        "low [b.wav]",
+    ]  # unlabelled: no score line
+    (flat / "labels.csv").write_text("file,label\na.wav,high\nb.wav,high\n")
+    listed = runner.invoke(cli.app, ["predict", model, "--input", str(flat)])
+    assert "accuracy 0.5000 (1 of 2 labelled examples, top-1)" in listed.stdout
+    (flat / "labels.csv").write_text("file,label\n../a.wav,high\n")
+    outside = runner.invoke(cli.app, ["predict", model, "--input", str(flat)])
+    assert outside.exit_code == 2 and "outside the folder" in outside.stderr and "Traceback" not in outside.output
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(cli.app, ["predict", model, "--input", str(tmp_path / "empty")])
+    assert empty.exit_code == 2 and empty.stderr.startswith("error: folder ") and len(empty.stderr.splitlines()) == 1

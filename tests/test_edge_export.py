@@ -77,6 +77,7 @@ def test_manifest_hashes_and_describes_the_files(shared):
         "predict.py",
         "requirements.txt",
         *(f"lib/{name}" for name in RUNTIME_FILES),
+        *(f"plots/confusion_matrix_{name}.png" for name in VARIANTS),  # Keras beside each variant, test split
     }
     assert set(manifest["files"]) == expected
     for name, entry in manifest["files"].items():
@@ -158,6 +159,7 @@ def test_float_io_small_calibration_warning_and_atomic_replacement(shared, tmp_p
         "lib",
         "manifest.json",
         "model_float32.tflite",
+        "plots",
         "predict.py",
         "report.json",
         "requirements.txt",

@@ -61,6 +61,12 @@ def test_default_train_meets_the_bar(default_run):
     assert str(run_dir.relative_to(run_dir.parents[2])) in stdout
     assert f"{metrics['test']['accuracy']:.4f}" in stdout
     assert "diagnosis:" in stdout and re.search(r"epoch +1/100 +loss", stdout)
+    # under the split table, one line: the three classes of lowest test recall, as metrics.json holds them
+    from recipes.class_metrics import worst_recall_line
+
+    line = worst_recall_line(metrics["test"]["classes"])
+    assert line.startswith("lowest test recall: ") and line.count("% of ") == 3
+    assert f"\n{line}\n" in stdout and stdout.index(line) < stdout.index("diagnosis:")
 
 
 def test_history_has_one_row_per_epoch(default_run):
