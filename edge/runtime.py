@@ -30,7 +30,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from edge.native_output import captured_native_output
 from edge.preflight import preflight
 from edge.preprocessing import Standardization
-from recipes.errors import UserError, first_line, printable
+from recipes.errors import UserError, first_line, is_number, printable
 from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
 from recipes.series_files import RESAMPLED, fit_length, read_ts
 from recipes.series_files import SUFFIX as TS_SUFFIX
@@ -752,7 +752,7 @@ def _read_csv(path: Path) -> np.ndarray:
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"CSV file {path} cannot be read ({first_line(error)}); save it as UTF-8 CSV") from None
     first = rows[0][0] if rows else 0
-    if rows and not any(_is_number(cell) for cell in rows[0][1]):
+    if rows and not any(is_number(cell) for cell in rows[0][1]):
         rows = rows[1:]
     if not rows:
         raise UserError(f"CSV file {path} has no data rows; write one example per row")
@@ -767,21 +767,13 @@ def _read_csv(path: Path) -> np.ndarray:
         try:
             values.append([float(cell) for cell in row])
         except ValueError:
-            bad = next(cell for cell in row if not _is_number(cell))
+            bad = next(cell for cell in row if not is_number(cell))
             header = " (a header row names every column)" if number == first else ""
             raise UserError(
                 f"CSV file {path} line {number} holds '{printable(bad)}', which is not a number{header}; "
                 "give raw numeric values only"
             ) from None
     return np.asarray(values, dtype=np.float64)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _read_npy(path: Path) -> np.ndarray:

@@ -89,6 +89,13 @@ def adapt_to_data(config: TrainConfig, num_train: int) -> tuple[TrainConfig, str
     return dataclasses.replace(config, **chosen), describe(chosen, num_train, steps)
 
 
+def resolves_to(requested: TrainConfig, resolved: TrainConfig) -> bool:
+    """Whether ``resolved`` (a run's ``config.yaml``) is ``requested`` with its ``auto`` keys set from the data:
+    equal on every other key."""
+    chosen = {key: getattr(resolved, key) for key in ADAPTIVE_KEYS if getattr(requested, key) == AUTO}
+    return dataclasses.replace(requested, **chosen) == resolved
+
+
 def describe(chosen: dict[str, int | float], num_train: int, steps: int) -> str:
     """``defaults for 34 training examples: batch size 16 (3 steps an epoch), up to 1000 epochs, ...``."""
     parts = []

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from recipes.dataset import Dataset, labelled
-from recipes.errors import UserError, closest, first_line
+from recipes.errors import UserError, closest, first_line, is_number
 from recipes.feature_cache import CacheSettings, folder_features
 from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
 from recipes.progress import Progress
@@ -342,7 +342,7 @@ def _column_numbers(column) -> tuple[np.ndarray, int | None]:
     text = column.astype(str).str.strip()
     numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, copy=True)
     for row in np.flatnonzero(np.isnan(numbers)).tolist():
-        if not _is_number(text.iat[row]):
+        if not is_number(text.iat[row]):
             return numbers, row
         numbers[row] = float(text.iat[row])
     return numbers, None
@@ -497,15 +497,6 @@ def _bad_cell(path: Path, line: int, name: str, cell: str, problem: str) -> User
     )
 
 
-def _is_number(text: str) -> bool:
-    """Whether ``float(text)`` succeeds."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def label_values(labels: Sequence[str]) -> np.ndarray:
     """Labels as numbers when every one is a finite number (integers when all are whole), else text."""
     text = np.asarray(labels, dtype=str)
@@ -523,7 +514,7 @@ def label_values(labels: Sequence[str]) -> np.ndarray:
 def _numeric_label(values: np.ndarray, name: str, path: Path) -> np.ndarray:
     """One of several label columns, which must all hold numbers (several outputs are a regression)."""
     if values.dtype.kind not in "biuf":
-        text = next(str(value) for value in values.tolist() if not _is_number(value) or not np.isfinite(float(value)))
+        text = next(str(value) for value in values.tolist() if not is_number(value) or not np.isfinite(float(value)))
         raise UserError(
             f"CSV file {path}: label column '{name}' holds '{text}', which is not a number; several label "
             "columns make a regression with one output per column: give numbers, or pass one --label"

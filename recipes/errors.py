@@ -28,6 +28,16 @@ def printable(text: str) -> str:
     return "".join(character if character.isprintable() else repr(character)[1:-1] for character in str(text))
 
 
+def is_number(text: object) -> bool:
+    """Whether ``float(text)`` succeeds: the test every reader of text cells (CSV, ``.ts``) applies before it names a
+    cell that is not a number."""
+    try:
+        float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def closest(name: str, choices: Iterable[str]) -> str:
     """Return a ``"; did you mean 'x'?"`` hint for ``name`` among ``choices``, or ``""``."""
     matches = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.errors import UserError, printable
+from recipes.errors import UserError, is_number, printable
 
 SUFFIX = ".ts"
 RESAMPLED = "resampled"  # front_end["lengths"] of a model trained on series of unequal length
@@ -202,7 +202,7 @@ def _data_line(line: str, header: dict[str, list[str]], path: Path, number: int)
         try:
             values = np.array(["nan" if gap else cell for cell, gap in zip(cells, gaps, strict=True)], np.float64)
         except ValueError:
-            bad = next(cell for cell in cells if cell.lower() not in MISSING and not _is_number(cell))
+            bad = next(cell for cell in cells if cell.lower() not in MISSING and not is_number(cell))
             raise UserError(
                 f"{where}: dimension {index + 1} holds '{printable(bad)}', which is not a number (missing values "
                 "are '?')"
@@ -225,16 +225,8 @@ def _data_line(line: str, header: dict[str, list[str]], path: Path, number: int)
     return np.stack(dimensions, axis=1), label, filled
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _finite(text: str) -> bool:
-    return _is_number(text) and math.isfinite(float(text))
+    return is_number(text) and math.isfinite(float(text))
 
 
 def fit_length(series: list[np.ndarray], steps: int) -> tuple[np.ndarray, int]:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from recipes.errors import UserError, printable
+from recipes.errors import UserError, is_number, printable
 
 KIND = "windows"
 FRONT_ENDS = ("raw", "spectral")
@@ -153,7 +153,7 @@ def read_stream(
         labels = [[row[header.index(label)] for _, row in parts[name]] for name in order] if label else None
         return Stream(channels, recordings, labels, None, _sample_rate(sample_rate, [], path))
     time_index = header.index(TIME_COLUMN)
-    datetimes = not _is_number(rows[0][1][time_index])
+    datetimes = not is_number(rows[0][1][time_index])
     read = []
     for name in order:
         lines = [line for line, _ in parts[name]]
@@ -166,14 +166,6 @@ def read_stream(
     for name, lines, values, stamps, texts in read:
         _add_recording(stream, name, lines, values, stamps, texts, path)
     return stream
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _seconds(cells: list[str], lines: list[int], datetimes: bool, path: Path) -> np.ndarray:
@@ -190,7 +182,7 @@ def _seconds(cells: list[str], lines: list[int], datetimes: bool, path: Path) ->
         if stamps is None or np.isnat(stamps).any():
             for line, cell in zip(lines, cells, strict=True):
                 try:
-                    bad = _is_number(cell) or np.isnat(np.datetime64(cell, "ns"))
+                    bad = is_number(cell) or np.isnat(np.datetime64(cell, "ns"))
                 except ValueError:
                     bad = True
                 if bad:
@@ -290,7 +282,7 @@ def _numbers(cells: list[list[str]], lines: list[int], names: list[str], path: P
     except ValueError:
         for line, row in zip(lines, cells, strict=True):
             for name, cell in zip(names, row, strict=True):
-                if not _is_number(cell):
+                if not is_number(cell):
                     mixed = "; write every time as seconds or every time as a datetime" if name == TIME_COLUMN else ""
                     raise UserError(
                         f"CSV stream {path} line {line}: column '{name}' holds '{printable(cell)}', which is not a "

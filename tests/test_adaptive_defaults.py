@@ -203,3 +203,14 @@ def test_a_forty_example_set_gets_enough_steps_and_learns(tmp_path):
     assert epochs >= 151 and 2 * epochs >= 300  # at least patience + 1 epochs, 300 gradient steps
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["train"]["accuracy"] >= 0.95 and metrics["test"]["accuracy"] >= 0.75
+
+
+def test_a_resolved_config_is_recognized_as_the_request_it_came_from():
+    from recipes.adaptive_defaults import resolves_to
+
+    requested = validate(apply_overrides(TrainConfig(), {"dropout": "0.3"}))
+    resolved, _ = adapt_to_data(requested, 1079)
+    assert resolves_to(requested, resolved) and not resolves_to(resolved, requested)
+    assert not resolves_to(requested, apply_overrides(resolved, {"dropout": "0.1"}))  # another key differs
+    given = validate(apply_overrides(TrainConfig(), {"batch_size": "32"}))
+    assert not resolves_to(given, adapt_to_data(requested, 1079)[0])  # 32 was given, the run has 64

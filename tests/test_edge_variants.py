@@ -29,7 +29,7 @@ def test_registry_rows():
     assert [name for name, variant in VARIANTS.items() if variant.full_integer] == ["int8"]
     # Every stated limit is pinned (the reasoning is in edge/variants.py): a loosened one must fail here, since the
     # parity tests only check measured figures against whatever the registry says.
-    assert [variant.max_abs_diff for variant in VARIANTS.values()] == [1e-5, 5e-3, 5e-2, 0.1]
+    assert [variant.max_abs_diff for variant in VARIANTS.values()] == [1e-5, 5e-3, 5e-2, 0.25]
     assert [variant.max_accuracy_drop for variant in VARIANTS.values()] == [0.0, 0.5, 1.0, 1.0]
     assert [variant.max_auc_drop for variant in VARIANTS.values()] == [0.001, 0.002, 0.005, 0.01]
     assert [variant.min_decision_agreement for variant in VARIANTS.values()] == [0.99, 0.99, 0.98, 0.97]

@@ -257,9 +257,7 @@ def test_an_npz_of_series_trains_and_predicts_without_window_seconds(tmp_path):
     answer = runner.invoke(cli.app, ["predict", str(model), "--input", str(tmp_path / "test.npz"), "--top-k", "1"])
     assert answer.exit_code == 0, answer.output
     right = sum(p.correct for p in predictions)
-    assert (
-        answer.stdout.strip().splitlines()[-1] == f"accuracy {right / 10:.4f} ({right} of 10 labelled examples, top-1)"
-    )
+    assert _score_line(answer.stdout) == f"accuracy {right / 10:.4f} ({right} of 10 labelled examples, top-1)"
 
 
 # --- UCR/UEA .ts files --------------------------------------------------------------------------------------------
@@ -327,7 +325,7 @@ def test_unequal_ts_with_a_missing_value_trains_and_predict_scores_the_test_file
     assert "note: Zigs_TEST.ts: resampled" in answer.stderr
     text = runner.invoke(cli.app, ["predict", str(model), "--input", str(test_path), "--top-k", "1"])
     right = sum(row["correct"] for row in rows)
-    assert text.stdout.strip().splitlines()[-1] == f"accuracy {right / 12:.4f} ({right} of 12 labelled examples, top-1)"
+    assert _score_line(text.stdout) == f"accuracy {right / 12:.4f} ({right} of 12 labelled examples, top-1)"
     assert re.search(r"\(true: (zig|flat)\)$", text.stdout.splitlines()[0])
 
 
@@ -343,7 +341,7 @@ def test_equal_ts_trains_and_takes_only_series_of_its_length(tmp_path):
     test, truth = _series(3, count=8)
     answer = runner.invoke(cli.app, ["predict", str(model), "--input", str(_ts(tmp_path / "t.ts", test, truth))])
     assert answer.exit_code == 0, answer.output
-    assert answer.stdout.strip().splitlines()[-1].startswith("accuracy ")
+    assert _score_line(answer.stdout).startswith("accuracy ")
     longer, _ = _series(3, count=2, steps=40)
     line = error_line(
         runner.invoke(cli.app, ["predict", str(model), "--input", str(_ts(tmp_path / "l.ts", longer, truth[:2]))])
@@ -382,3 +380,8 @@ def test_a_labelled_regression_is_scored_by_its_errors():
     ]
     assert score_line(predictions) == f"MAE {4 / 3:.6g}, RMSE {np.sqrt(10 / 3):.6g} (3 labelled examples)"
     assert predictions[0].to_dict() == {"index": 0, "value": 1.0, "true_label": "2"}
+
+
+def _score_line(output: str) -> str:
+    """The line of predict's output that scores a labelled input (the confusion table follows it)."""
+    return next(line for line in output.splitlines() if line.startswith(("accuracy ", "MAE ")))

@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from recipes.adaptive_defaults import resolves_to
 from recipes.config import TrainConfig, save_config
 from recipes.errors import UserError
 from recipes.rundir import check_writable, held_lock, write_atomic, write_json
@@ -317,7 +318,8 @@ def _train_runs(config: TrainConfig) -> list[str]:
 
 def _retrained_before(settings: TuneSettings, best: TrialRecord, config: TrainConfig) -> Path | None:
     """The committed run of ``best`` that an earlier pass of this search trained: the one ``summary.json`` names,
-    or else a run committed after ``retraining.json`` was written for the same trial, with the same config."""
+    or else a run committed after ``retraining.json`` was written for the same trial, with the same config (its
+    ``auto`` keys as the data set them)."""
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         summary = json.loads((settings.tune_dir / "summary.json").read_text())
         run_dir = Path(summary["run_dir"])
@@ -329,7 +331,7 @@ def _retrained_before(settings: TuneSettings, best: TrialRecord, config: TrainCo
             for name in sorted(set(_train_runs(config)) - set(intent["runs_before"])):
                 run = Run(Path(config.out) / "train" / name)
                 with contextlib.suppress(UserError):
-                    if run.has(Run.METRICS) and run.config() == config:
+                    if run.has(Run.METRICS) and resolves_to(config, run.config()):
                         return run.path
     return None
 
