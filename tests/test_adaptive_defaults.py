@@ -214,3 +214,17 @@ def test_a_resolved_config_is_recognized_as_the_request_it_came_from():
     assert not resolves_to(requested, apply_overrides(resolved, {"dropout": "0.1"}))  # another key differs
     given = validate(apply_overrides(TrainConfig(), {"batch_size": "32"}))
     assert not resolves_to(given, adapt_to_data(requested, 1079)[0])  # 32 was given, the run has 64
+
+
+def test_series_get_cnn1d_when_no_recipe_is_named(tmp_path):
+    from recipes.config import resolve_config
+
+    assert resolve_config(None, {"data": "ArrowHead_TRAIN.ts"}).recipe == "cnn1d"
+    assert resolve_config(None, {"data": "motion"}).recipe == "cnn1d"
+    assert resolve_config(None, {"data": "log.csv"}, ["window_seconds=2"]).recipe == "cnn1d"
+    assert resolve_config(None, {"data": "log.csv"}, ["window_seconds=2", "front_end=spectral"]).recipe == "mlp"
+    assert resolve_config(None, {"data": "motion", "recipe": "mlp"}).recipe == "mlp"  # a named recipe wins
+    assert resolve_config(None, {"data": "motion"}, ["recipe=mlp"]).recipe == "mlp"
+    (tmp_path / "my.yaml").write_text("recipe: mlp\ndata: motion\n")
+    assert resolve_config(tmp_path / "my.yaml").recipe == "mlp"
+    assert resolve_config(None, {"data": "digits"}).recipe == "mlp"  # tables and images keep the default
