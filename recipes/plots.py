@@ -317,3 +317,43 @@ def plot_confusion_pair(
     finally:
         pyplot.close(figure)
     return cells
+
+
+MOST_TARGETS_DRAWN = 6  # a regression's predicted-vs-true figure draws at most this many targets
+
+
+def plot_predicted_vs_true(
+    truth: Any, predicted: Any, names: Sequence[str], path: Path, title: str = "Predicted against true, test split"
+) -> None:
+    """A regression's predictions against the true values, one panel per target (the first
+    :data:`MOST_TARGETS_DRAWN`), with the line of perfect predictions and each target's R² and MAE.
+
+    Args:
+        truth: true values, ``(examples,)`` or ``(examples, targets)``, in target units.
+        predicted: the model's values, the same shape.
+        names: the targets' names.
+        path: where to write the PNG; parent folders are created.
+        title: the figure's title.
+    """
+    truth = np.asarray(truth, np.float64).reshape(len(truth), -1)
+    predicted = np.asarray(predicted, np.float64).reshape(len(truth), -1)
+    targets = min(truth.shape[1], MOST_TARGETS_DRAWN)
+    pyplot = load_pyplot()
+    figure, axes = pyplot.subplots(1, targets, figsize=(3.6 * targets + 0.4, 3.8), layout="constrained", squeeze=False)
+    try:
+        for column, axis in enumerate(axes[0]):
+            true, guess = truth[:, column], predicted[:, column]
+            low, high = float(min(true.min(), guess.min())), float(max(true.max(), guess.max()))
+            axis.plot([low, high], [low, high], color="0.5", linestyle="--", linewidth=1, label="perfect")
+            axis.scatter(true, guess, s=12, alpha=0.7, color="tab:blue", label="test examples")
+            spread = float(np.sum((true - true.mean()) ** 2))
+            r2 = 1.0 - float(np.sum((guess - true) ** 2)) / spread if spread > 0 else float("nan")
+            mae = float(np.mean(np.abs(guess - true)))
+            axis.set_title(f"{_short(str(names[column]))}\nR² {r2:.3f}, MAE {mae:.4g}", fontsize=9)
+            axis.set_xlabel("true")
+            axis.set_ylabel("predicted")
+            axis.legend(fontsize=7, loc="upper left")
+        figure.suptitle(title, fontsize=11)
+        save_figure(figure, path)
+    finally:
+        pyplot.close(figure)

@@ -69,7 +69,11 @@ def render_report(run: Run, name: str) -> str:
             f"Per {'target' if task == 'regression' else 'class'} (test split)",
             _per_class(metrics, export, task),
         ),
-        ("confusion", "Confusion matrices (test split)", _confusion(run, export)),
+        (
+            "confusion",
+            "Predicted against true (test split)" if task == "regression" else "Confusion matrices (test split)",
+            _confusion(run, export),
+        ),
     ]
     if export is not None:
         sections.append(("export", "Export: the .tflite variants", _export(run, export, task)))
@@ -335,7 +339,10 @@ def _recall_beside(value: Any, keras: Any) -> str:
 
 def _confusion(run: Run, export: dict[str, Any] | None) -> str:
     """The Keras confusion matrix of the test split, then each exported variant's beside it."""
-    parts = [_image(run, Run.CONFUSION_MATRIX, "Keras model; rows: true class, colour: share of the true class")]
+    parts = [
+        _image(run, Run.CONFUSION_MATRIX, "Keras model; rows: true class, colour: share of the true class"),
+        _image(run, Run.PREDICTED_VS_TRUE, "Keras model's values against the true ones; dashed: perfect predictions"),
+    ]
     for variant in (export or {}).get("variants", []):
         name = str(variant.get("name", ""))
         parts.append(

@@ -37,6 +37,7 @@ class Run:
     LEARNING_CURVES = "plots/learning_curves.png"
     LEARNING_RATE = "plots/learning_rate.png"
     CONFUSION_MATRIX = "plots/confusion_matrix_test.png"  # a classifier's or an anomaly detector's
+    PREDICTED_VS_TRUE = "plots/predicted_vs_true_test.png"  # a regression's
     REPORT = "report.html"  # the page of the run (recipes/report_page.py), rewritten by export
     TENSORBOARD = "tensorboard"
     EDGE = "edge"

@@ -37,7 +37,7 @@ from recipes.macs import leaf_layers
 from recipes.models import DataSpec, build_model
 from recipes.normalization import normalization_statistics
 from recipes.optimizers import make_optimizer
-from recipes.records import TRAINING_READ_AHEAD, RecordArray, batches, on_disk, read_rows, take
+from recipes.records import TRAINING_READ_AHEAD, RecordArray, batches, keras_inputs, on_disk, read_rows, take
 from recipes.rundir import check_writable, installed_versions, staged_run
 from recipes.runs import Run
 from recipes.schedules import learning_rate_at
@@ -533,7 +533,7 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
     Returns:
         The run directory, metrics, diagnosis, epochs run, parameter count and wall time.
     """
-    from recipes.plots import plot_confusion_matrix, plot_learning_curves, plot_learning_rate
+    from recipes.plots import plot_confusion_matrix, plot_learning_curves, plot_learning_rate, plot_predicted_vs_true
     from recipes.report_page import write_report
 
     say = report or (lambda line: None)
@@ -627,6 +627,10 @@ def train(config: TrainConfig, report: Callable[[str], None] | None = print, res
         if classes:
             matrix, names = classes["confusion_matrix"], classes["names"]
             plot_confusion_matrix(matrix, names, run / Run.CONFUSION_MATRIX, "Confusion matrix, test split")
+        elif data.task.name == "regression" and len(data.split.test):
+            x_test, y_test = data.part("test")
+            predicted = model.predict(**keras_inputs(x_test), verbose=0)
+            plot_predicted_vs_true(y_test, predicted, data.dataset.target_names or [], run / Run.PREDICTED_VS_TRUE)
         seconds = time.perf_counter() - started
         run.write_json(
             Run.INFO,

@@ -292,6 +292,17 @@ def _figures_the_project_writes(folder: Path) -> dict[str, callable]:
             )
             for classes in (2, 12, 40)
         },
+        **{
+            f"predicted against true, {targets} target(s)": (
+                lambda targets=targets: plots.plot_predicted_vs_true(
+                    rng.normal(size=(50, targets)) * 1e4,
+                    rng.normal(size=(50, targets)) * 1e4,
+                    names[:targets],
+                    folder / f"p{targets}.png",
+                )
+            )
+            for targets in (1, 3)
+        },
         "tuning trials": lambda: plot_trials(records, space, "val_accuracy", "max", folder / "f.png"),
         "tuning importance": lambda: plot_importance([("learning_rate", 0.7), ("units", 0.3)], folder / "g.png"),
         "pareto": lambda: plot_pareto(records, records[:3], "val_accuracy", budget, folder / "h.png"),
@@ -335,3 +346,30 @@ def test_every_figure_keeps_its_titles_inside_the_canvas(tmp_path, monkeypatch):
     ]
     assert outside == []
     assert any("Learning curves" in text for _, text, *_ in checked)
+
+
+def test_predicted_against_true_draws_each_target_with_its_r2(tmp_path):
+    """One panel per target (at most six), the title naming each target's R² computed as the seed's formula
+    1 - SS_res/SS_tot, and a perfect-prediction line spanning the values."""
+    from matplotlib.figure import Figure
+
+    truth = np.column_stack([np.arange(10.0), 100 + np.arange(10.0) * 3])
+    guess = truth + np.array([[1.0, -3.0]] * 10)
+    titles, lines = [], []
+    original = Figure.savefig
+
+    def capture(figure, *args, **kwargs):
+        titles.extend(axis.get_title() for axis in figure.axes)
+        lines.extend(tuple(axis.lines[0].get_xdata()) for axis in figure.axes)
+        return original(figure, *args, **kwargs)
+
+    Figure.savefig = capture
+    try:
+        plots.plot_predicted_vs_true(truth, guess, ["kwh", "temp"], tmp_path / "p.png")
+    finally:
+        Figure.savefig = original
+    residual, spread = np.sum((guess - truth) ** 2, axis=0), np.sum((truth - truth.mean(axis=0)) ** 2, axis=0)
+    r2 = 1 - residual / spread
+    assert titles == [f"kwh\nR² {r2[0]:.3f}, MAE 1", f"temp\nR² {r2[1]:.3f}, MAE 3"]
+    assert lines == [(0.0, 10.0), (97.0, 127.0)]
+    assert (tmp_path / "p.png").stat().st_size > 0
