@@ -238,7 +238,9 @@ def _results(metrics: dict[str, Any], task: str) -> str:
 
 def _config(run: Run) -> str:
     text = _text(run, Run.CONFIG)
-    return f"<details open><summary>config.yaml (resolved)</summary><pre>{_e(text)}</pre></details>" if text else ""
+    if not text:
+        return ""
+    return f"<details><summary>config.yaml (resolved, click to open)</summary><pre>{_e(text)}</pre></details>"
 
 
 def _data(data: dict[str, Any], metrics: dict[str, Any]) -> str:
