@@ -709,17 +709,42 @@ def predict(
     top_k: Annotated[int, typer.Option(help="Classes shown per example (classifiers).")] = 3,
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads.")] = None,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
+    confusion_png: Annotated[
+        Path | None,
+        typer.Option(help="Labelled inputs of a classifier: also draw their confusion matrix to this PNG file."),
+    ] = None,
 ) -> None:
     """Run an exported model with the device runtime (LiteRT + numpy, no TensorFlow): the top classes, the
-    anomaly score against the threshold, or a regression's values."""
+    anomaly score against the threshold, or a regression's values. A folder is read in one process; labelled
+    inputs (class subfolders, a labels.csv, a .ts file, an .npz with y) are scored."""
     with user_errors():
         from edge.runtime import predict_file, prediction_report
 
         loaded, predictions = predict_file(model, input_file, top_k, threads)
+        if confusion_png is not None:
+            _draw_held_out_confusion(loaded, predictions, confusion_png)
     text, warning = prediction_report(loaded, predictions, as_json)
     if warning:
         typer.echo(warning, err=True)
     typer.echo(text)
+
+
+def _draw_held_out_confusion(model, predictions: list, path: Path) -> None:
+    """The confusion matrix of a classifier's labelled predictions as a PNG (rows of labels that name no class of
+    the model are left out of the figure; predict says them on stderr)."""
+    from edge.runtime import LabelledPrediction, confusion_counts
+    from recipes.errors import UserError
+    from recipes.plots import plot_confusion_matrix
+
+    labelled = bool(predictions) and all(isinstance(prediction, LabelledPrediction) for prediction in predictions)
+    if model.task != "classification" or not labelled:
+        raise UserError(
+            "--confusion-png needs labelled inputs of a classifier: class subfolders, a labels.csv, a .ts file or an "
+            ".npz with y"
+        )
+    names = list(model.class_names)
+    _, counts = confusion_counts(predictions, names)
+    plot_confusion_matrix(counts[: len(names)], names, path, f"Confusion matrix, {Path(model.source).name}")
 
 
 @app.command()

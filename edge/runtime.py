@@ -1280,15 +1280,22 @@ def prediction_report(model: EdgeModel, predictions: list[Any], as_json: bool) -
     return "\n".join(lines), warning
 
 
-def confusion_lines(predictions: list[LabelledPrediction], class_names: list[str]) -> list[str]:
-    """The confusion table of a classifier's labelled predictions, rows the true labels and columns the predicted
-    classes (counts), each row ending with its recall, then the three most frequent confusions. Labels that name no
-    class of the model get rows of their own below the classes."""
+def confusion_counts(predictions: list[LabelledPrediction], class_names: list[str]) -> tuple[list[str], np.ndarray]:
+    """The rows (true labels: the model's classes, then labels that name none of them) and the counts
+    ``(rows, classes)`` of a classifier's labelled predictions, columns the predicted classes."""
     extra = sorted({prediction.label for prediction in predictions} - set(class_names))
     rows = [*class_names, *extra]
     counts = np.zeros((len(rows), len(class_names)), np.int64)
     for prediction in predictions:
         counts[rows.index(prediction.label), class_names.index(prediction.prediction.labels[0])] += 1
+    return rows, counts
+
+
+def confusion_lines(predictions: list[LabelledPrediction], class_names: list[str]) -> list[str]:
+    """The confusion table of a classifier's labelled predictions, rows the true labels and columns the predicted
+    classes (counts), each row ending with its recall, then the three most frequent confusions. Labels that name no
+    class of the model get rows of their own below the classes."""
+    rows, counts = confusion_counts(predictions, class_names)
     width = max(5, *(len(printable(name)[:12]) for name in rows))
     cell = max(4, len(str(int(counts.max(initial=0)))) + 1)
     heads = "".join(f"{printable(name)[: cell - 1]:>{cell}}" for name in class_names)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 import cli
@@ -203,11 +204,17 @@ def test_predict_a_labelled_folder_scores_it_with_a_confusion_table(audio_run, t
         cli.app, ["predict", str(audio_run / "edge" / "model_int8.tflite"), "--input", str(folder), "--json"]
     )
     entries = json.loads(as_json.stdout)
-    assert [(entry["file"], entry["true_label"], entry["correct"]) for entry in entries][-1] == (
-        "low/l2.wav",
-        "low",
-        True,
+    last = entries[-1]
+    assert (last["file"], last["true_label"], last["correct"]) == ("low/l2.wav", "low", True)
+
+    png = tmp_path / "figures" / "held_out.png"
+    drawn = runner.invoke(
+        cli.app,
+        ["predict", str(audio_run / "edge" / "model_int8.tflite"), "--input", str(folder), "--confusion-png", str(png)],
     )
+    assert drawn.exit_code == 0, drawn.output
+    with Image.open(png) as image:  # the classes' rows only: 2 x 2, drawn
+        assert image.format == "PNG" and image.size[0] > 200 and image.size[1] > 200
 
 
 def test_predict_a_flat_folder_and_a_listed_one(audio_run, tmp_path):
@@ -228,5 +235,10 @@ def test_predict_a_flat_folder_and_a_listed_one(audio_run, tmp_path):
     outside = runner.invoke(cli.app, ["predict", model, "--input", str(flat)])
     assert outside.exit_code == 2 and "outside the folder" in outside.stderr and "Traceback" not in outside.output
     (tmp_path / "empty").mkdir()
+    unlabelled = runner.invoke(
+        cli.app, ["predict", model, "--input", str(flat / "a.wav"), "--confusion-png", str(tmp_path / "c.png")]
+    )
+    assert unlabelled.exit_code == 2 and "--confusion-png needs labelled inputs" in unlabelled.stderr
+    assert not (tmp_path / "c.png").exists()
     empty = runner.invoke(cli.app, ["predict", model, "--input", str(tmp_path / "empty")])
     assert empty.exit_code == 2 and empty.stderr.startswith("error: folder ") and len(empty.stderr.splitlines()) == 1
