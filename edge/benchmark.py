@@ -131,8 +131,8 @@ def benchmark_path(
 ) -> BenchmarkReport:
     """Benchmark a ``.tflite`` file, or every variant exported in a run directory.
 
-    For a run directory the Keras model's eager latency is measured beside the variants and the
-    report is written to ``edge/benchmark.json``.
+    For a run directory the Keras model's eager latency is measured beside the variants, the report is written to
+    ``edge/benchmark.json`` and the run's ``report.html`` is rewritten with it.
 
     Args:
         path: a ``.tflite`` file or a run directory with an ``edge/`` export.
@@ -170,4 +170,7 @@ def benchmark_path(
         rows, keras_latency(keras_model, max(10, runs // 4), min(warmup, 5)), int(keras_model.count_params())
     )
     report.written = write_json(edge_dir / BENCHMARK_NAME, report.to_dict())
+    from recipes.report_page import write_report
+
+    write_report(path)  # the run's page shows the measured latencies
     return report

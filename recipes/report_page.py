@@ -376,6 +376,7 @@ def _export(run: Run, export: dict[str, Any], task: str) -> str:
         keras = f"Keras accuracy {_number(export.get('keras_accuracy'), '.2%')}"
     arenas = _arenas(export)
     latency = _latencies(run, variants)
+    measured = _measured_latencies(run)
     rows = []
     for variant in variants:
         name = str(variant.get("name"))
@@ -388,6 +389,7 @@ def _export(run: Run, export: dict[str, Any], task: str) -> str:
                 _number(variant.get("gzip_bytes"), ",d"),
                 _number(arenas.get(name), ",d"),
                 _number(latency.get(name), ".3g"),
+                _number(measured.get(name), ",.1f"),
             ]
         )
     header = [
@@ -398,13 +400,15 @@ def _export(run: Run, export: dict[str, Any], task: str) -> str:
         "gzip bytes",
         "arena bytes",
         "est. ms",
+        "µs here",
     ]
     targets = sorted({str(variant["latency_target"]) for variant in variants if variant.get("latency_target")})
     lines = [
         f"<p>Parity with Keras on {_e(export.get('test_examples'))} test examples ({keras}). Arena: what TFLite "
         "Micro needs (measured with its host interpreter; - when not measured). Estimated latency from the "
         f"model's multiply-accumulates{' on ' + _e(', '.join(targets)) if targets else ''} (an estimate, not a "
-        "measurement; - when not estimated).</p>",
+        "measurement; - when not estimated). µs here: the median single-example LiteRT invoke on the machine that "
+        "ran <code>python cli.py benchmark</code> on this run (- before it ran).</p>",
         _table(header, rows),
     ]
     for name, shortfall in (export.get("failing") or {}).items():
@@ -426,6 +430,17 @@ def _arenas(export: dict[str, Any]) -> dict[str, int]:
         if compression["micro"].get("arena_bytes"):
             arenas[str(compression.get("variant"))] = compression["micro"]["arena_bytes"]
     return arenas
+
+
+def _measured_latencies(run: Run) -> dict[str, float]:
+    """The median LiteRT invoke of each variant in microseconds, from ``edge/benchmark.json`` when it exists."""
+    benchmark = _json(run, f"{Run.EDGE}/benchmark.json")
+    models = benchmark.get("models") if isinstance(benchmark, dict) else None
+    return {
+        str(model["name"]): model["single"]["median_us"]
+        for model in models or []
+        if isinstance(model, dict) and isinstance(model.get("single"), dict) and "median_us" in model["single"]
+    }
 
 
 def _latencies(run: Run, variants: list[dict[str, Any]]) -> dict[str, float]:
