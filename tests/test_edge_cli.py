@@ -99,4 +99,4 @@ def test_benchmark_a_run_directory_side_by_side(shared, tmp_path):
     int8 = written["models"][3]["single"]["median_us"]
     assert written["keras_eager"]["median_us"] > 10 * int8  # an eager Keras call costs far more than an invoke
     page = (run / "report.html").read_text()  # rewritten with the measured latencies
-    assert "µs here" in page and f"<td class=\"n\">{int8:,.1f}</td>" in page
+    assert "µs here" in page and f'<td class="n">{int8:,.1f}</td>' in page
