@@ -20,7 +20,7 @@ import json
 import math
 import re
 import tokenize
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -635,21 +635,22 @@ def _input_files(folder: Path) -> list[Path]:
     )
 
 
-def _read_folder(folder: Path, model: EdgeModel) -> Inputs:
-    """Every input file of ``folder``, read in this one process, labelled the way training folders are.
+def folder_files(folder: Path) -> list[tuple[Path, str | None]]:
+    """The input files of ``folder`` with their true labels, labelled the way training folders are.
 
     A folder with one subfolder per class (as ``train --data`` takes) labels each file with its subfolder's name; a
     folder with a ``labels.csv`` (a ``file`` column of paths inside the folder and one label column, as an image
-    regression's) labels each file listed; files directly in a folder without either are unlabelled. Each file
-    gives its examples (a WAV clip or an image one, a CSV or array file its rows).
+    regression's) labels each file listed; files directly in a folder without either are unlabelled (None).
+
+    Raises:
+        UserError: a folder without input files, or a malformed ``labels.csv``.
     """
     labels_file = folder / LABELS_FILE
     subfolders = sorted(
         sub for sub in folder.iterdir() if sub.is_dir() and not sub.name.startswith(".") and _input_files(sub)
     )
     if labels_file.is_file():
-        listed = _listed_labels(labels_file)
-        files = [(folder / name, label) for name, label in listed]
+        files = [(folder / name, label) for name, label in _listed_labels(labels_file)]
     elif subfolders:
         files = [(file, sub.name) for sub in subfolders for file in _input_files(sub)]
     else:
@@ -659,6 +660,12 @@ def _read_folder(folder: Path, model: EdgeModel) -> Inputs:
             f"folder {folder} holds no input files ({', '.join(INPUT_SUFFIXES)}) directly or in class subfolders; "
             "pass a file or a folder of them"
         )
+    return files
+
+
+def _read_files(folder: Path, files: list[tuple[Path, str | None]], model: EdgeModel) -> Inputs:
+    """The examples of ``files`` (from :func:`folder_files`), each file giving its examples (a WAV clip or an image
+    one, a CSV or array file its rows) with the file's label and its path inside ``folder``."""
     parts, labels, names, notes = [], [], [], []
     for file, label in files:
         inputs = read_labelled_inputs(file, model)
@@ -666,14 +673,51 @@ def _read_folder(folder: Path, model: EdgeModel) -> Inputs:
         names += [file.relative_to(folder).as_posix()] * len(inputs.x)
         labels += [label] * len(inputs.x)
         notes += inputs.notes
-    unknown = sorted({label for label in labels if label is not None} - set(model.class_names))
-    if unknown and model.task == "classification":
-        notes.append(
-            f"{len(unknown)} label(s) of {folder} name no class of {model.source} (counted wrong): "
-            + ", ".join(printable(name) for name in unknown[:5])
-        )
     labelled = None if all(label is None for label in labels) else [str(label) for label in labels]
     return Inputs(np.concatenate(parts), labelled, notes, names)
+
+
+def _unknown_labels_note(folder: Path, files: list[tuple[Path, str | None]], model: EdgeModel) -> list[str]:
+    """The note naming the labels of ``files`` that name no class of a classifier (they count wrong)."""
+    unknown = sorted({label for _, label in files if label is not None} - set(model.class_names))
+    if not unknown or model.task != "classification":
+        return []
+    return [
+        f"{len(unknown)} label(s) of {folder} name no class of {model.source} (counted wrong): "
+        + ", ".join(printable(name) for name in unknown[:5])
+    ]
+
+
+def _read_folder(folder: Path, model: EdgeModel) -> Inputs:
+    """Every input file of ``folder`` (:func:`folder_files`) read at once, with labels and paths."""
+    files = folder_files(folder)
+    inputs = _read_files(folder, files, model)
+    inputs.notes += _unknown_labels_note(folder, files, model)
+    return inputs
+
+
+FOLDER_CHUNK_FILES = 256  # predict reads and runs a folder this many files at a time: memory bounded by the chunk
+
+
+def _predict_folder(model: EdgeModel, folder: Path, k: int) -> list[Any]:
+    """The predictions of every file of ``folder``, read and run :data:`FOLDER_CHUNK_FILES` files at a time, each
+    with its file (:class:`FilePrediction`) and, in a labelled folder, its true label (:class:`LabelledPrediction`)."""
+    files = folder_files(folder)
+    notes = _unknown_labels_note(folder, files, model)
+    predictions: list[Any] = []
+    for start in range(0, len(files), FOLDER_CHUNK_FILES):
+        inputs = _read_files(folder, files[start : start + FOLDER_CHUNK_FILES], model)
+        notes += inputs.notes
+        offset = len(predictions)
+        chunk = [
+            FilePrediction(replace(one, index=one.index + offset), file)
+            for one, file in zip(PREDICTIONS[model.task](model, inputs.x, k), inputs.files or [], strict=True)
+        ]
+        if inputs.labels is not None and model.task != "anomaly":
+            chunk = [LabelledPrediction(one, label) for one, label in zip(chunk, inputs.labels, strict=True)]
+        predictions += chunk
+    model.input_notes = notes
+    return predictions
 
 
 LABELS_FILE = "labels.csv"
@@ -1222,13 +1266,11 @@ def predict_file(
                 predictions, windows.recordings, windows.start_times, windows.end_times, strict=True
             )
         ]
+    if Path(input_path).is_dir():
+        return model, _predict_folder(model, Path(input_path), k)
     inputs = read_labelled_inputs(input_path, model)
     model.input_notes = inputs.notes
     predictions = PREDICTIONS[model.task](model, inputs.x, k)
-    if inputs.files is not None:
-        predictions = [
-            FilePrediction(prediction, file) for prediction, file in zip(predictions, inputs.files, strict=True)
-        ]
     if inputs.labels is None or model.task == "anomaly":
         return model, predictions
     return model, [

@@ -242,3 +242,21 @@ def test_predict_a_flat_folder_and_a_listed_one(audio_run, tmp_path):
     assert not (tmp_path / "c.png").exists()
     empty = runner.invoke(cli.app, ["predict", model, "--input", str(tmp_path / "empty")])
     assert empty.exit_code == 2 and empty.stderr.startswith("error: folder ") and len(empty.stderr.splitlines()) == 1
+
+
+def test_a_folder_is_read_a_chunk_of_files_at_a_time_with_the_same_answers(audio_run, tmp_path, monkeypatch):
+    """Memory is bounded by the chunk, not the folder: read 2 files at a time, the predictions, their numbering and
+    the score equal those of reading the folder at once."""
+    import edge.runtime
+
+    folder = tmp_path / "held_out"
+    for index in range(3):
+        write_wav(folder / "high" / f"h{index}.wav", (0.5 + 0.1 * index) * tone(1500.0, 0.9))
+        write_wav(folder / "low" / f"l{index}.wav", (0.5 + 0.1 * index) * tone(440.0, 0.9))
+    args = ["predict", str(audio_run / "edge" / "model_int8.tflite"), "--input", str(folder)]
+    whole = runner.invoke(cli.app, args)
+    monkeypatch.setattr(edge.runtime, "FOLDER_CHUNK_FILES", 2)
+    chunked = runner.invoke(cli.app, args)
+    assert chunked.exit_code == whole.exit_code == 0, chunked.output
+    assert chunked.stdout == whole.stdout
+    assert [int(line.split(":")[0]) for line in chunked.stdout.splitlines()[:6]] == list(range(6))
