@@ -15,7 +15,7 @@ these rules; a value given (``--batch-size``, ``--epochs``, ``--set patience=``.
 - ``batch_norm_momentum``: 1 − 1/s for s steps an epoch (the running statistics average about the last epoch),
   between 0.9 and 0.99.
 
-On digits (1,078 training examples) these give batch 64, 100 epochs, patience 18 and β 0.941; on 34 examples
+On digits (1,079 training examples) these give batch 64, 100 epochs, patience 18 and β 0.941; on 34 examples
 batch 16, 500 epochs, patience 100 and β 0.9. This module imports no TensorFlow.
 """
 
