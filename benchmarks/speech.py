@@ -21,24 +21,20 @@ from collections import Counter
 from pathlib import Path
 
 import common  # noqa: F401  (puts the project on the import path)
-import numpy as np
 from speech_clips import tools_missing, write_clips
 
 
 def held_out_accuracy(model_path: Path, folder: Path) -> tuple[float, Counter]:
-    """Accuracy of the exported model on every clip of ``folder/<class>/*.wav``, through the device runtime, and the
-    count of each (true, predicted) confusion."""
-    from edge.runtime import EdgeModel, read_inputs
+    """Accuracy of the exported model on the labelled folder ``folder/<class>/*.wav`` as ``python cli.py predict
+    MODEL --input FOLDER`` scores it (:func:`edge.runtime.predict_file`), and the count of each (true, predicted)
+    confusion."""
+    from edge.runtime import predict_file
 
-    model = EdgeModel.load(model_path)
-    names = model.class_names
-    files = sorted(folder.glob("*/*.wav"))
-    x = np.concatenate([read_inputs(file, model) for file in files])
-    predicted = np.asarray(model.predict(x)).argmax(axis=1)
-    truth = [file.parent.name for file in files]
-    confusions = Counter((true, names[p]) for true, p in zip(truth, predicted, strict=True) if names[p] != true)
-    correct = sum(names[p] == true for true, p in zip(truth, predicted, strict=True))
-    return correct / len(files), confusions
+    _, predictions = predict_file(model_path, folder, k=1)
+    confusions = Counter(
+        (prediction.label, prediction.prediction.labels[0]) for prediction in predictions if not prediction.correct
+    )
+    return sum(prediction.correct for prediction in predictions) / len(predictions), confusions
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recipes import adaptive_defaults
 from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config
 from recipes.errors import UserError, unknown_choice
 from recipes.registry import recipe_named
@@ -266,11 +267,12 @@ def hyperband_budget(max_epochs: int, factor: int) -> HyperbandBudget:
 def plan_lines(settings: TuneSettings) -> list[str]:
     """What a search will do, printed before it starts (Hyperband's epoch budget included)."""
     base = settings.base
-    stopping = (
-        f"early stopping after {base.patience} epochs without a better epoch"
-        if base.early_stopping
-        else "no early stopping"
-    )
+    if not base.early_stopping:
+        stopping = "no early stopping"
+    elif base.patience == adaptive_defaults.AUTO:
+        stopping = "early stopping after a patience set from the training-split size (at least 300 steps)"
+    else:
+        stopping = f"early stopping after {base.patience} epochs without a better epoch"
     lines = [
         f"search {settings.tune_dir}: {settings.tuner} search of {base.recipe} on {base.data}, "
         f"objective {settings.objective} ({settings.direction})"
