@@ -412,6 +412,15 @@ def export(
             "written to edge/quantization.json).",
         ),
     ] = False,
+    firmware: Annotated[
+        bool,
+        typer.Option(
+            "--firmware",
+            metavar="",
+            help="Also write edge/firmware/: the int8 model as a C/C++ library for TFLite Micro with its front end "
+            "in C, a Makefile and CMake project for a Cortex-M, and an example that runs test examples.",
+        ),
+    ] = False,
 ) -> None:
     """Convert a run's model to .tflite variants and write edge/ (parity report, C array, manifest).
 
@@ -437,6 +446,7 @@ def export(
             keep_failing,
             per_tensor=not per_channel,
             costs=_cycle_costs(LATENCY_TARGET)[0],
+            firmware=firmware,
         )
     _print_export(report, quantization_report)
     if report.failing:
@@ -488,6 +498,15 @@ def _print_export(report, layer_rows: bool = False) -> None:
             f"compression: {compression.variant} fine-tuned on a tf_keras twin (max diff "
             f"{compression.model.twin_difference:.1e} before fine-tuning); history in edge/{compression.history}",
             markup=False,
+        )
+    if report.firmware is not None:
+        firmware = report.firmware
+        console.print(
+            f"firmware: edge/{firmware.folder.name}/ ({', '.join(firmware.operators)}; arena "
+            f"{firmware.arena_bytes:,} bytes; {firmware.examples} test examples); build with "
+            f"make -C {report.run_dir / 'edge' / firmware.folder.name} TFLM_ROOT=<tflite-micro tree> run",
+            markup=False,
+            soft_wrap=True,
         )
     for name, rows in report.layers.items():
         if layer_rows or name in report.failing:
@@ -558,8 +577,21 @@ def benchmark(
     threads: Annotated[int | None, typer.Option(help="LiteRT CPU threads (default: LiteRT's choice).")] = None,
     batch_size: Annotated[int, typer.Option(help="Examples per batch for the throughput figure.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", metavar="", help="Machine-readable output.")] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="cortex-m4: build the run's firmware package (export --firmware) with CMSIS-NN and measure flash, RAM "
+            "and instructions per inference on QEMU's Cortex-M4 board, beside the estimate from MACs."
+        ),
+    ] = None,
+    tflm_root: Annotated[
+        Path | None, typer.Option(help="The TFLite Micro tree for --target (default: $TFLM_ROOT).")
+    ] = None,
 ) -> None:
     """Measure size, single-sample latency and batch throughput of exported models."""
+    if target is not None:
+        _benchmark_target(path, target, tflm_root, as_json)
+        return
     with user_errors():
         from edge.benchmark import benchmark_path
 
@@ -593,6 +625,53 @@ def benchmark(
     console.print(table)
     if report.written is not None:
         console.print(f"written: {report.written}", markup=False)
+
+
+MEASURED_TARGETS = ("cortex-m4",)
+
+
+def _benchmark_target(path: Path, target: str, tflm_root: Path | None, as_json: bool) -> None:
+    """``benchmark --target``: the firmware measured on the emulated board, printed beside the estimate."""
+    import tempfile
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    with user_errors():
+        from edge.firmware_build import measure_target
+        from recipes.errors import unknown_choice
+
+        if target not in MEASURED_TARGETS:
+            raise unknown_choice("target", target, MEASURED_TARGETS)
+        costs, device = _cycle_costs(LATENCY_TARGET)
+        with tempfile.TemporaryDirectory(prefix="edge-recipes-firmware-") as work:
+            measured = measure_target(path, tflm_root, costs, Path(work))
+    if as_json:
+        typer.echo(json.dumps(measured.to_dict(), indent=2))
+        return
+    table = Table(
+        title=f"{measured.name} on a Cortex-M4 (QEMU mps2-an386, TFLite Micro with CMSIS-NN; measured on the built "
+        f"image, {measured.examples} examples)",
+        box=box.SIMPLE_HEAD,
+    )
+    for column in ("figure", "measured", "estimate / note"):
+        table.add_column(column, justify="left" if column != "measured" else "right")
+    low, high = measured.instructions_range
+    table.add_row("flash bytes", f"{measured.flash_bytes:,}", f"model array {measured.model_bytes:,}")
+    table.add_row("static RAM bytes", f"{measured.ram_bytes:,}", f"arena reserved {measured.arena_reserved:,}")
+    table.add_row("arena used bytes", f"{measured.arena_used:,}", "32-bit target, TFLite Micro's own count")
+    table.add_row(
+        "instructions / inference",
+        f"{measured.instructions:,}",
+        f"median (range {low:,}-{high:,}), front end and output mapping included",
+    )
+    table.add_row(
+        "estimated cycles (model)",
+        f"{measured.estimated_cycles:,.0f}",
+        f"{device.name}: {measured.estimated_cycles / device.clock_hz * 1000:.2f} ms at {device.clock_hz / 1e6:g} MHz",
+    )
+    Console().print(table)
 
 
 @app.command()

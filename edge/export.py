@@ -26,14 +26,17 @@ from edge.bundle import write_bundle
 from edge.compress import CompressedModel, CompressionSettings, compress_model, history_csv
 from edge.convert import calibration_samples as draw_calibration
 from edge.convert import convert_for_device, convert_model, split_standardization
+from edge.firmware import FOLDER as FIRMWARE_FOLDER
+from edge.firmware import Firmware, check_firmware_model, write_firmware
 from edge.manifest import build_manifest
-from edge.micro import MicroCheck, c_array_sources, c_identifier, micro_available, micro_check
+from edge.micro import MicroCheck, c_array_sources, c_identifier, measure_arena, micro_available, micro_check
 from edge.operators import OperatorReport, operator_report
 from edge.parity import MEASURES, AnomalyParity, Parity, RegressionParity
 from edge.per_tensor import NarrowingResult, narrow_against_keras
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
 from edge.quantization_report import LayerError, layer_errors
 from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
+from edge.static_batch import batch_of_one
 from edge.variants import (
     COMPRESSED_VARIANTS,
     DEFAULT_CALIBRATION_SAMPLES,
@@ -58,6 +61,7 @@ from recipes.rundir import (
 
 # Test examples run one at a time on the TFLite Micro host interpreter (a slow, exact reference).
 MICRO_EXAMPLES = 1000
+FIRMWARE_EXAMPLES = 20  # raw test examples in the firmware's example/examples.h
 
 EDGE_DIR = "edge"
 STAGING_PREFIX = f".{EDGE_DIR}-staging-"  # an export is built in a hidden folder of the run named so
@@ -155,6 +159,7 @@ class ExportReport:
     failing: dict[str, str] = field(default_factory=dict)
     written: bool = True
     kept_failing: bool = False
+    firmware: Firmware | None = None
 
     def failure_lines(self, layers: int = 3) -> list[str]:
         """One line per variant outside its tolerance: what failed, what was done with it, where int8 loses most."""
@@ -192,6 +197,7 @@ class ExportReport:
             "warnings": self.warnings,
             "failing": self.failing,
             "compression": None if self.compression is None else self.compression.to_dict(),
+            "firmware": None if self.firmware is None else self.firmware.to_dict(),
         }
 
 
@@ -302,6 +308,7 @@ def export_run(
     keep_failing: bool = False,
     per_tensor: bool = True,
     costs: CycleCosts | None = None,
+    firmware: bool = False,
 ) -> ExportReport:
     """Convert a run's model to ``.tflite`` variants and write ``edge/`` inside the run.
 
@@ -339,6 +346,8 @@ def export_run(
             split (:mod:`edge.per_tensor`: smaller files); False keeps every layer per-channel.
         costs: a target's cycles per MAC of int8 kernels: each full-integer variant's latency on it is estimated
             from its operators (:func:`edge.analyze.analyze_model`) into ``report.json``; None estimates none.
+        firmware: also write ``edge/firmware/``, the int8 model with batch 1 as a C/C++ library for TFLite Micro
+            with its front end in C, build files and an example running test examples (:mod:`edge.firmware`).
 
     Returns:
         The report, also written to ``edge/report.json``.
@@ -357,6 +366,11 @@ def export_run(
     if not names:
         raise UserError(f"no variant chosen; give --quantization with some of {', '.join(VARIANTS)}")
     check_options(names, calibration_samples, float_io)
+    if firmware and ("int8" not in names or float_io):
+        raise UserError(
+            "--firmware packages the int8 model with int8 input and output: add int8 to --quantization "
+            "and leave out --float-io"
+        )
     run_dir = Path(run_dir)
     if run_dir.is_dir():
         check_writable(run_dir, "the run")
@@ -385,6 +399,7 @@ def export_run(
             keep_failing,
             per_tensor,
             costs,
+            firmware,
         )
         result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR) if result.written else None
     finally:
@@ -457,6 +472,7 @@ def _build(
     keep_failing: bool = False,
     per_tensor: bool = True,
     costs: CycleCosts | None = None,
+    firmware: bool = False,
 ) -> ExportReport:
     """Write every file of the export into ``staging`` and return the report."""
     representative, calibration_info = calibration
@@ -545,6 +561,10 @@ def _build(
     )
     report.layers, report.failing, report.written = layers, failing, bool(models)
     report.kept_failing = keep_failing
+    if firmware and "int8" in models:
+        report.firmware = _firmware(staging, run_dir.name, inputs, models["int8"])
+    elif firmware:
+        warnings.append("no firmware written: the int8 model is outside its tolerance (--keep-failing writes it)")
     if compressed is not None:
         settings, model = compressed
         history = f"{settings.variant_name}_history.csv"
@@ -693,6 +713,54 @@ def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micr
     write_atomic(staging / header_name, header)
     write_atomic(staging / source_name, source)
     return [header_name, source_name]
+
+
+def _firmware(staging: Path, run_name: str, inputs: _RunInputs, model: EdgeModel) -> Firmware:
+    """Write ``firmware/``: the int8 model with batch 1 (checked to give LiteRT's outputs on the test examples byte
+    for byte), its arena measured on TFLite Micro's host interpreter when the micro extra is installed, and raw test
+    examples for the example firmware."""
+    one = EdgeModel(
+        batch_of_one(model.content),
+        model.class_names,
+        source="the firmware model",
+        threshold=model.threshold,
+        front_end=model.front_end,
+        standardization=model.standardization,
+        target_names=model.target_names,
+        output_standardization=model.output_standardization,
+    )
+    check_firmware_model(one)
+    x = inputs.x_test[:MICRO_EXAMPLES]
+    if not np.array_equal(one.run(x), model.run(x)):
+        raise UserError("the batch-1 model does not reproduce the int8 model's outputs; export without --firmware")
+    arena = measure_arena(one.content, one.quantize(one.as_batch(x[:1])))
+    task = inputs.task.name
+    names = list(model.class_names) if task == "classification" else list(model.target_names or ["score"])
+    return write_firmware(
+        staging / FIRMWARE_FOLDER, one, task, names, run_name, arena, _raw_examples(inputs, FIRMWARE_EXAMPLES)
+    )
+
+
+def _raw_examples(inputs: _RunInputs, count: int) -> np.ndarray:
+    """The first ``count`` test examples as a device reads them: the inputs themselves, or for a folder of 16 kHz
+    clips their 16-bit PCM samples (first second, padded). A spectral window's samples are not kept by training:
+    none then (the firmware's example holds one zero example to be replaced)."""
+    front_end = inputs.data.get("front_end") or {}
+    if "mel_bins" in front_end:
+        from recipes.audio import read_wav
+
+        clips = []
+        for index in inputs.split.test[:count]:
+            samples, rate = read_wav(inputs.dataset.sources[int(index)])
+            if rate != front_end["sample_rate"]:
+                continue
+            clip = np.zeros(front_end["clip_samples"], np.float64)
+            clip[: min(len(samples), len(clip))] = samples[: len(clip)]
+            clips.append(np.rint(clip * 32768.0).clip(-32768, 32767).astype(np.int16))
+        return np.asarray(clips, np.int16).reshape(len(clips), -1)
+    if front_end.get("front_end") == "spectral":
+        return np.zeros((0, 0), np.float32)
+    return np.asarray(inputs.x_test[:count], np.float32)
 
 
 def _swap_in(staging: Path, target: Path) -> Path:

@@ -309,4 +309,5 @@ def load_wav_folder(
         kind="audio",
         name=folder.resolve().name,
         front_end=dict(FRONT_END),
+        sources=files,
     )

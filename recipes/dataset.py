@@ -4,6 +4,7 @@ the audio front end and the synthetic sets can all build one without importing e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class Dataset:
         changes: what the loader changed in the data, counted by kind (a stream's ``resampled_recordings`` and
             ``gaps``, a ``.ts`` file's ``resampled_series`` and ``missing_values``); ``data.json`` holds them.
         notes: one line per kind of change, for the console.
+        sources: the file each example was read from, when each is one file (a folder of clips); None otherwise.
     """
 
     x: np.ndarray
@@ -48,6 +50,7 @@ class Dataset:
     windows_dropped: int = 0
     changes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    sources: list[Path] | None = None
 
     @property
     def num_classes(self) -> int:
