@@ -3,6 +3,8 @@
 ``shared``: one small trained run, exported once per test session. Every edge test asks for the same run, so the
 whole edge test set trains once (the default digits MLP, 50,826 parameters, 15 epochs, seed 0) and exports all
 four variants once. Tests that write into a run work on a copy (:func:`tests.helpers.copy_run`).
+
+``tflm_objects``: the folder TFLite Micro's objects are compiled into for the firmware tests, once per session.
 """
 
 from __future__ import annotations
@@ -47,3 +49,9 @@ def device_env(tmp_path_factory):
     from tests.helpers import device_python
 
     return device_python(tmp_path_factory.mktemp("device-env"))
+
+
+@pytest.fixture(scope="session")
+def tflm_objects(tmp_path_factory):
+    """One folder for TFLite Micro's objects, shared by every firmware build of the session: compiled once."""
+    return tmp_path_factory.mktemp("tflm-objects")

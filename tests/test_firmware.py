@@ -1,25 +1,15 @@
-"""The firmware package: built for a Cortex-M4 with CMSIS-NN kernels against the TFLite Micro tree in
-../shared/third_party/tflite-micro, run on QEMU's Cortex-M4 board, compared with LiteRT byte for byte.
-
-What each kind of run is checked for, on 20 raw examples (a table, an image, keyword-spotting clips through the MFCC
-in C, sensor windows raw and through the spectral front end in C, an anomaly detector, a regression):
-
-- the int8 input tensor the C front end and z-score computed equals the Python runtime's, byte for byte for the exact
-  front ends and within one step on at least 99% of the values for the MFCC (float32 C against float64 numpy);
-- the int8 output tensor equals LiteRT's run on that same input tensor, byte for byte (CMSIS-NN and LiteRT's
-  reference kernels round alike on these models; a difference would show as a failing row here);
-- the values model_predict returns are the ones the Python runtime computes from those output bytes, and the top
-  class is the runtime's on every example;
-- the 32-bit arena TFLite Micro used fits the one model_config.h reserves.
-
-TFLite Micro's objects are compiled once per session into one folder that every model's build shares.
+"""The firmware package (export --firmware): built for a Cortex-M4 with CMSIS-NN kernels against the TFLite Micro
+tree in ../shared/third_party/tflite-micro, run on QEMU's Cortex-M4 board and checked against LiteRT
+(tests/firmware_checks.py says what is checked) on 20 raw examples of each kind of run: a table, an image, sensor
+windows raw and through the spectral front end in C, an anomaly detector and a regression (keyword spotting, with the
+MFCC in C, is checked on spoken clips in tests/test_speech_voices.py). The C front ends are also compiled with the
+host's gcc and compared with numpy. TFLite Micro's objects are compiled once per session (the ``tflm_objects``
+fixture).
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,80 +17,15 @@ import pytest
 
 from edge.export import export_run
 from edge.firmware import write_examples
-from edge.firmware_build import ARM_PROGRAMS, QemuRun, build, image_sizes, model_array_bytes, run_on_qemu
 from edge.front_end_c import MFCC_TOLERANCE, SPECTRAL_TOLERANCE, front_end_source
 from edge.preprocessing import Standardization
 from edge.runtime import EdgeModel
 from recipes.config import resolve_config
 from recipes.training import train
+from tests.firmware_checks import TFLM_ROOT, assert_runs_like_litert, build_and_run, firmware_model
 from tests.helpers import copy_run, require_programs
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-TFLM_ROOT = REPOSITORY.parent / "shared" / "third_party" / "tflite-micro"
 EXAMPLES = 20
-
-
-def require_tree() -> None:
-    """Skip (fail in CI) when the TFLite Micro tree is not beside the repository."""
-    if (TFLM_ROOT / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
-        return
-    reason = f"no TFLite Micro tree at {TFLM_ROOT}"
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def tflm_objects(tmp_path_factory) -> Path:
-    """One folder for TFLite Micro's objects, shared by every model's build in the session."""
-    return tmp_path_factory.mktemp("tflm-objects")
-
-
-def build_and_run(folder: Path, tflm_objects: Path) -> tuple[QemuRun, dict[str, int]]:
-    """Build the firmware (Cortex-M4, CMSIS-NN) and run it on QEMU; what it printed and the image's sizes."""
-    require_programs(*ARM_PROGRAMS)
-    require_tree()
-    elf = build(folder, TFLM_ROOT, folder / "build", tflm_objects)
-    return run_on_qemu(elf), image_sizes(elf)
-
-
-def firmware_model(edge_dir: Path) -> EdgeModel:
-    """The firmware's model (batch 1) with the int8 variant's manifest: z-score, front end, threshold, names."""
-    exported = EdgeModel.load(edge_dir / "model_int8.tflite")
-    content = model_array_bytes(edge_dir / "firmware" / "model_data.cc")
-    return EdgeModel(
-        content,
-        exported.class_names,
-        threshold=exported.threshold,
-        front_end=exported.front_end,
-        standardization=exported.standardization,
-        target_names=exported.target_names,
-        output_standardization=exported.output_standardization,
-    )
-
-
-def assert_runs_like_litert(run: QemuRun, model: EdgeModel, features: np.ndarray, exact_inputs: bool = True) -> None:
-    """The checks of the module docstring, for examples whose features (what the model's front end computed in
-    Python) are ``features``."""
-    count = len(features)
-    assert len(run.top) == count, run.text[-2000:]
-    expected_input = model.quantize(model.as_batch(features)).reshape(count, -1)
-    steps = np.abs(run.inputs.astype(int) - expected_input.astype(int))
-    if exact_inputs:
-        assert steps.max() == 0, f"{np.count_nonzero(steps)} input values differ"
-    else:
-        assert steps.max() <= 1 and np.mean(steps == 0) >= 0.99, (steps.max(), np.mean(steps == 0))
-    litert = model.run(run.inputs.reshape(count, *model.input_shape)).reshape(count, -1)
-    differing = np.count_nonzero((run.outputs != litert).any(axis=1))
-    assert differing == 0, f"{differing} of {count} output rows differ from LiteRT's"
-    values = model.dequantize(run.outputs)
-    if model.output_standardization is not None:
-        values = model.output_standardization.invert(values)
-    assert np.array_equal(run.values, values.astype(np.float32))
-    runtime = model.dequantize(model.run(features).reshape(count, -1))
-    assert np.array_equal(run.top, runtime.argmax(axis=1))
-    assert run.arena_used <= run.arena_reserved
-    assert run.instructions.min() > 0
 
 
 def train_and_export(tmp_path: Path, overrides: dict, sets: list[str] | None = None) -> Path:
@@ -151,6 +76,21 @@ def test_image_digits_runs_bit_exact_on_the_cortex_m4(shared, tmp_path, tflm_obj
     assert np.mean(result.top == shared.y_test[:EXAMPLES]) >= 0.8
     assert len(model.content) < sizes["flash"] < len(model.content) + 400_000  # the model array is in flash
     assert sizes["ram"] >= result.arena_reserved
+    require_programs("cmake")  # the CMake project compiles the same library with the same toolchain
+    cmake = tmp_path / "cmake"
+    toolchain = folder / "cortex-m4.cmake"
+    configure = [
+        "cmake",
+        "-S",
+        str(folder),
+        "-B",
+        str(cmake),
+        f"-DTFLM_ROOT={TFLM_ROOT}",
+        f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
+    ]
+    subprocess.run(configure, check=True, capture_output=True)
+    subprocess.run(["make", "-C", str(cmake), "model/fast"], check=True, capture_output=True)  # not TFLite Micro again
+    assert (cmake / "libmodel.a").stat().st_size > len(model.content)
 
 
 def test_table_regression_and_anomaly_run_bit_exact(tmp_path, tflm_objects):
@@ -186,27 +126,6 @@ def test_sensor_windows_raw_and_spectral_run_bit_exact(tmp_path, tflm_objects):
         model = firmware_model(edge)
         result = build_and_run(edge / "firmware", tflm_objects)[0]
         assert_runs_like_litert(result, model, model_inputs(windows, model.front_end), front_end == "raw")
-
-
-def test_keyword_spotting_computes_its_mfccs_in_c(tmp_path, tflm_objects):
-    """Spoken clips (espeak-ng voices through sox): the C front end computes the MFCCs from 16-bit PCM on the
-    Cortex-M4; the int8 input bytes are within one step of the Python runtime's and the outputs LiteRT's."""
-    require_programs("espeak-ng", "sox")
-    sys.path.insert(0, str(REPOSITORY / "benchmarks"))
-    from speech_clips import write_clips
-
-    from edge.mfcc import wav_features
-    from recipes.audio import read_wav
-
-    parts = write_clips(tmp_path / "speech", per_class=4, held_out_per_class=2, seed=0)
-    edge = train_and_export(tmp_path, {"data": str(parts["train"]), "recipe": "ds_cnn", "epochs": 3})
-    clips = sorted(parts["held_out"].rglob("*.wav"))[:EXAMPLES]
-    pcm = np.array([np.rint(read_wav(clip)[0] * 32768.0).astype(np.int16)[:16000] for clip in clips])
-    write_examples(edge / "firmware", pcm, "mfcc")
-    model = firmware_model(edge)
-    result = build_and_run(edge / "firmware", tflm_objects)[0]
-    features = np.concatenate([wav_features(clip, model.front_end) for clip in clips])
-    assert_runs_like_litert(result, model, features, exact_inputs=False)
 
 
 def _compile_front_end(tmp_path: Path, source: str, config: str, raw_type: str, raw_values: int, features: int) -> Path:
