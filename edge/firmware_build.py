@@ -23,7 +23,14 @@ import numpy as np
 
 from recipes.errors import UserError
 
-ARM_PROGRAMS = ("make", "arm-none-eabi-gcc", "arm-none-eabi-g++", "arm-none-eabi-size", "qemu-system-arm")
+ARM_PROGRAMS = (
+    "make",
+    "arm-none-eabi-gcc",
+    "arm-none-eabi-g++",
+    "arm-none-eabi-size",
+    "arm-none-eabi-nm",
+    "qemu-system-arm",
+)
 INSTRUCTIONS_PER_TICK = 40  # QEMU mps2-an386 with -icount shift=0: 1 ns per instruction, SysTick at 25 MHz
 FLASH_SECTIONS = (".vectors", ".init", ".text", ".fini", ".rodata", ".ARM.exidx", ".eh_frame", ".init_array",
                   ".fini_array", ".data")  # fmt: skip
@@ -82,10 +89,10 @@ def check_tree(tflm_root: Path | str | None) -> Path:
     return root
 
 
-def objects_folder(tflm_root: Path, makefile: Path) -> Path:
+def objects_folder(tflm_root: Path, makefile: Path, cache: Path | None = None) -> Path:
     """Where TFLite Micro's objects for this tree, compiled by this Makefile (its flags), are kept between builds:
-    ``$XDG_CACHE_HOME/edge-recipes/tflm-<hash>`` (``~/.cache`` by default)."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    ``<cache>/edge-recipes/tflm-<hash>``, the cache being ``$XDG_CACHE_HOME`` or ``~/.cache`` by default."""
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     key = hashlib.sha256(f"{tflm_root}\n".encode() + makefile.read_bytes()).hexdigest()[:16]
     return cache / "edge-recipes" / f"tflm-{key}"
 
@@ -149,12 +156,19 @@ def run_on_qemu(elf: Path) -> QemuRun:
 
 def image_sizes(elf: Path) -> dict[str, int]:
     """Flash (code, constants and the initial values of data) and static RAM (data and bss, the arena in it) of an
-    ELF, in bytes, with each section's size."""
+    ELF, in bytes, with each section's size; ``examples`` is the example firmware's test examples (in flash) and
+    ``flash_without_examples`` what a device's image of the library holds."""
     listing = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True, check=True).stdout
     sections = {name: int(size) for name, size in re.findall(r"^(\.[\w.]+)\s+(\d+)", listing, re.MULTILINE)}
+    symbols = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, check=True).stdout
+    examples = re.search(r"^[0-9a-f]+ ([0-9a-f]+) \w (?:_ZL)?\d*model_examples\w*$", symbols, re.MULTILINE)
+    flash = sum(sections.get(name, 0) for name in FLASH_SECTIONS)
+    examples_bytes = int(examples.group(1), 16) if examples else 0
     return {
-        "flash": sum(sections.get(name, 0) for name in FLASH_SECTIONS),
+        "flash": flash,
         "ram": sum(sections.get(name, 0) for name in RAM_SECTIONS),
+        "examples": examples_bytes,
+        "flash_without_examples": flash - examples_bytes,
         **{f"section{name}": size for name, size in sections.items()},
     }
 
@@ -165,7 +179,8 @@ class TargetMeasurement:
 
     Args:
         name: the run (or package) measured.
-        flash_bytes: code, constants (the model) and initial data of the linked example image.
+        flash_bytes: code, constants (the model) and initial data of the linked example image, without its test
+            examples.
         ram_bytes: static RAM (data and bss, the tensor arena included).
         arena_used: the arena TFLite Micro used on the 32-bit target.
         arena_reserved: the arena the package reserves.
@@ -226,7 +241,7 @@ def measure_target(path: Path, tflm_root: Path | str | None, costs, work: Path) 
     estimate = analyze_model(content, costs, "model_data.cc")
     return TargetMeasurement(
         name=folder.parent.parent.name if folder.parent.name == "edge" else folder.name,
-        flash_bytes=sizes["flash"],
+        flash_bytes=sizes["flash_without_examples"],
         ram_bytes=sizes["ram"],
         arena_used=run.arena_used,
         arena_reserved=run.arena_reserved,

@@ -173,7 +173,6 @@ def _mfcc(front_end: dict[str, Any], input_values: int) -> str:
         + _array("float", "mfcc_band_weights", packed)
         + _array("float", "mfcc_dct", dct_matrix(bands)[:, :coefficients])
         + f"""
-static float mfcc_clip[{clip}];
 static float mfcc_real[{fft}];
 static float mfcc_imag[{fft}];
 static float mfcc_magnitude[{fft // 2 + 1}];
@@ -207,19 +206,22 @@ static void mfcc_fft(void) {{
   }}
 }}
 
+// The clip is scaled to [-1, 1) and divided by its peak magnitude sample by sample as each frame reads it (the
+// same float32 operations as dividing the whole clip first, without a float copy of it in RAM).
+static float mfcc_sample(const model_raw_t* raw, int i, float peak) {{
+  const float value = (float)raw[i] / {PCM_FULL_SCALE!r}f;
+  return peak > 0.0f ? value / peak : value;
+}}
+
 void model_front_end(const model_raw_t* raw, float* features) {{
   float peak = 0.0f;
   for (int i = 0; i < {clip}; ++i) {{
-    mfcc_clip[i] = (float)raw[i] / {PCM_FULL_SCALE!r}f;
-    const float magnitude = fabsf(mfcc_clip[i]);
+    const float magnitude = fabsf((float)raw[i] / {PCM_FULL_SCALE!r}f);
     if (magnitude > peak) peak = magnitude;
-  }}
-  if (peak > 0.0f) {{
-    for (int i = 0; i < {clip}; ++i) mfcc_clip[i] = mfcc_clip[i] / peak;
   }}
   for (int frame = 0; frame < {frames}; ++frame) {{
     for (int i = 0; i < {fft}; ++i) {{
-      mfcc_real[i] = i < {window} ? mfcc_clip[frame * {stride} + i] * mfcc_window[i] : 0.0f;
+      mfcc_real[i] = i < {window} ? mfcc_sample(raw, frame * {stride} + i, peak) * mfcc_window[i] : 0.0f;
     }}
     mfcc_fft();
     for (int k = 0; k <= {fft // 2}; ++k) {{

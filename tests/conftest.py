@@ -53,5 +53,11 @@ def device_env(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tflm_objects(tmp_path_factory):
-    """One folder for TFLite Micro's objects, shared by every firmware build of the session: compiled once."""
-    return tmp_path_factory.mktemp("tflm-objects")
+    """One folder for TFLite Micro's objects, shared by every firmware build of the session: compiled once. It is
+    where the CLI's builds keep them too when ``XDG_CACHE_HOME`` is its grandparent (:func:`objects_folder`)."""
+    from edge.firmware import SOURCES
+    from edge.firmware_build import objects_folder
+    from tests.firmware_checks import TFLM_ROOT
+
+    cache = tmp_path_factory.mktemp("cache")
+    return objects_folder(TFLM_ROOT.resolve(), SOURCES / "Makefile", cache)

@@ -74,7 +74,8 @@ def test_image_digits_runs_bit_exact_on_the_cortex_m4(shared, tmp_path, tflm_obj
     model = firmware_model(run / "edge")
     assert_runs_like_litert(result, model, shared.x_test[:EXAMPLES])
     assert np.mean(result.top == shared.y_test[:EXAMPLES]) >= 0.8
-    assert len(model.content) < sizes["flash"] < len(model.content) + 400_000  # the model array is in flash
+    assert sizes["examples"] == 20 * 64 * 4  # the float test examples
+    assert len(model.content) < sizes["flash_without_examples"] < len(model.content) + 400_000  # the model is in flash
     assert sizes["ram"] >= result.arena_reserved
     require_programs("cmake")  # the CMake project compiles the same library with the same toolchain
     cmake = tmp_path / "cmake"
@@ -91,6 +92,37 @@ def test_image_digits_runs_bit_exact_on_the_cortex_m4(shared, tmp_path, tflm_obj
     subprocess.run(configure, check=True, capture_output=True)
     subprocess.run(["make", "-C", str(cmake), "model/fast"], check=True, capture_output=True)  # not TFLite Micro again
     assert (cmake / "libmodel.a").stat().st_size > len(model.content)
+
+
+def test_the_cli_exports_firmware_and_benchmarks_it_on_the_cortex_m4(shared, tmp_path, tflm_objects, monkeypatch):
+    """As a user: export --firmware prints where the package is; benchmark --target cortex-m4 builds it and prints the
+    measured flash, RAM, arena and instructions beside the estimate; a run without the package is one line."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import cli
+
+    require_programs("arm-none-eabi-gcc", "qemu-system-arm")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tflm_objects.parent.parent))  # the session's TFLite Micro objects
+    runner = CliRunner()
+    run = copy_run(shared.run_dir, tmp_path / "run")
+    missing = runner.invoke(cli.app, ["benchmark", str(run), "--target", "cortex-m4", "--tflm-root", str(TFLM_ROOT)])
+    assert missing.exit_code == 2 and "export" in missing.output and "--firmware" in missing.output
+    exported = runner.invoke(cli.app, ["export", str(run), "--quantization", "int8", "--firmware"])
+    assert exported.exit_code == 0, exported.output
+    assert "firmware: edge/firmware/ (" in exported.output and "TFLM_ROOT=" in exported.output
+    measured = runner.invoke(
+        cli.app, ["benchmark", str(run), "--target", "cortex-m4", "--tflm-root", str(TFLM_ROOT), "--json"]
+    )
+    assert measured.exit_code == 0, measured.output
+    figures = json.loads(measured.output)
+    assert figures["examples"] == 20 and 0 < figures["arena_used"] <= figures["arena_reserved"]
+    assert figures["model_bytes"] < figures["flash_bytes"] and figures["ram_bytes"] >= figures["arena_reserved"]
+    assert 50_432 < figures["instructions"] < 20 * 50_432  # more than one instruction per MAC, not absurdly more
+    table = runner.invoke(cli.app, ["benchmark", str(run), "--target", "cortex-m4", "--tflm-root", str(TFLM_ROOT)])
+    assert "instructions / inference" in table.output and "estimated cycles" in table.output
+    assert not (run / "edge" / "firmware" / "build").exists()  # the build is kept out of the export
 
 
 def test_table_regression_and_anomaly_run_bit_exact(tmp_path, tflm_objects):
