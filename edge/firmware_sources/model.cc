@@ -16,7 +16,9 @@ alignas(16) uint8_t tensor_arena[MODEL_ARENA_BYTES];
 alignas(Resolver) uint8_t resolver_storage[sizeof(Resolver)];
 alignas(tflite::MicroInterpreter) uint8_t interpreter_storage[sizeof(tflite::MicroInterpreter)];
 tflite::MicroInterpreter* interpreter = nullptr;
-float features[MODEL_FEATURES];
+#if !MODEL_FRONT_END_NONE
+float features[MODEL_FEATURES];  // what the front end computes from a raw example, before quantization
+#endif
 
 int elements(const TfLiteTensor* tensor) {
   int count = 1;
@@ -48,8 +50,12 @@ extern "C" int model_init(void) {
 
 extern "C" int model_prepare(const model_raw_t* raw) {
   if (interpreter == nullptr) return MODEL_ERROR_NOT_READY;
+#if MODEL_FRONT_END_NONE
+  model_quantize_input(raw, interpreter->input(0)->data.int8);  // the raw values are the features
+#else
   model_front_end(raw, features);
   model_quantize_input(features, interpreter->input(0)->data.int8);
+#endif
   return 0;
 }
 
