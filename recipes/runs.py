@@ -119,8 +119,12 @@ class Run:
         return write_json(self / name, data)
 
     def write_model(self, model: Any) -> None:
-        """Save ``model.keras``."""
-        model.save(self / self.MODEL)
+        """Save ``model.keras`` as a plain Keras model: the layers and weights without the training setup (loss,
+        optimizer and its state), so that ``keras.saving.load_model(path)`` loads it in a Python that never imported
+        this project (a regression's loss is the project's own class). Resuming reads the checkpoints, not this."""
+        plain = type(model).from_config(model.get_config())  # keras.models.clone_model would compile it again
+        plain.set_weights(model.get_weights())
+        plain.save(self / self.MODEL)
 
     def write_split(self, split: Any) -> None:
         """Save ``split.npz``."""

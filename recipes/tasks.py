@@ -561,7 +561,8 @@ _LOSSES: dict[str, Any] = {}
 
 def standardized_squared_error(std: np.ndarray, keras_module: ModuleType | None = None) -> Any:
     """The regression loss ``mean(((y - ŷ) / std)²)`` over the outputs, for ``keras_module`` (Keras 3: a
-    registered, serializable loss, so ``model.keras`` loads with it; tf_keras: a plain function)."""
+    registered, serializable loss, so a checkpoint loads with it; a run's ``model.keras`` is saved without it: see
+    :meth:`recipes.runs.Run.write_model`; tf_keras: a plain function)."""
     from recipes.layers import keras_module_or_default
 
     keras = keras_module_or_default(keras_module)

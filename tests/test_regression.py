@@ -284,3 +284,37 @@ def test_train_announces_the_automatic_choice_and_prints_target_units(tmp_path):
 def test_gradcheck_refuses_a_regression_data_set_in_one_line():
     line = error_line(runner.invoke(cli.app, ["gradcheck", "--data", "diabetes"]))
     assert "diabetes is a regression data set" in line
+
+
+def test_the_saved_model_loads_in_a_bare_keras_and_predicts_the_same_values(diabetes, tmp_path):
+    """``model.keras`` holds layers and weights only: ``keras.saving.load_model`` in a Python that never imported
+    this project loads it (the regression's loss is the project's own class, kept out of the file) and predicts
+    what the run's model predicts."""
+    import subprocess
+    import sys
+
+    result, _ = diabetes
+    x = load_diabetes(return_X_y=True)[0][:16].astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np, keras\n"
+        "model = keras.saving.load_model(sys.argv[1])\n"
+        "np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0))\n"
+        "assert not any(name.startswith(('recipes', 'edge', 'tuning')) for name in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(result.run_dir / "model.keras"),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "y.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # not the repository: nothing of the project is importable by accident
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    expected = result.model.predict(x, verbose=0)
+    assert np.allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5, atol=1e-4)
