@@ -122,3 +122,21 @@ def test_exported_model_reports_the_anomaly_score(machine_run):
     scores = EdgeModel(content).predict(dataset.x[:8])
     assert scores.shape == (8, 1)
     np.testing.assert_allclose(scores, model.predict(dataset.x[:8], verbose=0), rtol=1e-4, atol=1e-5)
+
+
+def test_the_threshold_is_chosen_on_dev_scores_not_test(machine_run):
+    """The run's threshold is Youden's J on the dev split's scores (choosing it on test would leak the test labels
+    into the figures reported on test)."""
+    from recipes.runs import Run
+
+    run_dir, _ = machine_run
+    run = Run(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    split = run.split()
+    dataset = binary_labels(load_dataset("machine"), "normal")
+    model = run.model()
+    dev_scores = np.asarray(model.predict(dataset.x[split.dev], verbose=0)).reshape(-1)
+    test_scores = np.asarray(model.predict(dataset.x[split.test], verbose=0)).reshape(-1)
+    on_dev = choose_threshold(dev_scores, dataset.y[split.dev])
+    assert metrics["threshold"] == pytest.approx(on_dev, rel=1e-5)
+    assert on_dev != pytest.approx(choose_threshold(test_scores, dataset.y[split.test]), rel=1e-5)

@@ -373,3 +373,22 @@ def test_predicted_against_true_draws_each_target_with_its_r2(tmp_path):
     assert titles == [f"kwh\nR² {r2[0]:.3f}, MAE 1", f"temp\nR² {r2[1]:.3f}, MAE 3"]
     assert lines == [(0.0, 10.0), (97.0, 127.0)]
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_the_default_beta_is_0_9_in_ewma_and_in_the_plotted_curves(tmp_path, monkeypatch):
+    """The documented default, β = 0.9 (about the last 10 epochs), both where the average is computed and where
+    the learning curves call it."""
+    import recipes.plots
+
+    # β = 0.9 on 10, 20, 30, bias-corrected: 1.0 / 0.1, 2.9 / 0.19, 5.61 / 0.271.
+    np.testing.assert_allclose(ewma([10.0, 20.0, 30.0]), [10.0, 2.9 / 0.19, 5.61 / 0.271], rtol=1e-12)
+    betas = []
+
+    def recording(values, beta=None, bias_correction=True):
+        betas.append(beta)
+        return ewma(values, beta=beta, bias_correction=bias_correction)
+
+    monkeypatch.setattr(recipes.plots, "ewma", recording)
+    history = {"loss": [1.0, 0.8, 0.7], "dev_loss": [1.1, 0.9, 0.85], "accuracy": [0.5, 0.6, 0.7]}
+    recipes.plots.plot_learning_curves(history, tmp_path / "curves.png")
+    assert betas and set(betas) == {0.9}

@@ -256,3 +256,11 @@ def test_normal_and_anomaly_per_class_results_and_the_page(exported, tmp_path):
         assert (
             variant["classes"]["confusion_matrix"] == confusion_matrix(exported.y_test, decided, labels=[0, 1]).tolist()
         )
+
+
+def test_a_score_at_the_threshold_is_an_anomaly():
+    """The documented rule, 'anomaly when score >= threshold': the threshold itself is an anomaly, the float just
+    below it is not (compared in float64, as training chose the threshold)."""
+    threshold = 0.3
+    scores = np.array([threshold, np.nextafter(threshold, 0.0), np.nextafter(threshold, 1.0)])
+    assert is_anomaly(scores, threshold).tolist() == [True, False, True]
