@@ -139,6 +139,37 @@ def test_features_are_cached_reused_and_only_changed_files_recomputed(tmp_path, 
     assert len(list((tmp_path / "cache").iterdir())) == 6
 
 
+def test_a_clip_recorded_again_at_the_same_length_is_not_served_from_the_cache(tmp_path):
+    """A WAV file replaced by another recording of the same length has the same size: the cache must see the new
+    modification time and compute its MFCCs again (the other clips' rows are reused)."""
+    import wave
+
+    def write(path, seed):
+        samples = np.random.default_rng(seed).normal(0, 3000, 16000).clip(-32768, 32767).astype("<i2")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes(samples.tobytes())
+
+    folder = tmp_path / "clips"
+    for index in range(3):
+        write(folder / "yes" / f"{index}.wav", index)
+        write(folder / "no" / f"{index}.wav", 10 + index)
+    cache = CacheSettings(tmp_path / "cache")
+    first = load_dataset(str(folder), cache=cache)
+    clip = folder / "yes" / "1.wav"
+    size = clip.stat().st_size
+    write(clip, 99)
+    os.utime(clip, ns=(1, 1))  # another modification time, whatever the clock's resolution
+    assert clip.stat().st_size == size
+    second = load_dataset(str(folder), cache=cache)
+    row = 3 + 1  # classes sort: no (0-2), yes (3-5)
+    np.testing.assert_array_equal(second.x, load_dataset(str(folder)).x)
+    assert not np.array_equal(second.x[row], first.x[row])
+
+
 def test_features_above_the_memory_limit_are_read_from_disk(tmp_path):
     folder = image_folder(tmp_path / "shots")
     in_memory = load_dataset(str(folder), cache=CacheSettings(tmp_path / "cache"))

@@ -106,6 +106,13 @@ def test_pareto_accuracy_axis_is_the_int8_models():
     assert [r.trial_id for r in pareto_front([first, second], "val_accuracy", "max")] == ["1"]
 
 
+def test_two_identical_trials_both_stay_on_the_pareto_front():
+    """Equal on every axis, neither dominates the other (a trial repeated with the same numbers is still on the
+    front), while a third, worse on all three, is not."""
+    twins = [record("0", 0.9, 5.0, 0.02), record("1", 0.9, 5.0, 0.02), record("2", 0.8, 6.0, 0.03)]
+    assert [r.trial_id for r in pareto_front(twins, "val_accuracy", "max")] == ["0", "1"]
+
+
 def test_no_feasible_error_names_the_smallest_model_and_the_fix():
     budget = Budget(max_int8_kb=2, max_latency_ms=1, target="cortex-m4-120mhz")
     error = no_feasible_error(budget, [{"int8_kb": 5.4, "est_latency_ms": 0.01}, {"int8_kb": 16.45}])
