@@ -352,8 +352,10 @@ def test_resume_refusals_are_one_line(tmp_path):
 @pytest.mark.slow
 def test_a_run_killed_after_epoch_k_resumes_the_remaining_epochs_exactly(tmp_path):
     """SIGKILL after the checkpoint of epoch 4, then --resume: epochs 5-10 only, one complete run, and (without
-    dropout, whose random stream restarts) the same history and metrics as an uninterrupted run to the last bit."""
-    args = ["train", "--epochs", "10", "--set", "checkpoint_seconds=0", "--set", "dropout=0", "-q"]
+    dropout, whose random stream restarts) the same history and metrics as an uninterrupted run to the last bit. The
+    learning rate decays per epoch, so a schedule that restarted at epoch 0 on resuming would show in the history."""
+    args = ["train", "--epochs", "10", "--set", "checkpoint_seconds=0", "--set", "dropout=0"]
+    args += ["--set", "schedule=exponential", "--set", "exponential_rate=0.8", "-q"]
     whole = subprocess.run(
         [sys.executable, "cli.py", *args, "--out", str(tmp_path / "whole")], cwd=ROOT, capture_output=True, text=True
     )
