@@ -30,7 +30,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from edge.native_output import captured_native_output
 from edge.preflight import preflight
 from edge.preprocessing import Standardization
-from recipes.errors import UserError, first_line, is_number, printable
+from recipes.errors import UserError, first_line, is_number, printable, quoted
 from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
 from recipes.series_files import RESAMPLED, fit_length, read_ts
 from recipes.series_files import SUFFIX as TS_SUFFIX
@@ -808,15 +808,15 @@ def _read_csv(path: Path) -> np.ndarray:
                 f"CSV file {path} line {number} has {len(row)} values but line {rows[0][0]} has {width}; "
                 "give every example the same number of values"
             )
-        try:
+        bad = next((cell for cell in row if not is_number(cell)), None)
+        if bad is None:
             values.append([float(cell) for cell in row])
-        except ValueError:
-            bad = next(cell for cell in row if not is_number(cell))
+        else:
             header = " (a header row names every column)" if number == first else ""
             raise UserError(
-                f"CSV file {path} line {number} holds '{printable(bad)}', which is not a number{header}; "
+                f"CSV file {path} line {number} holds '{quoted(bad)}', which is not a number{header}; "
                 "give raw numeric values only"
-            ) from None
+            )
     return np.asarray(values, dtype=np.float64)
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from recipes.dataset import Dataset, labelled
-from recipes.errors import UserError, closest, first_line, is_number
+from recipes.errors import UserError, closest, first_line, is_number, quoted
 from recipes.feature_cache import CacheSettings, folder_features
 from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
 from recipes.progress import Progress
@@ -486,13 +486,13 @@ def _bad_cell(path: Path, line: int, name: str, cell: str, problem: str) -> User
     """The error for a feature cell that is not a number (``problem`` "number") or not finite ("finite")."""
     if problem == "finite":
         return UserError(
-            f"CSV file {path} line {line}: column '{name}' is '{cell}', not a finite number; fill in or drop "
+            f"CSV file {path} line {line}: column '{name}' is '{quoted(cell)}', not a finite number; fill in or drop "
             "missing and infinite values"
         )
     if not cell:
         return UserError(f"CSV file {path} line {line}: column '{name}' is empty; fill in a number or drop the row")
     return UserError(
-        f"CSV file {path} line {line}: column '{name}' holds '{cell}', which is not a number; "
+        f"CSV file {path} line {line}: column '{name}' holds '{quoted(cell)}', which is not a number; "
         "every column except the label must be numeric (pass --label COLUMN for the class column)"
     )
 
@@ -516,7 +516,7 @@ def _numeric_label(values: np.ndarray, name: str, path: Path) -> np.ndarray:
     if values.dtype.kind not in "biuf":
         text = next(str(value) for value in values.tolist() if not is_number(value) or not np.isfinite(float(value)))
         raise UserError(
-            f"CSV file {path}: label column '{name}' holds '{text}', which is not a number; several label "
+            f"CSV file {path}: label column '{name}' holds '{quoted(text)}', which is not a number; several label "
             "columns make a regression with one output per column: give numbers, or pass one --label"
         )
     return values

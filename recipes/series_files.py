@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.errors import UserError, is_number, printable
+from recipes.errors import UserError, is_number, plain_floats, printable, quoted
 
 SUFFIX = ".ts"
 RESAMPLED = "resampled"  # front_end["lengths"] of a model trained on series of unequal length
@@ -200,12 +200,11 @@ def _data_line(line: str, header: dict[str, list[str]], path: Path, number: int)
         cells = [cell.strip() for cell in part.split(",")]
         gaps = np.array([cell.lower() in MISSING for cell in cells])
         try:
-            values = np.array(["nan" if gap else cell for cell, gap in zip(cells, gaps, strict=True)], np.float64)
+            values = plain_floats(["nan" if gap else cell for cell, gap in zip(cells, gaps, strict=True)])
         except ValueError:
             bad = next(cell for cell in cells if cell.lower() not in MISSING and not is_number(cell))
             raise UserError(
-                f"{where}: dimension {index + 1} holds '{printable(bad)}', which is not a number (missing values "
-                "are '?')"
+                f"{where}: dimension {index + 1} holds '{quoted(bad)}', which is not a number (missing values are '?')"
             ) from None
         if not np.isfinite(values[~gaps]).all():
             raise UserError(f"{where}: dimension {index + 1} holds an infinite value; give finite numbers")

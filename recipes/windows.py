@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from recipes.errors import UserError, is_number, printable
+from recipes.errors import UserError, is_number, plain_floats, printable, quoted
 
 KIND = "windows"
 FRONT_ENDS = ("raw", "spectral")
@@ -278,14 +278,14 @@ def _numbers(cells: list[list[str]], lines: list[int], names: list[str], path: P
     """The cells as float32 (float64 for the time column), or a UserError naming the first that is not a finite
     number."""
     try:
-        values = np.asarray(cells, dtype=np.float64)
+        values = plain_floats(cells)
     except ValueError:
         for line, row in zip(lines, cells, strict=True):
             for name, cell in zip(names, row, strict=True):
                 if not is_number(cell):
                     mixed = "; write every time as seconds or every time as a datetime" if name == TIME_COLUMN else ""
                     raise UserError(
-                        f"CSV stream {path} line {line}: column '{name}' holds '{printable(cell)}', which is not a "
+                        f"CSV stream {path} line {line}: column '{name}' holds '{quoted(cell)}', which is not a "
                         f"number{mixed}"
                     ) from None
         raise
