@@ -239,6 +239,12 @@ def _read_csv_header(path: Path) -> list[str]:
     header = [] if first is None else [cell.strip() for cell in first.iloc[0].tolist()]
     if not any(header):
         raise UserError(f"CSV file {path} is empty; it needs a header row naming the columns, then data rows")
+    repeated = next((name for name in header if header.count(name) > 1), None)
+    if repeated is not None:
+        raise UserError(
+            f"CSV file {path} has {header.count(repeated)} columns named '{quoted(repeated)}'; give each column its "
+            "own name"
+        )
     return header
 
 
@@ -349,10 +355,19 @@ def _column_numbers(column) -> tuple[np.ndarray, int | None]:
 
 
 def _file_counts(path: Path) -> tuple[int, int]:
-    """How many commas ``path`` holds outside double quotes, and at most how many lines, read a block at a time."""
+    """How many commas ``path`` holds outside double quotes, and at most how many lines, read a block at a time.
+
+    Raises:
+        UserError: a NUL byte in the file (pandas would end the cell there: '3,4\\x005' reads as 3 and 4).
+    """
     commas, quoted, newlines, returns = 0, 0, 0, 0
     with path.open("rb") as handle:
         while block := handle.read(1 << 24):
+            if b"\0" in block:
+                line = newlines + block[: block.index(b"\0")].count(b"\n") + 1
+                raise UserError(
+                    f"CSV file {path} holds a NUL byte on line {line}: it is not a text CSV; save it as UTF-8 CSV"
+                )
             newlines += block.count(b"\n")
             returns += block.count(b"\r")
             if not quoted and b'"' not in block:

@@ -363,7 +363,8 @@ def load_split(path: str | Path) -> Split:
         path: the ``.npz`` file.
 
     Raises:
-        UserError: the file is missing, unreadable, or lacks one of the arrays train, dev, test.
+        UserError: the file is missing, unreadable, lacks one of the arrays train, dev, test, or holds an index
+            that is negative or in two places (the upper bound is checked against the data by whoever reads it).
     """
     path = Path(path)
     if not path.is_file():
@@ -389,4 +390,10 @@ def load_split(path: str | Path) -> Split:
                 "training); train again"
             ) from None
         stratified = bool(archive["stratified"]) if "stratified" in archive.files else False
+    indices = np.concatenate([parts[part].reshape(-1) for part in PARTS])
+    if any(parts[part].ndim != 1 for part in PARTS) or (indices < 0).any() or len(np.unique(indices)) < len(indices):
+        raise UserError(
+            f"split file {path} holds negative, repeated or nested example indices (numpy would read a negative one "
+            "from the end: the wrong rows); train again"
+        )
     return Split(**parts, stratified=stratified)

@@ -63,3 +63,16 @@ def test_the_device_runtime_and_the_stream_reader_refuse_1_000(tmp_path):
     stream.write_text("ax,ay\n" + "".join(f"{i},{i}\n" for i in range(20)) + "1_000,2\n")
     with pytest.raises(UserError, match="column 'ax' holds '1_000', which is not a number"):
         read_stream(stream, 50.0)
+
+
+def test_a_nul_byte_or_a_repeated_column_name_is_one_line(tmp_path):
+    """pandas ends a cell at a NUL byte ('3,4\\x005' read as 3 and 4) and takes repeated names as they are: both
+    are refused, naming the line or the column."""
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(b"a,b,label\n1,2,x\n3,4\x005,y\n5,6,x\n7,8,y\n")
+    with pytest.raises(UserError, match="holds a NUL byte on line 3"):
+        load_dataset(str(nul), "label")
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("a,a,label\n1,2,x\n3,4,y\n5,6,x\n7,8,y\n")
+    with pytest.raises(UserError, match="has 2 columns named 'a'; give each column its own name"):
+        load_dataset(str(repeated), "label")

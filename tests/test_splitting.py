@@ -173,3 +173,20 @@ def test_load_split_errors_name_the_problem(tmp_path):
     np.savez(text, train=np.array(["a", "b"]), dev=np.arange(2), test=np.arange(2))
     with pytest.raises(UserError, match="does not hold integer arrays"):
         load_split(text)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        {"train": [0, 1, -1], "dev": [2], "test": [3]},  # numpy reads -1 from the end: the wrong row, silently
+        {"train": [0, 1, 2], "dev": [2], "test": [3]},  # one example in two parts
+        {"train": [[0, 1]], "dev": [2], "test": [3]},
+    ],
+)
+def test_a_split_file_with_negative_or_repeated_indices_is_refused(tmp_path, parts):
+    from recipes.splitting import load_split
+
+    path = tmp_path / "split.npz"
+    np.savez(path, **{name: np.asarray(values) for name, values in parts.items()})
+    with pytest.raises(UserError, match="negative, repeated or nested example indices"):
+        load_split(path)
