@@ -247,13 +247,24 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def run_name(self) -> str:
-        """The run's name: ``name`` or ``<data stem>-<recipe>``."""
+        """The run's name: ``name`` or ``<data stem>-<recipe>``; a data folder or file named for its part of a data
+        set (``speech/train``, ``GunPoint_TRAIN.ts`` keeps its own name) takes its parent's name in front:
+        ``speech-train-ds_cnn``."""
         if self.name:
             return self.name
-        return f"{Path(self.data).stem or 'data'}-{self.recipe}"
+        path = Path(self.data)
+        stem = path.stem or "data"
+        parent = path.absolute().parent.name
+        if stem.lower() in GENERIC_DATA_NAMES and parent:
+            stem = f"{parent}-{stem}"
+        return f"{stem}-{self.recipe}"
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# Names that say which part of a data set a folder or file holds, not which data set: a run takes the parent's too.
+GENERIC_DATA_NAMES = frozenset(
+    {"train", "training", "test", "testing", "dev", "valid", "validation", "data", "dataset"}
+)
 
 
 def weight_decay_of(config: TrainConfig) -> float:

@@ -116,3 +116,7 @@ def test_run_name():
     assert TrainConfig().run_name() == "digits-mlp"
     assert TrainConfig(data="/x/sensors.csv", recipe="mlp").run_name() == "sensors-mlp"
     assert TrainConfig(name="mine").run_name() == "mine"
+    # A folder named for its part of a data set takes its parent's name in front; other names stay as they are.
+    assert TrainConfig(data="/x/speech/train", recipe="ds_cnn").run_name() == "speech-train-ds_cnn"
+    assert TrainConfig(data="/x/speech/Validation", recipe="ds_cnn").run_name() == "speech-Validation-ds_cnn"
+    assert TrainConfig(data="/x/GunPoint_TRAIN.ts", recipe="cnn1d").run_name() == "GunPoint_TRAIN-cnn1d"
