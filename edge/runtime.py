@@ -1388,5 +1388,10 @@ def main(argv: list[str] | None = None) -> int:
     text, warning = prediction_report(model, predictions, options.json)
     if warning:
         print(warning, file=sys.stderr)
-    print(text)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:  # the reader stopped early (predict.py ... | head): end quietly, as command-line tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that Python's exit flush has a sink
     return 0

@@ -46,3 +46,20 @@ def test_the_bundle_runs_its_own_copy_of_the_runtime_and_needs_no_tensorflow(sha
     entry = manifest["files"]["lib/edge/runtime.py"]
     assert entry["sha256"] == hashlib.sha256((device / "lib/edge/runtime.py").read_bytes()).hexdigest()
     assert {"predict.py", "requirements.txt"} <= set(manifest["files"])
+
+
+def test_predict_py_piped_into_a_reader_that_stops_early_ends_quietly(shared, tmp_path):
+    """``predict.py ... | head -1``: the reader closes the pipe after one line; the command ends without a
+    BrokenPipeError traceback."""
+    device = shutil.copytree(shared.edge_dir, tmp_path / "device")
+    np.save(tmp_path / "x.npy", np.repeat(shared.x_test, 30, axis=0))  # ten thousand lines: more than a pipe holds
+    process = subprocess.Popen(
+        [sys.executable, "predict.py", "model_int8.tflite", "--input", str(tmp_path / "x.npy")],
+        cwd=device,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0 and "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
