@@ -1291,11 +1291,16 @@ def clipping_warning(model: EdgeModel) -> str | None:
     low = (limits.min - model.input.zero_point) * model.input.scale
     high = (limits.max - model.input.zero_point) * model.input.scale
     units = " (z-scores of the training statistics in the manifest)" if model.standardization is not None else ""
+    if model.front_end and "mel_bins" in model.front_end:  # a clip's level cannot matter: it is normalized to its peak
+        fix = "give clips like the training ones (near-silence or a clip cut short gives MFCCs training never saw)"
+    elif len(model.input_shape) == 3 and model.front_end is None:
+        fix = "give raw values as in training (the same scale, e.g. not pixels 0..255 for a model trained on 0..1)"
+    else:
+        fix = "give raw values as in training (the same units and scale)"
     return (
         f"warning: {100 * model.values_clipped / model.values_quantized:.1f}% of the input values "
         f"({model.values_clipped} of {model.values_quantized}) were outside the {model.input.dtype} input's range "
-        f"[{low:.4g}, {high:.4g}]{units} and were clipped; give raw values as in training "
-        "(the same units and scale, e.g. not pixels 0..255 for a model trained on 0..1)"
+        f"[{low:.4g}, {high:.4g}]{units} and were clipped; {fix}"
     )
 
 

@@ -110,16 +110,19 @@ class _Unreadable(Exception):
 _PCM, _IEEE_FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
 _GUID_TAIL = bytes.fromhex("000000001000800000aa00389b71")
 _MAX_FMT_BYTES = 1 << 16  # a fmt chunk is 16-40 bytes; a larger size is a damaged header
+_UNKNOWN_SIZE = 0xFFFFFFFF  # the data size of a WAV written to a pipe (sox, ffmpeg): the samples run to the end
 
 
 def _read_riff(path: Path) -> tuple[int, int, int, bytes]:
     """The channels, sample width in bytes, sample rate and sample bytes of a RIFF WAVE file of integer PCM.
 
-    A data chunk shorter than its header says (a file cut short) gives the samples that are there, as the standard
-    ``wave`` module does; a file cut inside its header is unreadable.
+    A data chunk shorter than its header says is a file cut short (a copy interrupted, a disk that filled up): the
+    standard ``wave`` module gives the samples that are there, which a model then hears as a clip of silence; here it
+    is refused, except for the size 0xFFFFFFFF that writers streaming to a pipe put there (read to the end).
 
     Raises:
         _Unreadable: not a RIFF WAVE file, a header cut short or damaged, or samples that are not integer PCM.
+        UserError: a data chunk cut short.
         OSError: the file cannot be opened or read.
     """
     with path.open("rb") as file:
@@ -141,6 +144,11 @@ def _read_riff(path: Path) -> tuple[int, int, int, bytes]:
             elif name == b"data":
                 if fmt is None:
                     raise _Unreadable("the data chunk comes before the fmt chunk")
+                if left < size != _UNKNOWN_SIZE:
+                    raise UserError(
+                        f"WAV file {path} is cut short: its data chunk declares {size:,} bytes but the file holds "
+                        f"{left:,}; copy or record it again"
+                    )
                 return (*fmt, file.read(min(size, left)))
             else:
                 file.seek(size, os.SEEK_CUR)

@@ -234,8 +234,12 @@ def test_wave_format_extensible_pcm_is_read_on_every_python(tmp_path):
         (lambda p: p.write_bytes(extensible_wav(p, bytes(12), 24).read_bytes()[:40]), r"cannot be read \(.*cut short"),
         (lambda p: extensible_wav(p, bytes(0), 24), r"is empty \(no samples\)"),
         (lambda p: extensible_wav(p, bytes(8), 32, subformat=3), r"cannot be read \(32-bit IEEE float samples\)"),
+        (  # cut inside its samples: the wave module would give the 34 bytes left, a clip of silence
+            lambda p: p.write_bytes(extensible_wav(p, bytes(3000), 24).read_bytes()[:128]),
+            r"is cut short: its data chunk declares 3,000 bytes but the file holds 34; copy or record it again",
+        ),
     ],
-    ids=["stereo", "truncated", "empty", "float"],
+    ids=["stereo", "truncated", "empty", "float", "samples cut short"],
 )
 def test_a_bad_wave_format_extensible_file_is_one_line(tmp_path, make, message):
     from recipes.audio import read_wav
