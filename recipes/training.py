@@ -472,8 +472,9 @@ def _checkpoint_to_resume(root: Path, config: TrainConfig, resume: bool) -> run_
     if checkpoint is None:
         if resume:
             raise UserError(
-                f"there is no interrupted run named {config.run_name()} under {config.out} to resume; "
-                "give the --name and --out of the run that stopped, or drop --resume"
+                f"there is no checkpoint of a run named {config.run_name()} under {config.out} to resume (a run "
+                f"stopped before its first checkpoint, written every {config.checkpoint_seconds:g} s, leaves none); "
+                "give the --name and --out of the run that stopped, or drop --resume to train from the start"
             )
         return None
     if not resume:

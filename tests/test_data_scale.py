@@ -327,7 +327,8 @@ def test_training_from_disk_equals_training_in_memory_and_exports(tmp_path):
 def test_resume_refusals_are_one_line(tmp_path):
     runs = tmp_path / "runs"
     result = CliRunner().invoke(cli.app, ["train", "--out", str(runs), "--resume"])
-    assert "no interrupted run named digits-mlp" in error_line(result)
+    line = error_line(result)  # true also of a run killed before its first checkpoint, which leaves nothing to resume
+    assert "no checkpoint of a run named digits-mlp" in line and "stopped before its first checkpoint" in line
     root = checkpoints.folder_for(runs, "digits-mlp")
     config = resolve_config(None, {"out": str(runs), "epochs": 20}, [])
     checkpoint_folder = root / "epoch-3-x"
