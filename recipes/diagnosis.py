@@ -78,6 +78,14 @@ class Diagnosis:
         return f"{value:+.4g}" if signed else f"{value:.4g}"
 
     @property
+    def _assumed(self) -> str:
+        """For a measure in units (a regression's RMSE) with no optimal error given: that 0 is an assumption. No
+        regression of noisy targets reaches 0, so the avoidable bias then holds the targets' noise too."""
+        if self.measure is None or self.bayes_error != 0:
+            return ""
+        return ", assumed (give --bayes-error, e.g. the targets' noise)"
+
+    @property
     def _error(self) -> str:
         return "error" if self.measure is None else self.measure.split(" (")[0]
 
@@ -91,7 +99,7 @@ class Diagnosis:
         def show(value: float) -> str:
             return f"{value:.1%}" if self.measure is None else f"{value:.4g}"
 
-        optimal, error = f"optimal ≈ {show(self.bayes_error)}", self._error
+        optimal, error = f"optimal ≈ {show(self.bayes_error)}{self._assumed}", self._error
         train, dev = show(self.train_error), show(self.dev_error)
         if self.verdict == HIGH_BIAS:
             return f"{self.verdict}: train {error} {train} vs {optimal} (dev {dev})"
@@ -116,7 +124,7 @@ class Diagnosis:
             "| --- | ---: |",
             f"| train | {self._show(self.train_error)} |",
             f"| dev | {self._show(self.dev_error)} |",
-            f"| optimal (Bayes / human-level estimate) | {self._show(self.bayes_error)} |",
+            f"| optimal (Bayes / human-level estimate) | {self._show(self.bayes_error)}{self._assumed} |",
             "",
             f"- avoidable bias (train − optimal): {self._show(self.avoidable_bias, True)}",
             f"- variance (dev − train): {self._show(self.variance, True)}",

@@ -147,3 +147,14 @@ def test_markdown_report():
     assert "- more training data" in markdown
     assert "relative to the optimal error estimate" in markdown and "tolerance of 2.00%" in markdown
     assert "probably too high" not in markdown
+
+
+def test_a_regression_without_an_optimal_error_says_that_0_is_assumed():
+    """An RMSE of noisy targets never reaches 0: when no optimal error is given the line says 0 is an assumption and
+    how to give one; a given one, and error rates, read as before."""
+    measure = "rmse (target units)"
+    line = diagnose(50.0, 55.0, measure=measure).summary_line()
+    assert "optimal ≈ 0, assumed (give --bayes-error, e.g. the targets' noise)" in line
+    assert "assumed" in diagnose(50.0, 55.0, measure=measure).to_markdown()
+    assert "assumed" not in diagnose(50.0, 55.0, bayes_error=45.0, measure=measure).summary_line()
+    assert "assumed" not in diagnose(0.15, 0.16).summary_line()
