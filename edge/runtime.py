@@ -502,12 +502,12 @@ def _names(value: Any) -> list[str] | None:
     """A manifest's class labels or target names as text; None when it has none.
 
     Raises:
-        TypeError: not a list (the caller reads the manifest as damaged).
+        TypeError: not a flat list of texts or numbers (the caller reads the manifest as damaged).
     """
     if value is None:
         return None
-    if not isinstance(value, list):
-        raise TypeError(f"names must be a list, not {type(value).__name__}")
+    if not isinstance(value, list) or not all(isinstance(name, str | int | float) for name in value):
+        raise TypeError("names must be a list of texts")
     return [str(name) for name in value]
 
 

@@ -378,6 +378,8 @@ def test_predict_on_damaged_files_exits_0_or_2_with_one_line(seeds, tmp_path):
         ("front_end.stride_samples", 0),  # a division by zero framing the clip
         ("front_end.log_offset", True),
         ("class_names", -(2**31)),  # found by the fuzz: a TypeError listing the labels
+        ("class_names", [["yes", "no"], "up"]),  # nested lists printed as labels "['yes', 'no']"
+        ("class_names", [{"name": "yes"}]),
     ],
 )
 def test_a_manifest_with_a_damaged_value_is_refused_in_one_line(seeds, tmp_path, key, value):
