@@ -55,6 +55,19 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(interrupted_status(interrupt)) from None
 
 
+PIPED_WIDTH = 160  # columns of rich's tables when output goes to a file or a pipe (rich would take 80)
+
+
+def _console():
+    """A rich console for the command's tables: the terminal's width, or :data:`PIPED_WIDTH` columns when the output
+    is piped or redirected, where rich would wrap titles and cells at 80."""
+    import shutil
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=max(PIPED_WIDTH, shutil.get_terminal_size().columns))
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt, so that the same cleanup runs (a staged
     run's folder is removed) and the command ends with one line."""
@@ -229,7 +242,6 @@ def train(
 
 
 def _print_result(result) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{result.epochs_run} epochs, {result.parameters:,} parameters, {result.seconds:.1f}s")
@@ -245,7 +257,7 @@ def _print_result(result) -> None:
             f"{scores['loss']:.4f}",
             *("-" if value is None else f"{value:.4g}" for value in values),
         )
-    console = Console()
+    console = _console()
     console.print(table)
     if line := result.task.class_line(result.metrics):
         console.print(line, markup=False, soft_wrap=True)
@@ -323,7 +335,6 @@ def gradcheck(
             threshold=threshold,
             samples_per_tensor=samples_per_tensor,
         )
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"gradient check of {resolved.recipe} on {resolved.data} (epsilon {epsilon:g})")
@@ -331,7 +342,7 @@ def gradcheck(
         table.add_column(column, overflow="fold")  # long weight paths wrap instead of ending alike in "…"
     for row in result.to_table_rows():
         table.add_row(*row)
-    console = Console()
+    console = _console()
     console.print(table)
     console.print(
         f"overall relative error {result.relative_error:.3e}: {result.verdict} "
@@ -469,10 +480,9 @@ def _cycle_costs(target: str):
 
 
 def _print_export(report, layer_rows: bool = False) -> None:
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console()
+    console = _console()
     console.print(_parity_table(report))
     console.print(_size_table(report))
     for result in report.variants:
@@ -600,7 +610,6 @@ def benchmark(
         typer.echo(json.dumps(report.to_dict(), indent=2))
         return
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(
@@ -621,7 +630,7 @@ def benchmark(
         table.add_row(
             "keras (eager call)", "-", f"{report.keras_eager.median_us:,.1f}", f"{report.keras_eager.p90_us:,.1f}", "-"
         )
-    console = Console()
+    console = _console()
     console.print(table)
     if report.written is not None:
         console.print(f"written: {report.written}", markup=False)
@@ -635,7 +644,6 @@ def _benchmark_target(path: Path, target: str, tflm_root: Path | None, as_json: 
     import tempfile
 
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     with user_errors():
@@ -671,7 +679,7 @@ def _benchmark_target(path: Path, target: str, tflm_root: Path | None, as_json: 
         f"{measured.estimated_cycles:,.0f}",
         f"{device.name}: {measured.estimated_cycles / device.clock_hz * 1000:.2f} ms at {device.clock_hz / 1e6:g} MHz",
     )
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -712,7 +720,6 @@ def analyze(
 def _print_analysis(result, estimate: str) -> None:
     """The per-operator table, then flash, RAM, MACs and the estimated latency, and the files written."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     analysis = result.analysis
@@ -743,7 +750,7 @@ def _print_analysis(result, estimate: str) -> None:
             f"{row.ms:.3g}",
             "x".join(str(side) for side in row.output_shape),
         )
-    console = Console()
+    console = _console()
     console.print(table)
     flash, weights = analysis.flash_bytes, analysis.weight_bytes
     peak = analysis.operators[analysis.peak_operator] if analysis.peak_operator is not None else None
@@ -919,7 +926,6 @@ def tune(
 
 
 def _print_tune(result) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from tuning.hardware import HARDWARE_METRICS, format_metric
@@ -937,7 +943,7 @@ def _print_tune(result) -> None:
         table.add_row(metric, *(format_metric(metric, record.metrics.get(metric)) for record in best))
     for key in result.best.values:
         table.add_row(key, *(format_value(record.values.get(key, "")) for record in best))
-    Console().print(table)
+    _console().print(table)
     if result.budget is not None:
         _print_pareto(result)
     for line in result.round_lines():
@@ -969,7 +975,6 @@ def _print_tune(result) -> None:
 
 def _print_pareto(result) -> None:
     """The Pareto front of a hardware-aware search, and whether the arena was measured."""
-    from rich.console import Console
     from rich.table import Table
 
     from tuning.hardware import ARENA_KB_METRIC, ARENA_NOT_MEASURED, HARDWARE_METRICS, format_metric
@@ -985,7 +990,7 @@ def _print_pareto(result) -> None:
             *(format_metric(metric, record.metrics.get(metric)) for metric in HARDWARE_METRICS),
             "yes" if record.feasible else "no",
         )
-    Console().print(table)
+    _console().print(table)
     if not any(ARENA_KB_METRIC in record.metrics for record in result.records):
         typer.echo(ARENA_NOT_MEASURED)
 

@@ -100,3 +100,22 @@ def test_benchmark_a_run_directory_side_by_side(shared, tmp_path):
     assert written["keras_eager"]["median_us"] > 10 * int8  # an eager Keras call costs far more than an invoke
     page = (run / "report.html").read_text()  # rewritten with the measured latencies
     assert "µs here" in page and f'<td class="n">{int8:,.1f}</td>' in page
+
+
+def test_tables_piped_to_a_file_are_not_wrapped_at_80_columns(shared, tmp_path):
+    """Output to a pipe or a file: rich would wrap titles and cells at 80 columns; the commands' tables take 160."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    completed = subprocess.run(
+        [sys.executable, "cli.py", "benchmark", str(shared.edge_dir / "model_int8.tflite"), "--runs", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    title = next(line for line in completed.stdout.splitlines() if "LiteRT benchmark" in line)
+    assert "threads default)" in title  # the whole title on one line
