@@ -402,6 +402,8 @@ def export_run(
             firmware,
         )
         result.edge_dir = _swap_in(staging, run_dir / EDGE_DIR) if result.written else None
+        if result.firmware is not None and result.edge_dir is not None:  # it was written in the staging folder
+            result.firmware.folder = result.edge_dir / FIRMWARE_FOLDER
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -63,10 +63,13 @@ def test_export_refuses_firmware_without_int8_in_one_line(shared, tmp_path):
         export_run(run, ["int8"], float_io=True, firmware=True)
 
 
+@pytest.mark.slow
 def test_image_digits_runs_bit_exact_on_the_cortex_m4(shared, tmp_path, tflm_objects):
     run = copy_run(shared.run_dir, tmp_path / "run")
-    export_run(run, ["int8"], firmware=True)
+    report = export_run(run, ["int8"], firmware=True)
     folder = run / "edge" / "firmware"
+    assert report.firmware.folder == folder and report.firmware.examples == 20
+    assert report.firmware.operators == ["RESHAPE", "FULLY_CONNECTED", "SOFTMAX"]
     for name in ("model.h", "model.cc", "model_config.h", "model_data.cc", "front_end.c", "Makefile", "CMakeLists.txt"):
         assert (folder / name).is_file(), name
     assert "#define MODEL_EXAMPLE_COUNT 20" in (folder / "example" / "examples.h").read_text()
@@ -94,6 +97,7 @@ def test_image_digits_runs_bit_exact_on_the_cortex_m4(shared, tmp_path, tflm_obj
     assert (cmake / "libmodel.a").stat().st_size > len(model.content)
 
 
+@pytest.mark.slow
 def test_the_cli_exports_firmware_and_benchmarks_it_on_the_cortex_m4(shared, tmp_path, tflm_objects, monkeypatch):
     """As a user: export --firmware prints where the package is; benchmark --target cortex-m4 builds it and prints the
     measured flash, RAM, arena and instructions beside the estimate; a run without the package is one line."""
@@ -125,6 +129,7 @@ def test_the_cli_exports_firmware_and_benchmarks_it_on_the_cortex_m4(shared, tmp
     assert not (run / "edge" / "firmware" / "build").exists()  # the build is kept out of the export
 
 
+@pytest.mark.slow
 def test_table_regression_and_anomaly_run_bit_exact(tmp_path, tflm_objects):
     """Three small runs, each built and run on QEMU: iris (a table), diabetes (a regression: values in target
     units), machine (an anomaly detector: the score and the decision at the threshold)."""
@@ -143,6 +148,7 @@ def test_table_regression_and_anomaly_run_bit_exact(tmp_path, tflm_objects):
             assert result.anomaly == [int(score >= model.threshold) for score in scores]
 
 
+@pytest.mark.slow
 def test_sensor_windows_raw_and_spectral_run_bit_exact(tmp_path, tflm_objects):
     """The built-in motion stream's windows (2 s, 6 channels at 50 Hz): a cnn1d on the raw samples, and an MLP on
     the spectral statistics, which the C front end computes from the same raw samples on the Cortex-M4."""
