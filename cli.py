@@ -514,7 +514,7 @@ def _print_export(report, layer_rows: bool = False) -> None:
         console.print(
             f"firmware: edge/{firmware.folder.name}/ ({', '.join(firmware.operators)}; arena "
             f"{firmware.arena_bytes:,} bytes; {firmware.examples} test examples); build with "
-            f"make -C {report.run_dir / 'edge' / firmware.folder.name} TFLM_ROOT=<tflite-micro tree> run",
+            f"make -C {firmware.folder} TFLM_ROOT=<tflite-micro tree> run",
             markup=False,
             soft_wrap=True,
         )

@@ -62,7 +62,7 @@ def exported(tmp_path_factory) -> AnomalyExport:
         None, {"recipe": "autoencoder", "data": "machine", "epochs": 10, "seed": 0, "out": str(root)}, []
     )
     result = train(config, report=None)
-    report = export_run(result.run_dir, list(VARIANTS))
+    report = export_run(result.run_dir, list(VARIANTS), firmware=True)
     dataset = binary_labels(load_dataset("machine"), "normal")
     test = load_split(result.run_dir / "split.npz").test
     x_test, y_test = dataset.x[test], dataset.y[test]
@@ -264,3 +264,19 @@ def test_a_score_at_the_threshold_is_an_anomaly():
     threshold = 0.3
     scores = np.array([threshold, np.nextafter(threshold, 0.0), np.nextafter(threshold, 1.0)])
     assert is_anomaly(scores, threshold).tolist() == [True, False, True]
+
+
+@pytest.mark.slow
+def test_the_firmware_scores_and_decides_as_the_runtime_on_the_cortex_m4(exported, tflm_objects):
+    """The anomaly detector's firmware on the emulated Cortex-M4: its scores are the runtime's, and
+    model_is_anomaly() decides at the threshold as the runtime does (tests/firmware_checks.py)."""
+    from edge.firmware import write_examples
+    from tests.firmware_checks import assert_runs_like_litert, build_and_run, firmware_model
+
+    x = np.asarray(exported.x_test[:20], np.float32)
+    write_examples(exported.edge_dir / "firmware", x, "none")
+    run = build_and_run(exported.edge_dir / "firmware", tflm_objects)[0]
+    model = firmware_model(exported.edge_dir)
+    assert_runs_like_litert(run, model, x)
+    assert run.anomaly == is_anomaly(run.values[:, 0], exported.threshold).astype(int).tolist()
+    assert 0 < sum(run.anomaly) < 20 or len(set(exported.y_test[:20].tolist())) == 1  # both decisions occur

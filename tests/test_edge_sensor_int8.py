@@ -62,7 +62,7 @@ def runs(tmp_path_factory, shared):
     for name, (source, label) in data.items():
         config = resolve_config(None, {"data": source, "label": label, "epochs": 200, "out": str(root)}, [])
         run_dir = train(config, report=None).run_dir
-        export_run(run_dir, ["float32", "int8"])
+        export_run(run_dir, ["float32", "int8"], firmware=name == "mixed_units")
         found[name] = run_dir
     return found
 
@@ -257,3 +257,16 @@ def test_keep_failing_writes_it_marked_and_predict_warns(runs, tmp_path, monkeyp
     assert len(predicted.stdout.strip().splitlines()) == 2
     clean = runner.invoke(cli.app, ["predict", str(run_dir / "edge" / "model_float32.tflite"), "--input", str(rows)])
     assert clean.exit_code == 0 and "warning" not in clean.output
+
+
+@pytest.mark.slow
+def test_mixed_units_firmware_runs_bit_exact_on_the_cortex_m4(runs, tflm_objects):
+    """Features spanning six orders of magnitude, z-scored in C on the emulated Cortex-M4: the int8 input bytes are
+    the runtime's and the outputs LiteRT's (tests/firmware_checks.py)."""
+    from edge.firmware import write_examples
+    from tests.firmware_checks import assert_runs_like_litert, build_and_run, firmware_model
+
+    x = np.asarray(whole_data_set(runs["mixed_units"]).x[-20:], np.float32)
+    folder = runs["mixed_units"] / "edge" / "firmware"
+    write_examples(folder, x, "none")
+    assert_runs_like_litert(build_and_run(folder, tflm_objects)[0], firmware_model(runs["mixed_units"] / "edge"), x)

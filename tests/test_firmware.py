@@ -1,10 +1,11 @@
 """The firmware package (export --firmware): built for a Cortex-M4 with CMSIS-NN kernels against the TFLite Micro
 tree in ../shared/third_party/tflite-micro, run on QEMU's Cortex-M4 board and checked against LiteRT
-(tests/firmware_checks.py says what is checked) on 20 raw examples of each kind of run: a table, an image, sensor
-windows raw and through the spectral front end in C, an anomaly detector and a regression (keyword spotting, with the
-MFCC in C, is checked on spoken clips in tests/test_speech_voices.py). The C front ends are also compiled with the
-host's gcc and compared with numpy. TFLite Micro's objects are compiled once per session (the ``tflm_objects``
-fixture).
+(tests/firmware_checks.py says what is checked) on 20 raw examples of each kind of run: an image and sensor windows
+raw and through the spectral front end in C here; a table in mixed units, a regression, an anomaly detector and
+keyword spotting (the MFCC in C, on spoken clips) in the modules that train those runs already
+(test_edge_sensor_int8.py, test_regression.py, test_edge_anomaly.py, test_speech_voices.py). The C front ends are
+also compiled with the host's gcc and compared with numpy. TFLite Micro's objects are compiled once per session (the
+``tflm_objects`` fixture).
 """
 
 from __future__ import annotations
@@ -127,25 +128,6 @@ def test_the_cli_exports_firmware_and_benchmarks_it_on_the_cortex_m4(shared, tmp
     table = runner.invoke(cli.app, ["benchmark", str(run), "--target", "cortex-m4", "--tflm-root", str(TFLM_ROOT)])
     assert "instructions / inference" in table.output and "estimated cycles" in table.output
     assert not (run / "edge" / "firmware" / "build").exists()  # the build is kept out of the export
-
-
-@pytest.mark.slow
-def test_table_regression_and_anomaly_run_bit_exact(tmp_path, tflm_objects):
-    """Three small runs, each built and run on QEMU: iris (a table), diabetes (a regression: values in target
-    units), machine (an anomaly detector: the score and the decision at the threshold)."""
-    from recipes.data import load_dataset
-
-    for name, recipe, epochs in (("iris", "mlp", 20), ("diabetes", "mlp", 10), ("machine", "autoencoder", 3)):
-        edge = train_and_export(tmp_path / name, {"data": name, "recipe": recipe, "epochs": epochs})
-        dataset = load_dataset(name)
-        x = np.asarray(dataset.x[-EXAMPLES:], np.float32)
-        write_examples(edge / "firmware", x, "none")
-        result = build_and_run(edge / "firmware", tflm_objects)[0]
-        model = firmware_model(edge)
-        assert_runs_like_litert(result, model, x)
-        if name == "machine":
-            scores = result.values[:, 0].astype(np.float64)
-            assert result.anomaly == [int(score >= model.threshold) for score in scores]
 
 
 @pytest.mark.slow

@@ -106,7 +106,7 @@ def diabetes(tmp_path_factory):
     # One 32-unit layer with L2: 442 rows of a nearly linear relation (BENCHMARKS.md: seeds 0-3 against Ridge).
     config = TrainConfig(data="diabetes", out=str(out), seed=0, **{**QUICK, "hidden_units": [32], "l2": 10.0})
     result = train(config, report=None)
-    report = export_run(result.run_dir, ["float32", "int8"])
+    report = export_run(result.run_dir, ["float32", "int8"], firmware=True)
     return result, report
 
 
@@ -318,3 +318,19 @@ def test_the_saved_model_loads_in_a_bare_keras_and_predicts_the_same_values(diab
     assert done.returncode == 0, done.stderr[-2000:]
     expected = result.model.predict(x, verbose=0)
     assert np.allclose(np.load(tmp_path / "y.npy"), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_the_firmware_gives_values_in_target_units_on_the_cortex_m4(diabetes, tflm_objects):
+    """The regression's firmware on the emulated Cortex-M4: its int8 z-scores mapped back to target units in C give
+    the runtime's values exactly (tests/firmware_checks.py)."""
+    from edge.firmware import write_examples
+    from tests.firmware_checks import assert_runs_like_litert, build_and_run, firmware_model
+
+    result, _ = diabetes
+    x = load_diabetes(return_X_y=True)[0][-20:].astype(np.float32)
+    folder = result.run_dir / "edge" / "firmware"
+    write_examples(folder, x, "none")
+    run = build_and_run(folder, tflm_objects)[0]
+    assert_runs_like_litert(run, firmware_model(result.run_dir / "edge"), x)
+    assert 25 <= run.values.min() and run.values.max() <= 346  # target units (the targets span 25-346)
