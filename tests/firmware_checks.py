@@ -9,7 +9,8 @@ raw examples a package's example firmware ran:
   the device runtime's LiteRT with its XNNPACK delegate (what ``predict`` prints) rounds differently, by at most
   XNNPACK_STEPS output steps, SOFTMAX_STEPS behind a softmax (edge/firmware.py);
 - the values model_predict returns are the ones the Python runtime computes from those output bytes, and the top
-  class is the runtime's on every example;
+  class is the runtime's on every example (on 90% where an MFCC or a softmax leaves room for a near tie to fall
+  either way; measured: every example);
 - the 32-bit arena TFLite Micro used fits the one model_config.h reserves.
 """
 
@@ -79,14 +80,18 @@ def assert_runs_like_litert(run: QemuRun, model: EdgeModel, features: np.ndarray
     differing = np.count_nonzero((run.outputs != builtin).any(axis=1))
     assert differing == 0, f"{differing} of {count} output rows differ from LiteRT's built-in kernels"
     delegated = model.run(run.inputs.reshape(count, *model.input_shape)).reshape(count, -1)
+    softmax = "SOFTMAX" in list_operators(model.content)[0]
     steps = np.abs(run.outputs.astype(int) - delegated.astype(int)).max()
-    assert steps <= (SOFTMAX_STEPS if "SOFTMAX" in list_operators(model.content)[0] else XNNPACK_STEPS), steps
+    assert steps <= (SOFTMAX_STEPS if softmax else XNNPACK_STEPS), steps
     values = model.dequantize(run.outputs)
     if model.output_standardization is not None:
         values = model.output_standardization.invert(values)
     assert np.array_equal(run.values, values.astype(np.float32))
     runtime = model.dequantize(model.run(features).reshape(count, -1))
-    assert np.array_equal(run.top, runtime.argmax(axis=1))
+    same_top = np.mean(run.top == runtime.argmax(axis=1))
+    # Exact inputs and no softmax: the top class is the runtime's everywhere. Otherwise two classes within the stated
+    # bounds of each other may fall either way: 18 of 20 (measured: all).
+    assert same_top == 1.0 if exact_inputs and not softmax else same_top >= 0.9, same_top
     assert run.arena_used <= run.arena_reserved
     assert run.instructions.min() > 0
 
