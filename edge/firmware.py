@@ -100,7 +100,10 @@ OPERATORS: dict[str, tuple[str, str]] = {
     "TRANSPOSE": ("AddTranspose", "transpose"),
     "UNPACK": ("AddUnpack", "unpack"),
 }
-# The firmware (TFLite Micro with CMSIS-NN) gives the bytes of LiteRT's built-in kernels (tests/firmware_checks.py).
+# The firmware (TFLite Micro with CMSIS-NN) gives the bytes of LiteRT's built-in kernels (tests/firmware_checks.py) on
+# nearly every row: in the runs of this work, every row of every model but one of 20 spoken keywords, whose saturated
+# softmax output was one step apart (127 against 126). The bound the tests assert, on at most 10% of the rows:
+CMSIS_NN_STEPS = 1
 # LiteRT's default XNNPACK delegate, which the device runtime and 'predict' use, requantizes in float and computes
 # softmax its own way: its outputs differ by at most one step, and behind a softmax by up to 10 steps of 1/256 where
 # classes are close (measured: 6 on iris, 10 on spoken keywords). The bounds the tests assert:
