@@ -38,6 +38,7 @@ def exported_firmware(recipe: str, folder: Path, speech: Path | None = None) -> 
 
     from edge.export import export_run
     from recipes.config import TrainConfig
+    from recipes.macs import count_macs
     from recipes.reference_models import REFERENCE_SPECS
     from recipes.training import train
 
@@ -51,14 +52,7 @@ def exported_firmware(recipe: str, folder: Path, speech: Path | None = None) -> 
     config = TrainConfig(recipe=recipe, data=str(data), epochs=1, batch_size=16, out=str(folder))
     result = train(config, report=None)
     export_run(result.run_dir, ["int8"], keep_failing=True, firmware=True)  # noise: parity is not the point
-    return result.run_dir / "edge" / "firmware", _macs(result.run_dir)
-
-
-def _macs(run_dir: Path) -> int:
-    from recipes.macs import count_macs
-    from recipes.runs import load_model
-
-    return count_macs(load_model(run_dir))
+    return result.run_dir / "edge" / "firmware", count_macs(result.model)
 
 
 def main() -> None:

@@ -27,7 +27,8 @@ from edge.compress import CompressedModel, CompressionSettings, compress_model, 
 from edge.convert import calibration_samples as draw_calibration
 from edge.convert import convert_for_device, convert_model, split_standardization
 from edge.firmware import FOLDER as FIRMWARE_FOLDER
-from edge.firmware import Firmware, check_firmware_model, write_firmware
+from edge.firmware import Firmware, write_firmware
+from edge.front_end_c import front_end_kind
 from edge.manifest import build_manifest
 from edge.micro import MicroCheck, c_array_sources, c_identifier, measure_arena, micro_available, micro_check
 from edge.operators import OperatorReport, operator_report
@@ -721,17 +722,7 @@ def _firmware(staging: Path, run_name: str, inputs: _RunInputs, model: EdgeModel
     """Write ``firmware/``: the int8 model with batch 1 (checked to give LiteRT's outputs on the test examples byte
     for byte), its arena measured on TFLite Micro's host interpreter when the micro extra is installed, and raw test
     examples for the example firmware."""
-    one = EdgeModel(
-        batch_of_one(model.content),
-        model.class_names,
-        source="the firmware model",
-        threshold=model.threshold,
-        front_end=model.front_end,
-        standardization=model.standardization,
-        target_names=model.target_names,
-        output_standardization=model.output_standardization,
-    )
-    check_firmware_model(one)
+    one = model.with_content(batch_of_one(model.content), "the firmware model")
     x = inputs.x_test[:MICRO_EXAMPLES]
     if not np.array_equal(one.run(x), model.run(x)):
         raise UserError("the batch-1 model does not reproduce the int8 model's outputs; export without --firmware")
@@ -748,7 +739,8 @@ def _raw_examples(inputs: _RunInputs, count: int) -> np.ndarray:
     clips their 16-bit PCM samples (first second, padded). A spectral window's samples are not kept by training:
     none then (the firmware's example holds one zero example to be replaced)."""
     front_end = inputs.data.get("front_end") or {}
-    if "mel_bins" in front_end:
+    kind = front_end_kind(front_end)
+    if kind == "mfcc":
         from recipes.audio import read_wav
 
         clips = []
@@ -760,7 +752,7 @@ def _raw_examples(inputs: _RunInputs, count: int) -> np.ndarray:
             clip[: min(len(samples), len(clip))] = samples[: len(clip)]
             clips.append(np.rint(clip * 32768.0).clip(-32768, 32767).astype(np.int16))
         return np.asarray(clips, np.int16).reshape(len(clips), -1)
-    if front_end.get("front_end") == "spectral":
+    if kind == "spectral":
         return np.zeros((0, 0), np.float32)
     return np.asarray(inputs.x_test[:count], np.float32)
 

@@ -148,9 +148,12 @@ class Firmware:
         }
 
 
-def check_firmware_model(model: EdgeModel) -> None:
+def check_firmware_model(model: EdgeModel) -> list[str]:
     """Refuse a model the firmware package cannot run: int8 input and output are required, and every operator
     needs a TFLite Micro kernel this package knows.
+
+    Returns:
+        The builtin operators of the model, in order of first use.
 
     Raises:
         UserError: float input or output (``--float-io``), or an operator without a kernel mapping.
@@ -159,12 +162,14 @@ def check_firmware_model(model: EdgeModel) -> None:
         raise UserError(
             "the firmware package runs the int8 model with int8 input and output; export without --float-io"
         )
-    unknown = [name for name in list_operators(model.content)[0] if name not in OPERATORS]
+    operators = list(list_operators(model.content)[0])
+    unknown = [name for name in operators if name not in OPERATORS]
     if unknown:
         raise UserError(
             f"the firmware package has no TFLite Micro kernel for {', '.join(unknown)}; change the model or "
             "export without --firmware"
         )
+    return operators
 
 
 def write_firmware(
@@ -195,8 +200,7 @@ def write_firmware(
     Raises:
         UserError: a model :func:`check_firmware_model` refuses.
     """
-    check_firmware_model(model)
-    operators = list(list_operators(model.content)[0])
+    operators = check_firmware_model(model)
     kernels = sorted({OPERATORS[name][1] for name in operators})
     input_values = int(np.prod(model.input_shape, dtype=np.int64))
     output_values = int(np.prod(model.output.shape[1:], dtype=np.int64)) or 1

@@ -190,6 +190,21 @@ class EdgeModel:
             return "anomaly"
         return "classification" if self.target_names is None else "regression"
 
+    def with_content(self, content: bytes, source: str) -> EdgeModel:
+        """Another flatbuffer of the same model (e.g. its batch fixed to one) with this one's labels, threshold, front
+        end and statistics."""
+        return EdgeModel(
+            content,
+            self.class_names,
+            self._num_threads,
+            source,
+            threshold=self.threshold,
+            front_end=self.front_end,
+            standardization=self.standardization,
+            target_names=self.target_names,
+            output_standardization=self.output_standardization,
+        )
+
     @classmethod
     def load(cls, path: str | Path, num_threads: int | None = None) -> EdgeModel:
         """Load a ``.tflite`` file and, when a ``manifest.json`` beside it lists the file, its labels or

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge.flatbuffer import read_model
-from edge.per_tensor import _pack, _schema
+from edge.per_tensor import _operator_names, _pack, _schema
 from recipes.errors import UserError
 
 RESHAPE_SHAPE_INPUT = 1
@@ -58,7 +58,7 @@ def batch_of_one(content: bytes) -> bytes:
 
 
 def _operator_kinds(schema, model) -> list[str]:
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    names = _operator_names(schema)
     return [names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "") for code in model.operatorCodes]
 
 

@@ -25,9 +25,18 @@ import numpy as np
 import pytest
 
 from edge.firmware import CMSIS_NN_STEPS, SOFTMAX_STEPS, XNNPACK_STEPS
-from edge.firmware_build import ARM_PROGRAMS, QemuRun, build, image_sizes, model_array_bytes, run_on_qemu
+from edge.firmware_build import (
+    ARM_PROGRAMS,
+    QemuRun,
+    build,
+    check_tree,
+    image_sizes,
+    model_array_bytes,
+    run_on_qemu,
+)
 from edge.operators import list_operators
 from edge.runtime import EdgeModel
+from recipes.errors import UserError
 from tests.helpers import require_programs
 
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -35,10 +44,12 @@ TFLM_ROOT = REPOSITORY.parent / "shared" / "third_party" / "tflite-micro"
 
 
 def require_tree() -> None:
-    """Skip (fail in CI) when the TFLite Micro tree is not beside the repository."""
-    if (TFLM_ROOT / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
+    """Skip (fail in CI) when the TFLite Micro tree is not beside the repository (:func:`check_tree`)."""
+    try:
+        check_tree(TFLM_ROOT)
         return
-    reason = f"no TFLite Micro tree at {TFLM_ROOT}"
+    except UserError as error:
+        reason = str(error)
     if os.environ.get("CI"):
         pytest.fail(reason)
     pytest.skip(reason)
@@ -55,16 +66,7 @@ def build_and_run(folder: Path, tflm_objects: Path) -> tuple[QemuRun, dict[str, 
 def firmware_model(edge_dir: Path) -> EdgeModel:
     """The firmware's model (batch 1) with the int8 variant's manifest: z-score, front end, threshold, names."""
     exported = EdgeModel.load(edge_dir / "model_int8.tflite")
-    content = model_array_bytes(edge_dir / "firmware" / "model_data.cc")
-    return EdgeModel(
-        content,
-        exported.class_names,
-        threshold=exported.threshold,
-        front_end=exported.front_end,
-        standardization=exported.standardization,
-        target_names=exported.target_names,
-        output_standardization=exported.output_standardization,
-    )
+    return exported.with_content(model_array_bytes(edge_dir / "firmware" / "model_data.cc"), "model_data.cc")
 
 
 def assert_runs_like_litert(run: QemuRun, model: EdgeModel, features: np.ndarray, exact_inputs: bool = True) -> None:
