@@ -941,7 +941,7 @@ def _print_tune(result) -> None:
     table.add_row("seconds", *(f"{record.seconds:.1f}" for record in best), end_section=True)
     for metric in (metric for metric in HARDWARE_METRICS if metric in result.best.metrics):
         table.add_row(metric, *(format_metric(metric, record.metrics.get(metric)) for record in best))
-    for key in result.best.values:
+    for key in dict.fromkeys(key for record in best for key in record.values):
         table.add_row(key, *(format_value(record.values.get(key, "")) for record in best))
     _console().print(table)
     if result.budget is not None:

@@ -22,6 +22,7 @@ from recipes.errors import UserError, closest, unknown_choice
 from recipes.limits import MAX_BLOCKS, MAX_FILTERS, MAX_IMAGE_SIDE, MAX_SEED, MAX_UNITS
 from recipes.registry import REGISTRY, recipe_named
 from recipes.tasks import TASK_CHOICES
+from recipes.windows import FRONT_ENDS
 
 RECIPES = tuple(REGISTRY)  # every recipe's row is in recipes/registry.py
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -500,6 +501,14 @@ def validate(config: TrainConfig) -> TrainConfig:
         math.isfinite(config.rocket_ramp) and 0 < config.rocket_ramp <= 10,
         f"rocket_ramp must be in (0, 10], got {config.rocket_ramp}; e.g. --set rocket_ramp=0.1",
     )
+    if config.front_end not in FRONT_ENDS:
+        raise unknown_choice("front_end", config.front_end, FRONT_ENDS)
+    front_ends = recipe_named(config.recipe).front_ends
+    _check(
+        config.front_end in front_ends,
+        f"the {config.recipe} recipe convolves over time, so it takes raw windows, not the {config.front_end} front "
+        f"end's features; use --set front_end=raw, or --recipe mlp for {config.front_end} features",
+    )
     for key in ("convs_per_block", "kernel_size", "pool_size", "bottleneck_units"):
         _check(getattr(config, key) >= 1, f"{key} must be at least 1, got {getattr(config, key)}")
     _check(
@@ -570,11 +579,16 @@ def resolve_config(
 SERIES_RECIPE = "cnn1d"  # within 3 points of MiniRocket in int8 on 6 of the 10 UCR/UEA sets in the aeon wheel
 
 
+def is_series(config: TrainConfig) -> bool:
+    """Whether ``config``'s data is known to be time series before it is loaded: a ``.ts`` file, a stream cut into
+    windows (``window_seconds``), or the built-in ``motion``."""
+    return Path(config.data).suffix.lower() == ".ts" or config.window_seconds is not None or config.data == "motion"
+
+
 def default_recipe(config: TrainConfig) -> str:
-    """The recipe a run gets when none is named: :data:`SERIES_RECIPE` for series fed raw (a ``.ts`` file, a stream
-    cut into windows, the built-in ``motion``), else the config's (``mlp``)."""
-    series = Path(config.data).suffix.lower() == ".ts" or config.window_seconds is not None or config.data == "motion"
-    return SERIES_RECIPE if series and config.front_end == "raw" else config.recipe
+    """The recipe a run gets when none is named: :data:`SERIES_RECIPE` for series fed raw (:func:`is_series`), else
+    the config's (``mlp``)."""
+    return SERIES_RECIPE if is_series(config) and config.front_end == "raw" else config.recipe
 
 
 def _file_keys(path: str | Path) -> set[str]:

@@ -21,6 +21,10 @@ from recipes.errors import unknown_choice
 DENSE_HEAD = "dense_head"
 CONV_BLOCKS = "conv_blocks"
 REFERENCE = "reference"
+ROCKET = "rocket"
+# The time-series front ends (recipes.windows.FRONT_ENDS): raw windows of samples, or per-window spectral features.
+RAW_ONLY = ("raw",)
+ANY_FRONT_END = ("raw", "spectral")
 
 
 def _range(low: float, high: float, kind: str = "float", log: bool = False) -> dict[str, Any]:
@@ -69,6 +73,8 @@ class Recipe:
         key_groups: the groups of recipe-specific config keys it has (:data:`DENSE_HEAD`, ...).
         weight_decay: the reference training's weight decay c (Keras ``l2``), used when the config sets none.
         space: the default search space, in search order, as ``--space`` file data.
+        front_ends: the time-series front ends whose windows it takes: a convolution over time needs the raw
+            samples (``raw``); a dense network also takes the spectral front end's flat features.
     """
 
     name: str
@@ -78,6 +84,7 @@ class Recipe:
     key_groups: tuple[str, ...] = ()
     weight_decay: float = 0.0
     space: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(_OPTIMIZATION_ONLY))
+    front_ends: tuple[str, ...] = RAW_ONLY
 
     def build_function(self) -> Callable[..., Any]:
         """The builder itself (imports its module)."""
@@ -94,6 +101,7 @@ REGISTRY: dict[str, Recipe] = {
             "recipes.models:build_mlp",
             tasks=("classification", "regression"),
             key_groups=(DENSE_HEAD,),
+            front_ends=ANY_FRONT_END,
             space={
                 **_LEARNING,
                 "units": _range(16, 256, "int", log=True),
@@ -124,6 +132,7 @@ REGISTRY: dict[str, Recipe] = {
             "minirocket",
             "MiniRocket for series: 84 fixed dilated kernels, biases from training quantiles, ramps, linear head",
             "recipes.minirocket:build_minirocket",
+            key_groups=(ROCKET,),
             weight_decay=1e-3,
             space={
                 **_LEARNING,
@@ -162,6 +171,7 @@ REGISTRY: dict[str, Recipe] = {
             "recipes.reference_models:build_autoencoder",
             tasks=("anomaly",),
             key_groups=(REFERENCE,),
+            front_ends=ANY_FRONT_END,
         ),
     )
 }

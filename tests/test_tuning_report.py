@@ -145,3 +145,26 @@ def test_a_grid_budget_counts_the_grid():
     }
     assert grid_points(space) == 2 * 2 * 3 * 3
     assert grid_points({"units": space["units"], "layers": space["layers"]}) == 4
+
+
+def test_a_search_over_recipes_records_and_ranks_only_the_keys_each_trial_used():
+    state = trial_state("0", {"recipe": "cnn1d", "front_end": "raw", "rocket_features": 504, "filters": 8}, 0.9)
+    assert TrialRecord.from_state(state, 1).values == {"recipe": "cnn1d", "filters": 8}
+    space = {
+        "recipe": Dimension("recipe", "choice", values=("cnn1d", "minirocket")),
+        "filters": Dimension("filters", "choice", values=(8, 16)),
+        "rocket_features": Dimension("rocket_features", "choice", values=(504, 1008)),
+        "learning_rate": SPACE["learning_rate"],
+    }
+    rng = np.random.default_rng(0)
+    records = []
+    for index in range(30):
+        recipe = ("cnn1d", "minirocket")[index % 2]
+        values = {"recipe": recipe, "learning_rate": float(10 ** rng.uniform(-4, -1))}
+        values |= {"filters": int(rng.choice([8, 16]))} if recipe == "cnn1d" else {"rocket_features": 504}
+        score = 0.9 if recipe == "minirocket" else 0.5 + rng.uniform(0, 0.01)
+        records.append(TrialRecord(1, str(index), "COMPLETED", values, score=score))
+    ranking = dict(importance(records, space))
+    assert max(ranking, key=ranking.get) == "recipe"  # the only thing that decides, though half lack each key
+    rows = list(csv.DictReader(io.StringIO(trials_csv(records, list(space), "val_accuracy"))))
+    assert rows[0]["rocket_features"] == "" and rows[1]["filters"] == ""

@@ -213,3 +213,34 @@ def test_finished_search_reruns_without_training(tmp_path):
     assert "holds a search with a different --max-epochs" in changed.output
     reseeded = runner.invoke(cli.app, [*args, "--seed", "1"])
     assert reseeded.exit_code == 2 and "different fixed config (seed)" in reseeded.output
+
+
+def test_a_series_search_without_a_recipe_tries_recipes_and_front_ends(tmp_path):
+    out = tmp_path / "runs"
+    args = ["tune", "--data", "motion", "--out", str(out), "--max-trials", "6", "--max-epochs", "2"]
+    result = runner.invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    tune_dir = out / "tune" / "motion-recipes-random"
+    rows = list(csv.DictReader((tune_dir / "trials.csv").open()))
+    assert len(rows) == 6 and all(row["status"] == "COMPLETED" for row in rows)
+    assert len({row["recipe"] for row in rows}) >= 2  # seed 0 draws all three; any two show the search spans them
+    for row in rows:  # each trial holds only its recipe's keys
+        assert (row["rocket_features"] != "") == (row["recipe"] == "minirocket")
+        assert (row["conv_blocks"] != "") == (row["recipe"] == "cnn1d")
+        assert (row["front_end"] != "") == (row["recipe"] == "mlp")
+    summary = json.loads((tune_dir / "summary.json").read_text())
+    run_config = load_config(Path(summary["run_dir"]) / "config.yaml")
+    best = summary["best"]["values"]
+    assert run_config.recipe == best["recipe"] and run_config.front_end == best.get("front_end", "raw")
+    data = json.loads((Path(summary["run_dir"]) / "data.json").read_text())
+    assert data["front_end"]["front_end"] == run_config.front_end
+    # A trial of the spectral front end trains on the spectral features, and so does its retrained run.
+    space = tmp_path / "spectral.yaml"
+    space.write_text("recipe: {values: [mlp]}\nfront_end: {values: [spectral]}\nunits: {values: [16, 32]}\n")
+    result = runner.invoke(
+        cli.app, [*args[:-4], "--space", str(space), "--name", "spectral", "--max-trials", "1", "--max-epochs", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "tune" / "spectral" / "summary.json").read_text())
+    data = json.loads((Path(summary["run_dir"]) / "data.json").read_text())
+    assert data["front_end"]["front_end"] == "spectral" and data["input_shape"] == [6 * (3 + 8)]

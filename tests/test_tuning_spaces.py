@@ -12,9 +12,10 @@ import yaml
 
 from recipes.config import TrainConfig
 from recipes.errors import UserError
-from tuning.settings import hyperband_budget, plan_lines, resolve_settings
+from tuning.settings import hyperband_budget, plan_lines, resolve_settings, series_space
 from tuning.spaces import (
     Dimension,
+    active_values,
     config_for,
     default_space,
     fields_set_by,
@@ -269,3 +270,67 @@ def test_beta_concentrates_near_one():
     assert np.median(beta) == pytest.approx(0.99, abs=0.004)
     linear = samples(Dimension("momentum", "float", 0.9, 0.999))
     assert np.mean(linear >= 0.99) == pytest.approx(0.09, abs=0.02)
+
+
+# --- searching the recipe and the front end ------------------------------------------------------------
+
+
+def test_a_series_search_without_a_recipe_tries_the_series_recipes_and_both_front_ends():
+    settings = resolve_settings(data="motion", max_trials=2, max_epochs=1)
+    assert settings.name == "motion-recipes-random"
+    assert settings.space["recipe"].values == ("cnn1d", "minirocket", "mlp")
+    assert settings.space["front_end"].values == ("raw", "spectral")
+    for key in ("conv_blocks", "filters", "rocket_features", "rocket_ramp", "units", "learning_rate"):
+        assert key in settings.space
+    assert "search of cnn1d, minirocket, mlp on motion" in plan_lines(settings)[0]
+    named = resolve_settings(data="motion", recipe="cnn1d", max_trials=2, max_epochs=1)
+    assert "recipe" not in named.space and "front_end" not in named.space
+    tables = resolve_settings(data="digits", max_trials=2, max_epochs=1)
+    assert "recipe" not in tables.space
+
+
+def test_a_regression_series_search_leaves_out_the_classifier_only_recipe():
+    space = series_space("regression")
+    assert space["recipe"].values == ("cnn1d", "mlp")
+    assert "rocket_features" not in space
+    spectral = series_space("classification", front_end="spectral")
+    assert spectral["recipe"].values == ("mlp",) and "front_end" not in spectral
+
+
+def test_keys_a_trial_s_recipe_lacks_do_not_reach_its_config():
+    base = TrainConfig(recipe="cnn1d", data="motion")
+    values = {"recipe": "cnn1d", "front_end": "spectral", "rocket_features": 504, "filters": 8, "conv_blocks": 2}
+    config = config_for(base, values)
+    assert (config.recipe, config.front_end, config.conv_filters) == ("cnn1d", "raw", [8, 16])
+    assert config.rocket_features == TrainConfig().rocket_features
+    assert active_values(values, "cnn1d") == {"recipe": "cnn1d", "filters": 8, "conv_blocks": 2}
+    mlp = config_for(base, {**values, "recipe": "mlp"})
+    assert (mlp.recipe, mlp.front_end, mlp.conv_filters) == ("mlp", "spectral", base.conv_filters)
+    rocket = config_for(base, {**values, "recipe": "minirocket", "units": None})
+    assert (rocket.recipe, rocket.front_end, rocket.rocket_features) == ("minirocket", "raw", 504)
+
+
+def test_a_space_over_recipes_holds_the_keys_of_each_and_no_others():
+    data = {
+        "recipe": {"values": ["cnn1d", "minirocket"]},
+        "rocket_ramp": {"min": 0.05, "max": 0.2},
+        "conv_blocks": {"min": 1, "max": 2},
+    }
+    space = parse_space(data, "mlp")
+    assert list(space) == ["recipe", "rocket_ramp", "conv_blocks"]
+    with pytest.raises(UserError, match="not a setting of any of the recipes cnn1d, minirocket"):
+        parse_space({**data, "width_multiplier": {"min": 0.25, "max": 1.0}}, "mlp")
+    with pytest.raises(UserError, match="space key 'recipe' is a choice"):
+        parse_space({"recipe": {"min": 1, "max": 2}}, "mlp")
+    with pytest.raises(UserError, match="unknown recipe 'cnn2d'"):
+        parse_space({"recipe": {"values": ["cnn1d", "cnn2d"]}}, "mlp")
+    with pytest.raises(UserError, match="space key .front_end. is not a setting of the cnn1d recipe"):
+        parse_space({"front_end": {"values": ["raw", "spectral"]}}, "cnn1d")
+
+
+def test_the_recipe_is_named_once(tmp_path):
+    path = write_space(tmp_path, {"recipe": {"values": ["cnn1d", "mlp"]}})
+    with pytest.raises(UserError, match="--recipe cnn1d is given and the space searches recipe too"):
+        resolve_settings(data="motion", recipe="cnn1d", space_file=path)
+    with pytest.raises(UserError, match="recipe is both fixed with --set and searched"):
+        resolve_settings(data="motion", space_file=path, assignments=["recipe=mlp"])

@@ -3,13 +3,15 @@
 ``build(hp)`` maps the sampled values onto the same :class:`~recipes.config.TrainConfig` and the
 same ``build_model`` + ``compile_model`` that ``python cli.py train`` uses; ``fit`` trains with the
 recipe's data pipeline, schedule and early stopping (``recipes.training.fit_keras``) on data loaded and
-split once for the whole search. With a hardware budget, ``fit`` then converts the trained model
-to int8 and measures it (:mod:`tuning.hardware`); a trial over budget fails with
-:class:`InfeasibleTrialError`. Importing this module imports keras-tuner (and TensorFlow).
+split once for the whole search (once per front end, when the search tries several). A search over
+recipes declares each recipe-specific key under a conditional scope of ``recipe``. With a hardware
+budget, ``fit`` then converts the trained model to int8 and measures it (:mod:`tuning.hardware`); a
+trial over budget fails with :class:`InfeasibleTrialError`. Importing this module imports keras-tuner (and TensorFlow).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any
@@ -21,10 +23,10 @@ from recipes.backend import import_keras, quiet_retracing
 from recipes.config import TrainConfig
 from recipes.errors import UserError
 from recipes.models import build_model
-from recipes.training import PreparedData, compile_model, fit_keras
+from recipes.training import PreparedData, compile_model, fit_keras, prepare_data
 from tuning.hardware import FEASIBLE_METRIC, Budget, measure_candidate, representative_inputs, violations
 from tuning.report import EPOCHS_METRIC, SECONDS_METRIC
-from tuning.spaces import Dimension, Space, config_for
+from tuning.spaces import Dimension, Space, applies, config_for, searched_recipes
 
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -55,13 +57,33 @@ def declare(hp: keras_tuner.HyperParameters, dimension: Dimension) -> Any:
     return hp.Float(dimension.key, dimension.low, dimension.high, step=dimension.step, sampling=sampling)
 
 
+class SearchData:
+    """A search's data, loaded and split once per front end a trial asks for (the same windows, so the same
+    seeded split; only what the model sees of each window differs).
+
+    Args:
+        base: the search's fixed config (data, label, split, seed, ...).
+        first: the data already prepared for ``base``'s own front end, if any.
+    """
+
+    def __init__(self, base: TrainConfig, first: PreparedData | None = None) -> None:
+        self.base = base
+        self.prepared: dict[str, PreparedData] = {base.front_end: first} if first is not None else {}
+
+    def for_config(self, config: TrainConfig) -> PreparedData:
+        """The data as ``config``'s front end gives it (prepared on first use)."""
+        if config.front_end not in self.prepared:
+            self.prepared[config.front_end] = prepare_data(dataclasses.replace(self.base, front_end=config.front_end))
+        return self.prepared[config.front_end]
+
+
 class RecipeHyperModel(keras_tuner.HyperModel):
     """A recipe as a keras-tuner HyperModel.
 
     Args:
         base: the fixed part of every trial's config.
         space: the searched dimensions.
-        data: the data, loaded and split once (z-score statistics from its training split).
+        data: the data, loaded and split once per front end (z-score statistics from its training split).
         objective: the dev metric a trial is scored by, e.g. ``"val_accuracy"``.
         direction: ``"max"`` or ``"min"``.
         budget: the hardware budget each trained model is measured against; None measures nothing.
@@ -71,7 +93,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         self,
         base: TrainConfig,
         space: Space,
-        data: PreparedData,
+        data: SearchData,
         objective: str,
         direction: str,
         budget: Budget | None = None,
@@ -84,26 +106,46 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         self.objective = objective
         self.direction = direction
         self.budget = budget
-        x_train, y_train = data.part("train")
-        self.calibration = representative_inputs(x_train, base.seed, y_train) if budget else None
-        # A classifier's int8 model is also scored on dev: a trial export would refuse is infeasible.
-        self.dev = data.validation() if budget and "accuracy" in data.task.history_metrics else None
+        self.measuring: dict[str, tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]] = {}
+
+    def measuring_data(self, data: PreparedData) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """The calibration inputs of the int8 conversion and, for a classifier, the dev split its int8 model is
+        scored on (a trial export would refuse is infeasible), of ``data`` (one front end's)."""
+        key = id(data)
+        if key not in self.measuring:
+            x_train, y_train = data.part("train")
+            dev = data.validation() if "accuracy" in data.task.history_metrics else None
+            self.measuring[key] = (representative_inputs(x_train, self.base.seed, y_train), dev)
+        return self.measuring[key]
 
     def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
         """Register every dimension, so the oracle knows the whole space before the first trial."""
         self.config(hp)
 
     def config(self, hp: keras_tuner.HyperParameters) -> TrainConfig:
-        """The training config of the values in ``hp``."""
-        return config_for(self.base, {key: declare(hp, dimension) for key, dimension in self.space.items()})
+        """The training config of the values in ``hp`` (``recipe`` declared first, the keys only some of the
+        searched recipes have inside a conditional scope of it)."""
+        recipes = searched_recipes(self.space, self.base.recipe)
+        values = {}
+        for key in sorted(self.space, key=lambda name: name != "recipe"):
+            users = [recipe for recipe in recipes if applies(key, recipe)]
+            if not users:  # a narrowed round dropped every recipe that has this key
+                continue
+            if len(users) < len(recipes):
+                with hp.conditional_scope("recipe", users):
+                    values[key] = declare(hp, self.space[key])
+            else:
+                values[key] = declare(hp, self.space[key])
+        return config_for(self.base, values)
 
     def build(self, hp: keras_tuner.HyperParameters) -> Any:
         """Build and compile the recipe's model for ``hp`` (weights seeded by the config's seed)."""
         keras = import_keras()
         config = self.config(hp)
+        data = self.data.for_config(config)
         keras.utils.set_random_seed(config.seed)
         try:
-            model = compile_model(build_model(config, self.data.spec), config, self.data.task)
+            model = compile_model(build_model(config, data.spec), config, data.task)
         except UserError as error:  # e.g. more pooling blocks than the input allows
             raise keras_tuner.errors.FailedTrialError(str(error)) from None
         # Built optimizer variables let Hyperband's continuation restore the optimizer state
@@ -133,14 +175,14 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             InfeasibleTrialError: the int8 model breaks the budget.
         """
         config = self.config(hp)
+        data = self.data.for_config(config)
         started = time.perf_counter()
-        history = fit_keras(
-            model, config, self.data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks or ()
-        )
+        history = fit_keras(model, config, data, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks or ())
         metrics = trial_metrics(history, self.objective, self.direction, time.perf_counter() - started, config)
         if self.budget is None:
             return metrics
-        return measured_metrics(model, self.calibration, self.budget, metrics, self.dev)
+        calibration, dev = self.measuring_data(data)
+        return measured_metrics(model, calibration, self.budget, metrics, dev)
 
 
 def trial_metrics(

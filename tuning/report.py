@@ -38,7 +38,7 @@ from tuning.hardware import (
     Measurement,
     violations,
 )
-from tuning.spaces import Space
+from tuning.spaces import Space, active_values
 
 MIN_TRIALS_FOR_IMPORTANCE = 5
 # What a trial reports besides Keras's metrics (see tuning.hypermodel.trial_metrics).
@@ -136,6 +136,8 @@ class TrialRecord:
         """Build a record from keras-tuner's trial state (the content of ``trial.json``)."""
         values = dict(state.get("hyperparameters", {}).get("values", {}))
         hyperband = {key: values.pop(key) for key in list(values) if key.startswith("tuner/")}
+        if "recipe" in values:  # a search over recipes: only the keys the trial's recipe has
+            values = active_values(values, str(values["recipe"]))
         metrics = state.get("metrics", {}).get("metrics", {})
 
         def last(name: str) -> float | None:
@@ -271,8 +273,10 @@ def _feature_columns(records: Sequence[TrialRecord], space: Space) -> tuple[np.n
     columns, groups = [], []
     for key, dimension in space.items():
         values = [record.values.get(key) for record in records]
-        if all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in values):
-            numbers = np.asarray(values, dtype=np.float64)
+        present = [value for value in values if value is not None]
+        if present and all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in present):
+            # A key the trial's recipe lacks (a search over recipes) is missing: NaN, which the forest splits on.
+            numbers = np.asarray([np.nan if value is None else value for value in values], dtype=np.float64)
             columns.append(np.log10(numbers) if dimension.log else numbers)
             groups.append(key)
         else:
@@ -302,12 +306,12 @@ def importance(records: Sequence[TrialRecord], space: Space, seed: int = 0) -> l
     """
     from sklearn.ensemble import RandomForestRegressor
 
-    scored = [record for record in records if record.scored and all(key in record.values for key in space)]
+    scored = [record for record in records if record.scored]
     if len(scored) < MIN_TRIALS_FOR_IMPORTANCE:
         return []
     features, groups = _feature_columns(scored, space)
     target = np.asarray([record.score for record in scored], dtype=np.float64)
-    if np.ptp(target) == 0 or not np.ptp(features, axis=0).any():
+    if np.ptp(target) == 0 or not (np.nan_to_num(np.ptp(features, axis=0)) > 0).any():
         return []
     forest = RandomForestRegressor(n_estimators=300, random_state=seed).fit(features, target)
     totals: dict[str, float] = {}

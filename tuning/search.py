@@ -131,7 +131,7 @@ def run_search(settings: TuneSettings, report: Report = print) -> TuneResult:
 
 def _search(settings: TuneSettings, report: Report) -> TuneResult:
     """:func:`run_search`'s work, with the search's lock held."""
-    data = prepare_data(settings.base)
+    data = prepare_data(settings.base)  # data errors before the search starts
     start(settings)
     records: list[TrialRecord] = []
     ranking: list[tuple[str, float]] = []
@@ -241,7 +241,9 @@ def read_space(settings: TuneSettings, round_number: int) -> Space:
     return space_from_data(yaml.safe_load(settings.space_file(round_number).read_text()))
 
 
-def run_round(settings: TuneSettings, data: PreparedData, round_number: int, space: Space, report: Report) -> None:
+def run_round(
+    settings: TuneSettings, data: PreparedData | None, round_number: int, space: Space, report: Report
+) -> None:
     """Run one round in this process with keras-tuner (resuming its project if it exists).
 
     Raises:
@@ -259,13 +261,19 @@ def run_round(settings: TuneSettings, data: PreparedData, round_number: int, spa
     search(tuner)
 
 
-def round_tuner(settings: TuneSettings, data: PreparedData, round_number: int, space: Space, report: Report) -> Any:
+def round_tuner(
+    settings: TuneSettings, data: PreparedData | None, round_number: int, space: Space, report: Report
+) -> Any:
     """The keras-tuner tuner of one round over ``space`` (resuming its project if it exists): what this process,
-    the distributed chief and each worker search with."""
-    from tuning.hypermodel import RecipeHyperModel
+    the distributed chief and each worker search with. ``data``: the base config's prepared data, or None to
+    prepare it here."""
+    from tuning.hypermodel import RecipeHyperModel, SearchData
     from tuning.tuners import make_tuner
 
-    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction, settings.budget)
+    search_data = SearchData(settings.base, data)
+    hypermodel = RecipeHyperModel(
+        settings.base, space, search_data, settings.objective, settings.direction, settings.budget
+    )
     return make_tuner(settings, hypermodel, round_number, report)
 
 

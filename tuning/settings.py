@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recipes import adaptive_defaults
-from recipes.config import TrainConfig, apply_overrides, parse_assignments, resolve_config
+from recipes.config import TrainConfig, apply_overrides, is_series, parse_assignments, resolve_config
 from recipes.errors import UserError, unknown_choice
 from recipes.registry import recipe_named
 from recipes.rundir import safe_name
@@ -25,10 +25,12 @@ from tuning.spaces import (
     Space,
     check_space,
     default_space,
+    family_space,
     fields_set_by,
     grid_points,
     load_space,
     require_grid,
+    searched_recipes,
     space_from_data,
     space_to_data,
 )
@@ -194,7 +196,9 @@ def resolve_settings(
     base = resolve_config(
         None, {"recipe": recipe, "data": data, "label": label, "task": task, "seed": seed, "out": out}, assignments
     )
-    name = safe_name(name or f"{Path(base.data).stem or 'data'}-{base.recipe}-{tuner}")
+    family = recipe is None and "recipe" not in fixed and not space_file and is_series(base)
+    searching = "recipes" if family else base.recipe
+    name = safe_name(name or f"{Path(base.data).stem or 'data'}-{searching}-{tuner}")
     base = dataclasses.replace(base, epochs=max_epochs, name=name)
     task = search_task(base)
     if task.name != base.task and base.task == AUTO and len(recipe_named(base.recipe).tasks) > 1:
@@ -202,15 +206,38 @@ def resolve_settings(
     objective = task.check_objective(objective)
     if space_file:
         space = load_space(space_file, base.recipe, base)
+    elif family:
+        space = series_space(task.name, None if "front_end" not in fixed else base.front_end)
+        check_space(space, base.recipe, base)
     else:
         space = default_space(base.recipe)
         check_space(space, base.recipe, base)
+    if "recipe" in space and recipe is not None:
+        raise UserError(f"--recipe {recipe} is given and the space searches recipe too; drop one of them")
     searched = fields_set_by(space)
     for key in sorted(fixed & set(searched)):
         raise UserError(f"{key} is both fixed with --set and searched (space key '{searched[key]}'); drop one of them")
     if tuner == "grid":
         require_grid(space)
     return TuneSettings(base, space, tuner, name, max_trials, max_epochs, factor, objective, rounds, workers, budget)
+
+
+SERIES_FAMILY = ("cnn1d", "minirocket", "mlp")  # what a time-series search with no --recipe tries
+
+
+def series_space(task: str, front_end: str | None = None) -> Space:
+    """The default space of a time-series search with no ``--recipe``: the recipes of :data:`SERIES_FAMILY` that
+    learn ``task``, the front ends (raw, spectral) for the recipes that take both, and each recipe's own keys;
+    ``front_end``: fixed with ``--set``, so only the recipes that take it and no front-end choice."""
+    recipes = tuple(
+        name
+        for name in SERIES_FAMILY
+        if task in recipe_named(name).tasks and (front_end is None or front_end in recipe_named(name).front_ends)
+    )
+    space = family_space(recipes)
+    if front_end is not None:
+        space.pop("front_end", None)
+    return space
 
 
 def search_task(base: TrainConfig) -> Task:
@@ -273,8 +300,9 @@ def plan_lines(settings: TuneSettings) -> list[str]:
         stopping = "early stopping after a patience set from the training-split size (at least 300 steps)"
     else:
         stopping = f"early stopping after {base.patience} epochs without a better epoch"
+    recipes = ", ".join(searched_recipes(settings.space, base.recipe))
     lines = [
-        f"search {settings.tune_dir}: {settings.tuner} search of {base.recipe} on {base.data}, "
+        f"search {settings.tune_dir}: {settings.tuner} search of {recipes} on {base.data}, "
         f"objective {settings.objective} ({settings.direction})"
     ]
     if settings.tuner == "hyperband":

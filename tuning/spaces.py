@@ -21,6 +21,12 @@ Keys are :class:`~recipes.config.TrainConfig` fields plus these derived keys:
   1 - beta on a log scale spends as many trials on beta in [0.99, 0.999] as in [0.9, 0.99].
 - ``one_minus_momentum``, ``one_minus_rho``, ``one_minus_beta_1``, ``one_minus_beta_2``: 1 - that field.
 
+``recipe`` may be searched too, as a choice of recipes (the way Edge Impulse's EON Tuner searches the model
+family along with the signal processing); a space may then hold any key of any of its recipes, and a key is
+*active* in a trial only when the trial's recipe has it (``front_end`` only for a recipe that takes more than raw
+windows, see :attr:`recipes.registry.Recipe.front_ends`). The tuner declares such keys under a keras-tuner
+conditional scope, so an inactive key is neither sampled for the trial nor written to its results.
+
 :func:`config_for` maps sampled values onto the same :class:`TrainConfig` that ``train`` uses. Every
 mistake raises :class:`~recipes.errors.UserError` naming the key and the fix. No TensorFlow here.
 """
@@ -38,7 +44,7 @@ import yaml
 
 from recipes.config import FIELDS, TrainConfig, apply_overrides, validate
 from recipes.errors import UserError, closest
-from recipes.registry import CONV_BLOCKS, DENSE_HEAD, REFERENCE, recipe_named
+from recipes.registry import CONV_BLOCKS, DENSE_HEAD, REFERENCE, REGISTRY, ROCKET, recipe_named
 from recipes.safe_yaml import read_yaml
 
 KINDS = ("float", "int", "choice")
@@ -48,9 +54,9 @@ ENTRY_FIELDS = ("type", "min", "max", "log", "step", "values")
 DENSE_HEAD_KEYS = ("layers", "units")
 CNN_KEYS = ("convs_per_block", "kernel_size", "pool_size", "conv_blocks", "filters")
 REFERENCE_KEYS = ("width_multiplier", "blocks", "bottleneck_units")
+ROCKET_KEYS = ("rocket_features", "rocket_ramp")
 # Fixed for a whole search: why, and how to set them instead.
 FIXED_KEYS = {
-    "recipe": "choose it with --recipe",
     "data": "choose it with --data",
     "label": "choose it with --label",
     "image_size": "set it with --set image_size=H,W",
@@ -149,7 +155,7 @@ def default_space(recipe: str) -> Space:
     return space_from_data(recipe_named(recipe).space)
 
 
-KEY_GROUPS = {DENSE_HEAD: DENSE_HEAD_KEYS, CONV_BLOCKS: CNN_KEYS, REFERENCE: REFERENCE_KEYS}
+KEY_GROUPS = {DENSE_HEAD: DENSE_HEAD_KEYS, CONV_BLOCKS: CNN_KEYS, REFERENCE: REFERENCE_KEYS, ROCKET: ROCKET_KEYS}
 
 
 def _recipe_lacks(recipe: str, key: str) -> bool:
@@ -158,10 +164,48 @@ def _recipe_lacks(recipe: str, key: str) -> bool:
     return any(key in keys and group not in groups for group, keys in KEY_GROUPS.items())
 
 
+def applies(key: str, recipe: str) -> bool:
+    """Whether space key ``key`` is a setting of ``recipe`` (``recipe`` and Hyperband's ``tuner/`` keys always
+    are; ``front_end`` only for a recipe that takes more than one front end)."""
+    if key == "recipe" or key.startswith("tuner/"):
+        return True
+    if key == "front_end":
+        return len(recipe_named(recipe).front_ends) > 1
+    return not _recipe_lacks(recipe, key)
+
+
 def searchable_keys(recipe: str) -> list[str]:
-    """Every key a space of ``recipe`` may hold (config fields and derived keys)."""
-    keys = [name for name in FIELDS if name not in FIXED_KEYS] + list(DERIVED_KEYS)
-    return [key for key in keys if not _recipe_lacks(recipe, key)]
+    """Every key a space of ``recipe`` alone may hold (config fields and derived keys)."""
+    keys = [name for name in FIELDS if name not in FIXED_KEYS and name != "recipe"] + list(DERIVED_KEYS)
+    return [key for key in keys if applies(key, recipe)]
+
+
+def searched_recipes(space: Mapping[str, Dimension], recipe: str) -> tuple[str, ...]:
+    """The recipes a search over ``space`` trains: its ``recipe`` choice, else ``recipe`` (the base config's)."""
+    if "recipe" in space:
+        return tuple(space["recipe"].values or ())
+    return (recipe,)
+
+
+def active_values(values: Mapping[str, Any], recipe: str) -> dict[str, Any]:
+    """The values of a trial that its recipe uses: ``values["recipe"]`` when searched, else ``recipe``. Values of
+    keys the trial's recipe lacks (and the None keras-tuner returns for an inactive key) are dropped."""
+    chosen = str(values.get("recipe", recipe))
+    return {key: value for key, value in values.items() if value is not None and applies(key, chosen)}
+
+
+def family_space(recipes: tuple[str, ...]) -> Space:
+    """The default space of a search over several recipes: the recipe choice, the front ends any of them takes
+    (when more than raw windows), then the union of their default spaces (the first recipe's range of a shared
+    key)."""
+    data: dict[str, Any] = {"recipe": {"type": "choice", "values": list(recipes)}}
+    front_ends = [end for end in ("raw", "spectral") if any(end in recipe_named(r).front_ends for r in recipes)]
+    if len(front_ends) > 1:
+        data["front_end"] = {"type": "choice", "values": front_ends}
+    for recipe in recipes:
+        for key, entry in recipe_named(recipe).space.items():
+            data.setdefault(key, entry)
+    return space_from_data(data)
 
 
 def load_space(path: str | Path, recipe: str, base: TrainConfig | None = None) -> Space:
@@ -169,7 +213,7 @@ def load_space(path: str | Path, recipe: str, base: TrainConfig | None = None) -
 
     Args:
         path: the YAML file, a mapping of key to dimension.
-        recipe: the recipe searched (decides which keys exist).
+        recipe: the recipe searched (decides which keys exist) unless the file searches ``recipe`` itself.
         base: the fixed config the values are applied to. Defaults to the config defaults.
 
     Returns:
@@ -192,7 +236,7 @@ def parse_space(data: Mapping[str, Any], recipe: str, base: TrainConfig | None =
 
     Args:
         data: mapping of key to ``{type, min, max, log, step}`` or ``{type: choice, values}``.
-        recipe: the recipe searched.
+        recipe: the recipe searched, unless ``data`` searches ``recipe`` itself.
         base: the fixed config the values are applied to. Defaults to the config defaults.
 
     Returns:
@@ -202,29 +246,33 @@ def parse_space(data: Mapping[str, Any], recipe: str, base: TrainConfig | None =
         UserError: an unknown or fixed key, a malformed entry, an empty or inverted range, a log
             range that includes 0, conflicting keys, or a value the recipe would reject.
     """
-    space = {str(key): _parse_entry(str(key), entry, recipe) for key, entry in data.items()}
+    recipes: tuple[str, ...] = (recipe,)
+    if "recipe" in data:
+        recipes = searched_recipes({"recipe": _parse_entry("recipe", data["recipe"], recipes)}, recipe)
+    space = {str(key): _parse_entry(str(key), entry, recipes) for key, entry in data.items()}
     check_space(space, recipe, base or TrainConfig(recipe=recipe))
     return space
 
 
-def _check_key(key: str, recipe: str) -> None:
+def _check_key(key: str, recipes: tuple[str, ...]) -> None:
     if key in FIXED_KEYS:
         raise UserError(f"space key '{key}' cannot be searched; {FIXED_KEYS[key]}")
-    valid = searchable_keys(recipe)
+    if key == "recipe":
+        return
+    valid = sorted({name for recipe in recipes for name in searchable_keys(recipe)})
+    which = f"the {recipes[0]} recipe" if len(recipes) == 1 else f"any of the recipes {', '.join(recipes)}"
     if key not in valid:
-        if _recipe_lacks(recipe, key):
+        if any(not applies(key, recipe) for recipe in REGISTRY):
             raise UserError(
-                f"space key '{key}' is not a setting of the {recipe} recipe{closest(key, valid)}; "
-                "remove it from --space FILE"
+                f"space key '{key}' is not a setting of {which}{closest(key, valid)}; remove it from --space FILE"
             )
         raise UserError(
-            f"space key '{key}' is not a setting of the {recipe} recipe{closest(key, valid)} "
-            f"(searchable: {', '.join(sorted(valid))})"
+            f"space key '{key}' is not a setting of {which}{closest(key, valid)} (searchable: {', '.join(valid)})"
         )
 
 
-def _parse_entry(key: str, entry: Any, recipe: str) -> Dimension:
-    _check_key(key, recipe)
+def _parse_entry(key: str, entry: Any, recipes: tuple[str, ...]) -> Dimension:
+    _check_key(key, recipes)
     if isinstance(entry, list):
         entry = {"values": entry}
     if not isinstance(entry, dict):
@@ -243,7 +291,14 @@ def _parse_entry(key: str, entry: Any, recipe: str) -> Dimension:
         raise UserError(f"space key '{key}' has type '{kind}'{closest(kind, KINDS)} (choose from: {', '.join(KINDS)})")
     if kind == "choice":
         return _parse_choice(key, entry)
+    if key in ("recipe", "front_end"):
+        raise UserError(
+            f"space key '{key}' is a choice: give its values, e.g. {{values: [{', '.join(_EXAMPLES[key])}]}}"
+        )
     return _parse_range(key, kind, entry)
+
+
+_EXAMPLES = {"recipe": ("cnn1d", "minirocket", "mlp"), "front_end": ("raw", "spectral")}
 
 
 def _default_kind(key: str) -> str:
@@ -347,23 +402,28 @@ def check_space(space: Space, recipe: str, base: TrainConfig) -> None:
     """
     if not space:
         raise UserError("the search space is empty; give at least one key in --space FILE")
+    recipes = searched_recipes(space, recipe)
     for key in space:
-        _check_key(key, recipe)
+        _check_key(key, recipes)
     for first, second in CONFLICTS:
         if first in space and second in space:
             raise UserError(f"space keys '{first}' and '{second}' set the same value; search only one of them")
     for key, dimension in space.items():
+        users = [name for name in recipes if applies(key, name)]
         for value in _samples(dimension):
-            try:
-                config_for(base, {key: value})
-            except UserError as error:
-                raise UserError(f"space key '{key}' = {value!r} is not valid: {error}") from None
+            for name in users:  # a value must suit every recipe whose setting it is
+                try:
+                    config_for(base, {"recipe": name, key: value})
+                except UserError as error:
+                    which = f" with recipe {name}" if len(recipes) > 1 else ""
+                    raise UserError(f"space key '{key}' = {value!r}{which} is not valid: {error}") from None
 
 
 def config_for(base: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
     """Map sampled values (config fields and derived keys) onto ``base``.
 
-    Keys starting with ``tuner/`` (Hyperband's bookkeeping) are ignored.
+    Keys starting with ``tuner/`` (Hyperband's bookkeeping) and keys the trial's recipe does not have
+    (:func:`active_values`) are ignored.
 
     Args:
         base: the fixed part of the config.
@@ -372,7 +432,7 @@ def config_for(base: TrainConfig, values: Mapping[str, Any]) -> TrainConfig:
     Returns:
         The validated config a trial trains.
     """
-    values = {key: value for key, value in values.items() if not key.startswith("tuner/")}
+    values = {key: value for key, value in active_values(values, base.recipe).items() if not key.startswith("tuner/")}
     overrides: dict[str, Any] = {}
     layers, units = values.pop("layers", None), values.pop("units", None)
     if layers is not None or units is not None:
@@ -470,7 +530,7 @@ def narrow_space(space: Space, best_values: list[Mapping[str, Any]], margin: flo
         raise UserError("no trial of the previous round completed, so there is nothing to narrow around")
     narrowed = {}
     for key, dimension in space.items():
-        used = [values[key] for values in best_values if key in values]
+        used = [values[key] for values in best_values if values.get(key) is not None]
         if not used:
             narrowed[key] = dimension
         elif dimension.kind == "choice":
