@@ -30,7 +30,7 @@ import numpy as np
 
 from edge.mfcc import dct_matrix, hann_window, mel_weight_matrix
 from edge.preprocessing import Standardization, _c_floats
-from recipes.windows import LOG_FLOOR, band_edges
+from recipes.windows import LOG_FLOOR, band_edges, spectral_rate
 
 # Largest |C - numpy| of an MFCC on in-band clips (chirp 0.006, tones 0.0009, noise and silence 4e-5; features span
 # about -124 to 25; one input step of a z-scored MFCC is about 0.2): float32 FFT rounding where a band holds only
@@ -247,7 +247,7 @@ void model_front_end(const model_raw_t* raw, float* features) {{
 
 def _spectral(front_end: dict[str, Any], input_values: int) -> str:
     steps, channels, bands = int(front_end["window_steps"]), len(front_end["channels"]), int(front_end["bands"])
-    rate = float(front_end["sample_rate"])
+    rate = spectral_rate(front_end)
     per_channel = 3 + bands
     if per_channel * channels != input_values:
         raise ValueError(

@@ -543,7 +543,7 @@ def _front_end_damaged(front_end: Any) -> bool:
         rate = front_end.get("sample_rate")
         return (
             front_end.get("front_end") not in FRONT_ENDS
-            or not ((_finite(rate) and rate > 0) or (rate is None and front_end.get("front_end") == "raw"))
+            or not ((_finite(rate) and rate > 0) or rate is None)  # None: series of unknown rate
             or front_end.get("lengths", "equal") not in ("equal", RESAMPLED)
             or not all(_count(front_end.get(key)) for key in counts)
             or not (isinstance(channels, list) and channels and all(isinstance(name, str) for name in channels))

@@ -384,23 +384,23 @@ def model_inputs(windows: np.ndarray, front_end: dict[str, Any]) -> np.ndarray:
     """What the model takes for ``windows`` ``(n, steps, channels)``: the windows, or their spectral features."""
     if front_end["front_end"] == "raw":
         return np.asarray(windows, np.float32)
-    return spectral_features(windows, front_end["sample_rate"], front_end["bands"])
+    return spectral_features(windows, spectral_rate(front_end), front_end["bands"])
+
+
+def spectral_rate(front_end: dict[str, Any]) -> float:
+    """The sample rate the spectral front end's peak frequency is measured in: the series', or 1 for series of
+    unknown rate (a ``.ts`` file, an ``.npz`` without ``sample_rate``), whose peak frequency is then in cycles per
+    sample. The band energies do not depend on it."""
+    rate = front_end.get("sample_rate")
+    return 1.0 if rate is None else float(rate)
 
 
 def describe(
     front_end: str, sample_rate: float | None, window_steps: int, stride_steps: int, channels: list[str], bands: int
 ) -> dict[str, Any]:
     """The front end's parameters as ``data.json`` and the manifest hold them (``sample_rate`` None: series of
-    unknown rate, raw front end only; their seconds are then None too).
-
-    Raises:
-        UserError: the spectral front end without a sample rate.
-    """
-    if sample_rate is None and front_end != "raw":
-        raise UserError(
-            f"the {front_end} front end needs the series' sample rate; give it, e.g. --set sample_rate=50 (or a "
-            "sample_rate array in the .npz), or use --set front_end=raw"
-        )
+    unknown rate, whose seconds are then None too and whose spectral peak frequency is in cycles per sample, see
+    :func:`spectral_rate`)."""
     return {
         "kind": KIND,
         "front_end": front_end,

@@ -224,8 +224,12 @@ def test_the_npz_rule_series_tables_and_images(tmp_path):
     assert asked.kind == "timeseries" and asked.x.shape == (12, 32, 2) and asked.front_end["sample_rate"] is None
     spectral = load_config_data(TrainConfig(data=str(tmp_path / "rated.npz"), front_end="spectral"))
     assert spectral.x.shape == (12, 11) and spectral.front_end["window_steps"] == 32
-    with pytest.raises(UserError, match="the spectral front end needs the series' sample rate"):
-        load_config_data(TrainConfig(data=str(tmp_path / "images.npz"), front_end="spectral"))
+    # Series of unknown rate: the spectral peak frequency is in cycles per sample, the same features otherwise.
+    unrated = load_config_data(TrainConfig(data=str(tmp_path / "images.npz"), front_end="spectral"))
+    assert unrated.x.shape == (12, 22) and unrated.front_end["sample_rate"] is None
+    peak = 2  # mean, rms, peak_hz, bands
+    np.testing.assert_allclose(unrated.x[:, peak] * 100.0, spectral.x[:, peak], rtol=1e-6)
+    np.testing.assert_allclose(np.delete(unrated.x[:, :11], peak, 1), np.delete(spectral.x, peak, 1), rtol=1e-6)
     with pytest.raises(UserError, match=r"32 steps \(0.32 s at 100 Hz\), each one window.*drop --set window_seconds"):
         load_config_data(TrainConfig(data=str(tmp_path / "rated.npz"), window_seconds=2.0))
 
