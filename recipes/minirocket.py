@@ -45,6 +45,7 @@ GROUP_BYTES = 16384  # largest int8 output (steps × filters) of one convolution
 # a feature that hardly varies over the training examples would otherwise magnify int8's rounding of it.
 FEATURE_STD_FLOOR = 0.3
 GOLDEN = (math.sqrt(5.0) + 1.0) / 2.0
+MAX_CONCATENATED = 10  # TFLite Micro's CONCATENATION takes at most 10 inputs (kMaxInputNum)
 EPSILON = 1e-7  # the z-score layer's floor of the deviation (Keras Normalization's)
 
 
@@ -299,10 +300,27 @@ def build_minirocket(config: TrainConfig, spec: DataSpec, keras_module: ModuleTy
                     name=f"head_{name}",
                 )(scaled)
                 logits.append(keras.layers.GlobalAveragePooling2D(name=f"logits_{name}")(head))
-    stacked = keras.layers.Concatenate(name="group_logits")(logits) if len(logits) > 1 else logits[0]
+    stacked = _concatenated(keras, logits, "group_logits")
     total = keras.layers.Dense(
         spec.num_classes, activation="softmax", use_bias=False, trainable=False, name="probabilities"
     )
     probabilities = total(stacked)
     total.set_weights([np.tile(np.eye(spec.num_classes, dtype=np.float32), (len(logits), 1))])
     return keras.Model(inputs, probabilities, name="minirocket")
+
+
+def _concatenated(keras: ModuleType, tensors: list[Any], name: str) -> Any:
+    """``tensors`` concatenated on their last axis, at most :data:`MAX_CONCATENATED` at a time (a tree of
+    concatenations, in order), so that TFLite Micro can prepare every CONCATENATION."""
+    level = 0
+    while len(tensors) > 1:
+        chunks = [tensors[first : first + MAX_CONCATENATED] for first in range(0, len(tensors), MAX_CONCATENATED)]
+        last = len(chunks) == 1
+        tensors = [
+            chunk[0]
+            if len(chunk) == 1
+            else keras.layers.Concatenate(name=name if last else f"{name}_{level}_{index}")(chunk)
+            for index, chunk in enumerate(chunks)
+        ]
+        level += 1
+    return tensors[0]

@@ -95,3 +95,36 @@ def test_series_only_and_classification_only():
         build_minirocket(TrainConfig(recipe="minirocket"), DataSpec((13,), 2))
     with pytest.raises(UserError, match="classifies"):
         build_minirocket(TrainConfig(recipe="minirocket"), DataSpec((40, 1), 1, task="regression"))
+
+
+def test_a_model_of_many_groups_runs_on_tflite_micro():
+    """TFLite Micro's CONCATENATION takes at most 10 inputs; 150 steps at 1,008 features make 20 groups."""
+    from edge.convert import convert_model
+    from edge.flatbuffer import read_model
+    from edge.micro import measure_arena
+    from edge.variants import VARIANTS
+    from recipes.minirocket import MAX_CONCATENATED, build_minirocket
+
+    x = _series(examples=8, steps=150)
+    model = build_minirocket(TrainConfig(recipe="minirocket"), _spec(x))
+    assert sum(layer.name.startswith("logits_") for layer in model.layers) > MAX_CONCATENATED
+    rng = np.random.default_rng(0)
+    for layer in model.layers:  # a trained head: the zeros it starts from give outputs of no range
+        if layer.name.startswith("head_"):
+            layer.set_weights([rng.normal(0, 0.1, w.shape).astype(np.float32) for w in layer.get_weights()])
+    content = convert_model(model, VARIANTS["int8"], x)
+    flat = read_model(content)
+    graph = flat.Subgraphs(0)
+    codes = [flat.OperatorCodes(index).BuiltinCode() for index in range(flat.OperatorCodesLength())]
+    concatenations = [
+        graph.Operators(index)
+        for index in range(graph.OperatorsLength())
+        if codes[graph.Operators(index).OpcodeIndex()] == 2  # BuiltinOperator.CONCATENATION
+    ]
+    assert concatenations and all(op.InputsLength() <= MAX_CONCATENATED for op in concatenations)
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = Interpreter(model_content=content).get_input_details()[0]
+    scale, zero_point = details["quantization"]
+    example = np.clip(np.round(x[:1] / scale + zero_point), -128, 127).astype(np.int8)
+    assert measure_arena(content, example) is not None  # it allocates and runs
