@@ -6,9 +6,7 @@ TensorFlow is imported only inside the commands that need it, so ``--help`` answ
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
-import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +14,17 @@ from typing import Annotated
 
 import typer
 
+from edge.device import process
+from edge.device.errors import UserError, first_line
+from edge.device.process import (
+    EXIT_USER_ERROR,
+    disk_full,
+    handle_sigterm,
+    interrupted_status,
+    interruption,
+    not_permitted,
+)
 from recipes.config import TrainConfig
-from recipes.errors import UserError, first_line
 from recipes.registry import REGISTRY
 
 app = typer.Typer(
@@ -27,7 +34,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_USER_ERROR = 2
 DEFAULTS = TrainConfig()  # every default lives in recipes/config.py; the help shows the common ones
 FIRM_IMPORTANCE_TRIALS = 30  # below this many scored trials the importance ranking gets a caveat
 LAYER_ROWS = 5  # quantization-report rows printed per int8 variant
@@ -42,9 +48,9 @@ def user_errors() -> Iterator[None]:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(EXIT_USER_ERROR) from None
     except Exception as error:  # out of memory or disk, or no permission: one line; anything else keeps its traceback
-        if _signalled:  # library code (TensorFlow's tracing) turned the signal's KeyboardInterrupt into this error
-            typer.echo(f"{interruption(_signalled[-1])}: nothing was written", err=True)
-            raise typer.Exit(interrupted_status(_signalled[-1])) from None
+        if process.SIGNALLED:  # library code (TensorFlow's tracing) turned the signal's KeyboardInterrupt into this
+            typer.echo(f"{interruption(process.SIGNALLED[-1])}: nothing was written", err=True)
+            raise typer.Exit(interrupted_status(process.SIGNALLED[-1])) from None
         line = resource_exhausted(error) or not_permitted(error)
         if line is None:
             raise
@@ -68,46 +74,6 @@ def _console():
     return Console() if sys.stdout.isatty() else Console(width=max(PIPED_WIDTH, shutil.get_terminal_size().columns))
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt, so that the same cleanup runs (a staged
-    run's folder is removed) and the command ends with one line."""
-
-
-# The interrupt a signal raised. Code that catches every exception can turn it into another error on its way up
-# (TensorFlow does while it traces a function: a TypeError "Failed to convert elements"); the command still ends
-# as the signal asked.
-_signalled: list[KeyboardInterrupt] = []
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
-    _signalled.append(Terminated())
-    raise _signalled[-1]
-
-
-def _raise_interrupted(signum: int, frame: object) -> None:
-    _signalled.append(KeyboardInterrupt())
-    raise _signalled[-1]
-
-
-def handle_sigterm() -> None:
-    """Make SIGTERM end a command as Ctrl-C does (see :class:`Terminated`), and remember either signal, so that an
-    interrupt some library turned into another error still ends the command as interrupted; called by
-    :func:`main`, in the main thread. Exit status 143 (128 + SIGTERM) instead of Ctrl-C's 130."""
-    signal.signal(signal.SIGTERM, _raise_terminated)
-    signal.signal(signal.SIGINT, _raise_interrupted)
-
-
-def interruption(interrupt: KeyboardInterrupt) -> str:
-    """What ended the command, as a one-line message starts: ``interrupted`` (Ctrl-C) or ``terminated (SIGTERM)``."""
-    return "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
-
-
-def interrupted_status(interrupt: KeyboardInterrupt) -> int:
-    """The exit status of a command ended by a signal: 128 + its number (SIGINT 130, SIGTERM 143)."""
-    return 128 + (signal.SIGTERM if isinstance(interrupt, Terminated) else signal.SIGINT)
-
-
 def resource_exhausted(error: BaseException) -> str | None:
     """One line for running out of memory or disk (what ran out and the remedy), or None for any other error.
 
@@ -117,22 +83,7 @@ def resource_exhausted(error: BaseException) -> str | None:
             f"out of memory ({first_line(error) or type(error).__name__}); lower --batch-size, or keep a large "
             "folder's features on disk with --set in_memory_mb=256; nothing was written"
         )
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        where = f" writing {error.filename}" if error.filename else ""
-        return f"the disk is full{where}; free some space, or write elsewhere with --out or --cache-dir"
-    return None
-
-
-def not_permitted(error: BaseException) -> str | None:
-    """One line for a file or folder this user may not read or write (a read-only run, a file system mounted
-    read-only), naming it; None for any other error."""
-    if isinstance(error, OSError) and error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        where = f"{error.filename}: " if error.filename else ""
-        return (
-            f"{where}{error.strerror or 'permission denied'}; let this user read and write it (its permissions, "
-            "or a file system mounted read-write), or work on a copy elsewhere"
-        )
-    return None
+    return disk_full(error, "write elsewhere with --out or --cache-dir")
 
 
 CacheOption = Annotated[
@@ -647,8 +598,8 @@ def _benchmark_target(path: Path, target: str, tflm_root: Path | None, as_json: 
     from rich.table import Table
 
     with user_errors():
+        from edge.device.errors import unknown_choice
         from edge.firmware_build import measure_target
-        from recipes.errors import unknown_choice
 
         if target not in MEASURED_TARGETS:
             raise unknown_choice("target", target, MEASURED_TARGETS)
@@ -804,7 +755,7 @@ def predict(
     anomaly score against the threshold, or a regression's values. A folder is read in one process; labelled
     inputs (class subfolders, a labels.csv, a .ts file, an .npz with y) are scored."""
     with user_errors():
-        from edge.runtime import predict_file, prediction_report
+        from edge.device.predictions import predict_file, prediction_report
 
         loaded, predictions = predict_file(model, input_file, top_k, threads)
         if confusion_png is not None:
@@ -818,8 +769,8 @@ def predict(
 def _draw_held_out_confusion(model, predictions: list, path: Path) -> None:
     """The confusion matrix of a classifier's labelled predictions as a PNG (rows of labels that name no class of
     the model are left out of the figure; predict says them on stderr)."""
-    from edge.runtime import LabelledPrediction, confusion_counts
-    from recipes.errors import UserError
+    from edge.device.errors import UserError
+    from edge.device.predictions import LabelledPrediction, confusion_counts
     from recipes.plots import plot_confusion_matrix
 
     labelled = bool(predictions) and all(isinstance(prediction, LabelledPrediction) for prediction in predictions)

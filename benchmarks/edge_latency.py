@@ -71,7 +71,7 @@ def measure(run: Path, runs: int, warmup: int) -> dict[str, Any]:
     import numpy as np
 
     from edge.benchmark import keras_latency, sample_inputs, time_calls
-    from edge.runtime import EdgeModel
+    from edge.device.model import EdgeModel
     from recipes.runs import load_model
 
     keras_model = load_model(run)

@@ -68,8 +68,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's)")
     arguments = parser.parse_args()
     from edge.convert import calibration_samples, convert_for_device, convert_model
+    from edge.device.model import EdgeModel
     from edge.micro import micro_check
-    from edge.runtime import EdgeModel
     from edge.variants import VARIANTS
     from recipes.config import resolve_config
     from recipes.data import load_dataset

@@ -43,8 +43,8 @@ def measure(recipe: str, folder: Path, runs: int, warmup: int, threads: int | No
 
     from edge.benchmark import benchmark_model
     from edge.convert import convert_model
+    from edge.device.model import EdgeModel
     from edge.per_tensor import narrow_quantization, output_error
-    from edge.runtime import EdgeModel
     from edge.variants import VARIANTS
     from recipes.backend import import_keras
     from recipes.config import TrainConfig

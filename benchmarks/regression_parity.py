@@ -57,7 +57,7 @@ def ridge_r2(x: np.ndarray, y: np.ndarray, split) -> float:
 def int8_layouts(model, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, seed: int):
     """(layout, int8 R², mean |diff| from Keras in target deviations) for both layouts."""
     from edge.convert import calibration_samples, convert_model, split_standardization
-    from edge.runtime import EdgeModel
+    from edge.device.model import EdgeModel
     from edge.variants import VARIANTS
     from recipes.tasks import Regression, regression_metrics
 

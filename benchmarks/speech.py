@@ -8,7 +8,7 @@ Writes the clips of ``benchmarks/speech_clips.py`` (1,080 training clips of 12 c
 held-out clips from 32 other voices; reused when the folder exists), trains the recipe on the training folder at
 its defaults (its own 60/20/20 split), exports float32 and int8, and prints one table: the test split's accuracy
 in Keras and int8 (from the export), the held-out voices' accuracy of each exported model through the device
-runtime (``edge.runtime``: WAV → MFCC in numpy → LiteRT), and the three confusions the int8 model makes most on
+runtime (:mod:`edge.device`: WAV → MFCC in numpy → LiteRT), and the three confusions the int8 model makes most on
 held-out voices. The MLPerf Tiny keyword-spotting target is 90% top-1 in int8.
 """
 
@@ -26,9 +26,9 @@ from speech_clips import tools_missing, write_clips
 
 def held_out_accuracy(model_path: Path, folder: Path) -> tuple[float, Counter]:
     """Accuracy of the exported model on the labelled folder ``folder/<class>/*.wav`` as ``python cli.py predict
-    MODEL --input FOLDER`` scores it (:func:`edge.runtime.predict_file`), and the count of each (true, predicted)
-    confusion."""
-    from edge.runtime import predict_file
+    MODEL --input FOLDER`` scores it (:func:`edge.device.predictions.predict_file`), and the count of each (true,
+    predicted) confusion."""
+    from edge.device.predictions import predict_file
 
     _, predictions = predict_file(model_path, folder, k=1)
     confusions = Counter(

@@ -29,13 +29,13 @@ RUNS = (
 
 def main() -> None:
     from edge.benchmark import time_calls
+    from edge.device.model import EdgeModel
+    from edge.device.windows import describe, model_inputs
     from edge.export import export_run
-    from edge.runtime import EdgeModel
     from recipes.config import TrainConfig
     from recipes.macs import count_macs
     from recipes.motion import CHANNELS, motion_recordings
     from recipes.training import train
-    from recipes.windows import describe, model_inputs
     from tuning.hardware import estimate_latency_ms, target_named
 
     window = motion_recordings(seed=5, people=1)[0][2][:100][np.newaxis]

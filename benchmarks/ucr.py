@@ -16,7 +16,7 @@ with unequal lengths (JapaneseVowels, PickupGestureWiimoteZ) the equal-length ``
 Each recipe trains at its defaults (seed 0) through :func:`recipes.training.train` on the official split: the test
 split is the TEST file, and a stratified fifth of the TRAIN file (seeded) is the dev split that early stopping
 watches; the rest trains. Then :func:`edge.export.export_run` writes float32 and int8, and the int8 file runs
-through the project's TensorFlow-free runtime (:class:`edge.runtime.EdgeModel`, as ``predict`` does) on the
+through the project's TensorFlow-free runtime (:class:`edge.device.model.EdgeModel`, as ``predict`` does) on the
 whole TEST file. One row per set and recipe: examples, length, channels, classes, MiniRocket's accuracy, Keras's
 and int8's, the int8 file's bytes, the TFLite Micro arena (``tflite-micro`` installed), MACs per series and the
 training seconds on this machine; an int8 file outside its parity tolerance is marked ``!``. Then each recipe's
@@ -67,8 +67,8 @@ def dev_indices(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
 def run_set(name: str, archive: Path, recipe: str, overrides: list[str], workspace: Path) -> dict:
     """Train ``recipe`` on one set's official split, export it and score its int8 file on the TEST file."""
     import recipes.training as training
+    from edge.device.model import EdgeModel
     from edge.export import export_run
-    from edge.runtime import EdgeModel
     from recipes.config import resolve_config
     from recipes.macs import count_macs
     from recipes.splitting import Split

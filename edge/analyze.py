@@ -41,10 +41,10 @@ from typing import Any
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from edge.device.errors import UserError, first_line, unknown_choice
 from edge.flatbuffer import read_model
 from edge.operators import operator_name
 from edge.variants import COMPRESSED_VARIANTS, VARIANTS
-from recipes.errors import UserError, first_line, unknown_choice
 from recipes.rundir import write_json
 
 REPORT_NAME = "report.json"

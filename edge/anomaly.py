@@ -29,8 +29,8 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from edge.convert import calibration_samples
+from edge.device.model import is_anomaly
 from edge.flatbuffer import read_model
-from edge.runtime import is_anomaly
 
 SCORE_SPAN = 2.0
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.runtime import EdgeModel
+from edge.device.errors import UserError
+from edge.device.model import EdgeModel
 from edge.variants import COMPRESSED_VARIANTS, VARIANTS
-from recipes.errors import UserError
 from recipes.rundir import write_json
 
 BENCHMARK_NAME = "benchmark.json"

@@ -2,10 +2,11 @@
 
 Beside the models and ``manifest.json``, export writes
 
-- ``lib/``: the project's own device runtime, copied file by file (``edge/runtime.py`` and the modules it
-  imports, :data:`RUNTIME_FILES`): one source of truth, no second implementation;
+- ``lib/``: the project's device package, :mod:`edge.device`, copied whole (:func:`runtime_files`): one source of
+  truth, no second implementation; it imports nothing else of the project (``tests/test_house.py`` checks every
+  import statement);
 - ``predict.py``: ``python predict.py MODEL --input FILE [--json]`` run from a copy of ``edge/`` alone prints
-  what ``python cli.py predict`` prints (both call :func:`edge.runtime.main`'s code);
+  what ``python cli.py predict`` prints (both run :mod:`edge.device.predictions`);
 - ``requirements.txt``: the runtime's packages only (ai-edge-litert and numpy, Pillow for image inputs), pinned
   as the project pins them; never TensorFlow or Keras.
 """
@@ -20,23 +21,16 @@ from recipes.rundir import write_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 LIB = "lib"
-# The device runtime and every module it imports (tests/test_house.py checks the list against a real import).
-RUNTIME_FILES = (
-    "edge/__init__.py",
-    "edge/runtime.py",
-    "edge/native_output.py",
-    "edge/preflight.py",
-    "edge/preprocessing.py",
-    "edge/mfcc.py",
-    "recipes/__init__.py",
-    "recipes/audio.py",
-    "recipes/dataset.py",
-    "recipes/errors.py",
-    "recipes/limits.py",
-    "recipes/series_files.py",
-    "recipes/suffixes.py",
-    "recipes/windows.py",
-)
+DEVICE_PACKAGE = "edge/device"
+
+
+def runtime_files() -> list[str]:
+    """The files ``lib/`` holds, relative to the project: ``edge/__init__.py`` and every module of the device
+    package."""
+    modules = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / DEVICE_PACKAGE).glob("*.py"))
+    return ["edge/__init__.py", *modules]
+
+
 RUNTIME_PACKAGES = ("ai-edge-litert", "numpy", "pillow")
 PREDICT_SCRIPT = '''"""Run a model of this export without TensorFlow: python predict.py MODEL --input FILE [--json].
 
@@ -48,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "lib"))
 
-from edge.runtime import main  # noqa: E402  (lib/ first on the path)
+from edge.device.cli import main  # noqa: E402  (lib/ first on the path)
 
 sys.exit(main())
 '''
@@ -78,7 +72,7 @@ def write_bundle(folder: Path) -> list[str]:
     """Write ``lib/``, ``predict.py`` and ``requirements.txt`` into an export folder; returns their paths relative
     to it."""
     written = []
-    for relative in RUNTIME_FILES:
+    for relative in runtime_files():
         target = folder / LIB / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, (ROOT / relative).read_text())

@@ -23,10 +23,10 @@ split with the run's batch size and augmentation, dev split for validation:
   epochs at ``qat_learning_rate``, keeping the weights of the lowest dev loss, the calibrated start (epoch 0)
   included: QAT never ends worse on the dev split than the quantized model it started from.
 
-tfmot is imported only inside this module's functions: importing it sets ``TF_USE_LEGACY_KERAS=1`` in the
-process environment, which :func:`import_tfmot` puts back as it was, so no other command (and no child
-process) sees it. What this project changes in tfmot (its own quantize configs, the range calibration that
-swaps tfmot's private quantizer ops) is in :mod:`edge.tfmot_patches`.
+tfmot is imported only inside this module's functions, through :mod:`edge.tfmot_patches`, which holds every change
+this project makes to tfmot (its own quantize configs, the range calibration that swaps tfmot's private quantizer
+ops) and its version check; importing tfmot sets ``TF_USE_LEGACY_KERAS=1`` in the process environment, which
+:func:`edge.tfmot_patches.import_tfmot` puts back as it was, so no other command (and no child process) sees it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -44,19 +43,17 @@ from typing import Any
 import numpy as np
 
 from edge.convert import calibration_samples, split_standardization
+from edge.device.errors import UserError, first_line
+from edge.device.preprocessing import Standardization
 from edge.fusion import LINEAR_LAYERS, fuse_for_quantization
-from edge.preprocessing import Standardization
 from edge.twin import ZSCORE_LAYER, build_twin, check_same_outputs
 from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
-from recipes.errors import UserError, first_line
 from recipes.layers import DataSpec
 from recipes.records import on_disk
 from recipes.tasks import CLASSIFICATION
 from recipes.training import DEV_NAMES, EVALUATION_BATCH, PreparedData, compile_model, fit_keras
 
-LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
-TFMOT_TESTED_VERSIONS = ("0.8.1",)  # the private quantizers and configs used here are 0.8.1's
 DEFAULT_PRUNE_EPOCHS = 20
 DEFAULT_PRUNE_BLOCK = 16
 DEFAULT_QAT_EPOCHS = 3
@@ -225,37 +222,6 @@ class CompressedModel:
         }
 
 
-def import_tfmot() -> ModuleType:
-    """Import tensorflow-model-optimization without leaving ``TF_USE_LEGACY_KERAS`` changed.
-
-    tfmot's ``keras/compat.py`` sets the variable to ``1`` on import (so that ``tf.keras`` means tf_keras).
-    The project never uses ``tf.keras`` and tfmot keeps the tf_keras module it picked, so the variable is
-    restored (or removed) at once: other commands and child processes see the environment as it was.
-
-    Raises:
-        UserError: a tfmot version other than :data:`TFMOT_TESTED_VERSIONS`: this module swaps its private
-            quantizers (:func:`calibrate_activation_ranges`) and subclasses its quantize configs, which another
-            version may lay out differently.
-    """
-    from importlib.metadata import version
-
-    installed = version("tensorflow-model-optimization")
-    if installed not in TFMOT_TESTED_VERSIONS:
-        raise UserError(
-            f"tensorflow-model-optimization {installed} is installed, but compression is tested with "
-            f"{', '.join(TFMOT_TESTED_VERSIONS)} only (edge/compress.py); install it with: pip install -e ."
-        )
-    saved = os.environ.get(LEGACY_KERAS_VARIABLE)
-    try:
-        import tensorflow_model_optimization as tfmot
-    finally:
-        if saved is None:
-            os.environ.pop(LEGACY_KERAS_VARIABLE, None)
-        else:
-            os.environ[LEGACY_KERAS_VARIABLE] = saved
-    return tfmot
-
-
 def pruning_steps(steps_per_epoch: int, epochs: int) -> tuple[int, int]:
     """When the pruning schedule reaches its target and how often it updates the masks.
 
@@ -364,8 +330,9 @@ def compress_model(
     from recipes.backend import import_keras
 
     import_keras(config.seed)
-    tfmot = import_tfmot()
     import tf_keras
+
+    from edge.tfmot_patches import tfmot
 
     tf_keras.utils.set_random_seed(config.seed)
     x_check = data.validation()[0]

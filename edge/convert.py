@@ -5,7 +5,7 @@ Everything else in ``edge`` sees only :func:`convert_model` and bytes, so the co
 for LiteRT's own without touching parity, packaging or the runtime. Every recipe's model starts with its
 z-score layer, so a float variant takes raw inputs; a full-integer variant is converted from the model
 without that layer (:func:`split_standardization`) and takes z-scores, applied in float in front of it by
-the runtime or the C package (:mod:`edge.preprocessing`): one int8 scale cannot hold raw features whose
+the runtime or the C package (:mod:`edge.device.preprocessing`): one int8 scale cannot hold raw features whose
 ranges differ by orders of magnitude. A regression's last layer, which maps z-scored outputs back to target
 units, is split off the same way: the int8 model outputs z-scores (one int8 scale serves targets in any units)
 and the runtime or the C package puts the targets' mean and deviation back.
@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.native_output import captured_native_output
-from edge.preprocessing import VALUE, ZSCORE, Standardization
+from edge.device.errors import UserError, first_line
+from edge.device.native_output import captured_native_output
+from edge.device.preprocessing import VALUE, ZSCORE, Standardization
 from edge.variants import Variant
 from recipes.backend import import_keras
-from recipes.errors import UserError, first_line
 
 
 def calibration_samples(x_train: np.ndarray, count: int, seed: int, y_train: np.ndarray | None = None) -> np.ndarray:

@@ -26,6 +26,9 @@ from edge.bundle import write_bundle
 from edge.compress import CompressedModel, CompressionSettings, compress_model, history_csv
 from edge.convert import calibration_samples as draw_calibration
 from edge.convert import convert_for_device, convert_model, split_standardization
+from edge.device.errors import UserError, unknown_choice
+from edge.device.manifest import MANIFEST_NAME
+from edge.device.model import DECISION_RULE, EdgeModel
 from edge.firmware import FOLDER as FIRMWARE_FOLDER
 from edge.firmware import Firmware, write_firmware
 from edge.front_end_c import front_end_kind
@@ -36,7 +39,6 @@ from edge.parity import MEASURES, AnomalyParity, Parity, RegressionParity
 from edge.per_tensor import NarrowingResult, narrow_against_keras
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
 from edge.quantization_report import LayerError, layer_errors
-from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
 from edge.static_batch import batch_of_one
 from edge.variants import (
     COMPRESSED_VARIANTS,
@@ -48,7 +50,6 @@ from edge.variants import (
     check_options,
 )
 from edge.weights import gzip_size, weight_sparsity
-from recipes.errors import UserError, unknown_choice
 from recipes.records import keras_inputs, take
 from recipes.rundir import (
     check_writable,
@@ -323,7 +324,7 @@ def export_run(
     versions), and the device bundle (:mod:`edge.bundle`: ``lib/`` with the runtime, ``predict.py`` and
     ``requirements.txt``). A full-integer variant is converted without the model's z-score layer and takes z-scored
     inputs
-    (:mod:`edge.preprocessing`): raw features in mixed units share no useful int8 scale. Parity is by
+    (:mod:`edge.device.preprocessing`): raw features in mixed units share no useful int8 scale. Parity is by
     accuracy for a classifier, by AUC and decisions at the threshold for an anomaly detector. With active
     ``compression`` also the compressed int8 variant (``model_int8_pruned.tflite``, ``model_int8_qat.tflite``
     or ``model_int8_pruned_qat.tflite``, plain int8 always beside it), checked on TFLite Micro and written as
@@ -741,7 +742,7 @@ def _raw_examples(inputs: _RunInputs, count: int) -> np.ndarray:
     front_end = inputs.data.get("front_end") or {}
     kind = front_end_kind(front_end)
     if kind == "mfcc":
-        from recipes.audio import read_wav
+        from edge.device.audio import read_wav
 
         clips = []
         for index in inputs.split.test[:count]:

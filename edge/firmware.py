@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError
+from edge.device.model import EdgeModel
+from edge.device.preprocessing import _c_floats
 from edge.front_end_c import front_end_kind, front_end_source, raw_values
 from edge.micro import c_array_sources
 from edge.operators import list_operators
-from edge.preprocessing import _c_floats
-from edge.runtime import EdgeModel
-from recipes.errors import UserError
 from recipes.rundir import write_atomic
 
 SOURCES = Path(__file__).with_name("firmware_sources")

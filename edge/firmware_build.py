@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 ARM_PROGRAMS = (
     "make",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ai_edge_litert import schema_py_generated as schema
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 
 def read_model(content: bytes) -> schema.Model:

@@ -7,19 +7,19 @@ here in float64 and written as C literals, so the C code does only arithmetic, a
 the device runtime runs:
 
 - **none** (tables, images, raw sensor windows): the features are the raw values.
-- **MFCC** (keyword spotting, :mod:`edge.mfcc`): 16-bit PCM → scaled to [-1, 1) and divided by the clip's peak
+- **MFCC** (keyword spotting, :mod:`edge.device.mfcc`): 16-bit PCM → scaled to [-1, 1) and divided by the clip's peak
   magnitude → frames × periodic Hann → 512-point FFT → magnitudes → mel filter bank → ``log(mel + offset)`` → DCT.
   In float32 (a Cortex-M4F has a float32 unit); numpy computes in float64, so the features differ by float32
   rounding: within :data:`MFCC_TOLERANCE` on in-band clips (tested; the int8 input bytes of spoken clips are
   tested too).
-- **spectral** (sensor windows, :func:`recipes.windows.spectral_features`): per channel the mean, the RMS about it,
+- **spectral** (sensor windows, :func:`edge.device.windows.spectral_features`): per channel the mean, the RMS about it,
   the peak frequency and log10 band energies of a symmetric-Hann-windowed DFT, in double precision as numpy
   computes them (the windows are short; a peak frequency is an argmax, which float32 could move to the next bin):
   within :data:`SPECTRAL_TOLERANCE` of numpy.
 
-``model_quantize_input`` is :meth:`edge.preprocessing.Standardization.c_declarations` (the same bytes as the
-runtime); ``model_output_values`` dequantizes in float32 as :meth:`edge.runtime.EdgeModel.dequantize` and, for a
-regression, puts the targets' units back (:meth:`edge.preprocessing.Standardization.c_postprocess`).
+``model_quantize_input`` is :meth:`edge.device.preprocessing.Standardization.c_declarations` (the same bytes as the
+runtime); ``model_output_values`` dequantizes in float32 as :meth:`edge.device.model.EdgeModel.dequantize` and, for a
+regression, puts the targets' units back (:meth:`edge.device.preprocessing.Standardization.c_postprocess`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.mfcc import dct_matrix, hann_window, mel_weight_matrix
-from edge.preprocessing import Standardization, _c_floats
-from recipes.windows import LOG_FLOOR, band_edges, spectral_rate
+from edge.device.mfcc import dct_matrix, hann_window, mel_weight_matrix
+from edge.device.preprocessing import Standardization, _c_floats
+from edge.device.windows import LOG_FLOOR, band_edges, spectral_rate
 
 # Largest |C - numpy| of an MFCC on in-band clips (chirp 0.006, tones 0.0009, noise and silence 4e-5; features span
 # about -124 to 25; one input step of a z-scored MFCC is about 0.2): float32 FFT rounding where a band holds only
@@ -163,7 +163,7 @@ def _mfcc(front_end: dict[str, Any], input_values: int) -> str:
     return (
         f"// MFCCs of a {clip}-sample clip: {frames} frames of {window} samples every {stride}, periodic Hann,\n"
         f"// {fft}-point FFT, {bands} mel bands, log(mel + {front_end['log_offset']!r}),\n"
-        f"// the first {coefficients} DCT-II coefficients (edge/mfcc.py).\n"
+        f"// the first {coefficients} DCT-II coefficients (edge/device/mfcc.py).\n"
         + _array("float", "mfcc_window", hann_window(window))
         + _array("float", "mfcc_cos", np.cos(angles))
         + _array("float", "mfcc_sin", -np.sin(angles))
@@ -259,7 +259,7 @@ def _spectral(front_end: dict[str, Any], input_values: int) -> str:
     return (
         f"// Spectral statistics of a window of {steps} samples x {channels} channels at {rate:g} Hz, per channel:\n"
         "// mean, RMS about the mean, peak frequency of the symmetric-Hann-windowed DFT (DC left out), log10 energy\n"
-        f"// + {LOG_FLOOR!r} in {bands} bands (recipes/windows.py), in double precision as numpy computes them.\n"
+        f"// + {LOG_FLOOR!r} in {bands} bands (edge/device/windows.py), in double precision as numpy computes them.\n"
         f"static const double spectral_window[{steps}] = {{{_doubles(np.hanning(steps))}}};\n"
         f"static const double spectral_cos[{steps}] = {{{_doubles(np.cos(angles))}}};\n"
         f"static const double spectral_sin[{steps}] = {{{_doubles(np.sin(angles))}}};\n"

@@ -8,15 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from edge.anomaly import quantized_threshold
-from edge.preprocessing import OUTPUT_FORMULA
-from edge.runtime import DECISION_RULE, MANIFEST_NAME, EdgeModel
+from edge.device.manifest import MANIFEST_FORMAT, MANIFEST_NAME
+from edge.device.model import DECISION_RULE, EdgeModel
+from edge.device.preprocessing import OUTPUT_FORMULA
 from recipes.rundir import installed_versions
 
-# Format 2 added ``task``, ``anomaly`` (threshold and decision rule) and ``front_end``; a manifest without
-# ``task`` describes a classifier. Format 3 added per variant ``standardization`` (the z-score applied in front
-# of a full-integer model) and ``failing``; a regression (format 3 still) adds ``target_names`` and per full-integer
-# variant ``output_standardization`` (the int8 model outputs z-scores).
-MANIFEST_FORMAT = 3
 PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "numpy", "tflite-micro")
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from edge.arena import ALIGNMENT, smallest_arena
-from edge.native_output import captured_native_output
-from edge.runtime import EdgeModel, is_anomaly
-from recipes.errors import UserError, first_line, printable
+from edge.device.errors import first_line, printable
+from edge.device.model import EdgeModel, is_anomaly
+from edge.device.native_output import captured_native_output
 
 ARENA_NOT_MEASURED = "arena not measured (install the micro extra: pip install 'edge-recipes[micro]')"
 BYTES_PER_LINE = 12
@@ -131,8 +131,7 @@ def micro_available() -> bool:
 
 
 def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
-    """Run ``model`` on the TFLite Micro host interpreter one example at a time, with batch 1 as the firmware runs it,
-    and compare with LiteRT.
+    """Run ``model`` on the TFLite Micro host interpreter one example at a time and compare with LiteRT.
 
     The arena is measured by allocation: the smallest size (to 16 bytes) with which the interpreter
     allocates and invokes (:func:`edge.arena.smallest_arena`), searched upward from the total its
@@ -204,7 +203,6 @@ def _run_on_host(content: bytes, prepared: np.ndarray) -> tuple[np.ndarray | Non
     """
     import tflite_micro
 
-    content = _batch_of_one(content)
     generous = max(10 * len(content), 1 << 16)
     with captured_native_output() as captured:
         try:
@@ -220,18 +218,6 @@ def _run_on_host(content: bytes, prepared: np.ndarray) -> tuple[np.ndarray | Non
     recorded = _RECORDED_TOTAL.search(captured.text)
     arena = smallest_arena(content, prepared[:1], int(recorded.group(1)), generous) if recorded else None
     return outputs, None, arena
-
-
-def _batch_of_one(content: bytes) -> bytes:
-    """The model as the firmware runs it, with batch 1 (:func:`edge.static_batch.batch_of_one`): TFLite Micro
-    cannot plan the run-time shape operators of some dynamic-batch models (a ``Reshape`` layer), and the arena
-    measured is the firmware's. A model the rewrite does not handle is measured as it is."""
-    from edge.static_batch import batch_of_one
-
-    try:
-        return batch_of_one(content)
-    except UserError:
-        return content
 
 
 # Per example, whether TFLite Micro's raw outputs answer as LiteRT's do, by what the outputs are (EdgeModel.task).

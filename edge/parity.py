@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.runtime import EdgeModel, is_anomaly
+from edge.device.model import EdgeModel, is_anomaly
 from edge.variants import Variant
 from recipes.anomaly import CLASS_NAMES as ANOMALY_CLASS_NAMES
 from recipes.class_metrics import class_report

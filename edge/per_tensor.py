@@ -272,7 +272,7 @@ def narrow_against_keras(
         standardization: the z-score the runtime applies in front of the flatbuffer, or None.
         tolerance: see :func:`narrow_quantization`.
     """
-    from edge.runtime import EdgeModel
+    from edge.device.model import EdgeModel
 
     x = representative if standardization is None else standardization.apply(representative)
     reference = np.asarray(model.predict(x, verbose=0))

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from edge.native_output import captured_native_output
+from edge.device.native_output import captured_native_output
 
 EXAMPLES = 256  # examples compared: enough for per-channel variances, cheap for any model here
 CONSTANT_VARIANCE = 1e-12

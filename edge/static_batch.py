@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge.device.errors import UserError
 from edge.flatbuffer import read_model
 from edge.per_tensor import _operator_names, _pack, _schema
-from recipes.errors import UserError
 
 RESHAPE_SHAPE_INPUT = 1
 

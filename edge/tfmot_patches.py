@@ -1,8 +1,8 @@
 """Every change this project makes to tensorflow-model-optimization (tfmot), in one place.
 
 tfmot is imported here at module level, so this module is imported only by the compression code path, through
-:func:`edge.compress.import_tfmot` (which checks the tested version, 0.8.1, and keeps tfmot's
-``TF_USE_LEGACY_KERAS=1`` out of the process environment). Each piece works around a tfmot 0.8.1 behaviour,
+:func:`import_tfmot`, which checks the tested version (0.8.1) before any private module of tfmot is imported and
+keeps tfmot's ``TF_USE_LEGACY_KERAS=1`` out of the process environment. Each piece works around a tfmot 0.8.1 behaviour,
 and ``tests/test_edge_compression.py`` holds a canary per piece that fails once upstream changes it:
 
 - :class:`ZscoreOutputQuantizeConfig`: tfmot has no quantize config for ``Normalization``;
@@ -15,13 +15,50 @@ and ``tests/test_edge_compression.py`` holds a canary per piece that fails once 
 
 from __future__ import annotations
 
+import os
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from edge.compress import import_tfmot
+from edge.device.errors import UserError
 from recipes.training import EVALUATION_BATCH
+
+LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
+TFMOT_TESTED_VERSIONS = ("0.8.1",)  # the private quantizers and configs used here are 0.8.1's
+
+
+def import_tfmot() -> ModuleType:
+    """Import tensorflow-model-optimization without leaving ``TF_USE_LEGACY_KERAS`` changed.
+
+    tfmot's ``keras/compat.py`` sets the variable to ``1`` on import (so that ``tf.keras`` means tf_keras).
+    The project never uses ``tf.keras`` and tfmot keeps the tf_keras module it picked, so the variable is
+    restored (or removed) at once: other commands and child processes see the environment as it was.
+
+    Raises:
+        UserError: a tfmot version other than :data:`TFMOT_TESTED_VERSIONS`: this module swaps its private
+            quantizers (:func:`calibrate_activation_ranges`) and subclasses its quantize configs, which another
+            version may lay out differently.
+    """
+    from importlib.metadata import version
+
+    installed = version("tensorflow-model-optimization")
+    if installed not in TFMOT_TESTED_VERSIONS:
+        raise UserError(
+            f"tensorflow-model-optimization {installed} is installed, but compression is tested with "
+            f"{', '.join(TFMOT_TESTED_VERSIONS)} only (edge/tfmot_patches.py); install it with: pip install -e ."
+        )
+    saved = os.environ.get(LEGACY_KERAS_VARIABLE)
+    try:
+        import tensorflow_model_optimization as tfmot
+    finally:
+        if saved is None:
+            os.environ.pop(LEGACY_KERAS_VARIABLE, None)
+        else:
+            os.environ[LEGACY_KERAS_VARIABLE] = saved
+    return tfmot
+
 
 tfmot = import_tfmot()
 quantization = tfmot.quantization.keras

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from recipes.layers import DataSpec
 from recipes.training import EVALUATION_BATCH
 

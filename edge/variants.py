@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from recipes.errors import UserError, unknown_choice
+from edge.device.errors import UserError, unknown_choice
 
 DEFAULT_VARIANTS = ("float32", "int8")
 ALL = "all"

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError
 from recipes.dataset import Dataset
-from recipes.errors import UserError
 
 NORMAL, ANOMALY = 0, 1
 CLASS_NAMES = ["normal", "anomaly"]

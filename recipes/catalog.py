@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from edge.device.errors import UserError
 from recipes.config import resolve_config
 from recipes.data import load_config_data
-from recipes.errors import UserError
 from recipes.macs import count_macs
 from recipes.models import BUILDERS, DataSpec, build_model
 from recipes.reference_models import REFERENCE_SPECS

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 from recipes.rundir import safe_name, temp_folder, write_json
 
 CURRENT = "current.json"

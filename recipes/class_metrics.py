@@ -107,7 +107,7 @@ def worst_recall_line(report: dict[str, Any], split: str = "test", count: int = 
     """One console line naming the worst-recalled classes of ``split``, e.g. ``lowest test recall: on 70.8% of 24 (7
     taken for down), off 83.3% of 24 (3 taken for up), yes 95.8% of 24 (1 taken for no)``; empty when the split holds
     no class."""
-    from recipes.errors import printable
+    from edge.device.errors import printable
 
     rows = worst_recalled(report, count)
     if not rows:

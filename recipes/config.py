@@ -17,12 +17,12 @@ from typing import Any
 
 import yaml
 
+from edge.device.errors import UserError, closest, unknown_choice
+from edge.device.limits import MAX_BLOCKS, MAX_FILTERS, MAX_IMAGE_SIDE, MAX_SEED, MAX_UNITS
+from edge.device.windows import FRONT_ENDS
 from recipes.adaptive_defaults import AUTO
-from recipes.errors import UserError, closest, unknown_choice
-from recipes.limits import MAX_BLOCKS, MAX_FILTERS, MAX_IMAGE_SIDE, MAX_SEED, MAX_UNITS
 from recipes.registry import REGISTRY, recipe_named
 from recipes.tasks import TASK_CHOICES
-from recipes.windows import FRONT_ENDS
 
 RECIPES = tuple(REGISTRY)  # every recipe's row is in recipes/registry.py
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
@@ -396,7 +396,7 @@ def _check(condition: bool, message: str) -> None:
 
 
 def _check_sizes(config: TrainConfig) -> None:
-    """Widths, depths and sizes within :mod:`recipes.limits`, and augmentation within what Keras's layers take:
+    """Widths, depths and sizes within :mod:`edge.device.limits`, and augmentation within what Keras's layers take:
     checked before anything is built, so a typo cannot ask for gigabytes of weights."""
     for key, values, limit in (
         ("hidden_units", config.hidden_units, MAX_UNITS),

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 
 def ewma(values: Iterable[float], beta: float = 0.9, bias_correction: bool = True) -> np.ndarray:

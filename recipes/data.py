@@ -3,7 +3,7 @@
 :func:`load_dataset` turns any of these into a :class:`Dataset` of raw float32 features and int32
 class indices. Nothing is scaled here: normalization is learned from the training split and lives in
 the model (except for WAV clips, which become MFCC features: see :mod:`recipes.audio`). Every mistake
-in the user's data raises :class:`~recipes.errors.UserError` with one line that names the problem and
+in the user's data raises :class:`~edge.device.errors.UserError` with one line that names the problem and
 the fix. This module imports no TensorFlow; scikit-learn, PIL and the audio front end are imported
 only by the loaders that need them.
 """
@@ -23,12 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError, closest, first_line, is_number, quoted
+from edge.device.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
+from edge.device.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 from recipes.dataset import Dataset, labelled
-from recipes.errors import UserError, closest, first_line, is_number, quoted
 from recipes.feature_cache import CacheSettings, folder_features
-from recipes.limits import MAX_ARRAY_BYTES, array_header_refusal, image_too_large, open_image, zip_too_large
 from recipes.progress import Progress
-from recipes.suffixes import IMAGE_SUFFIXES, WAV_SUFFIX
 
 # scikit-learn's embedded sets, then the synthetic machine-vibration set (recipes/synthetic.py).
 BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "machine", "diabetes", "linnerud", "motion")
@@ -597,7 +597,7 @@ def _npz_sample_rate(archive, path: Path) -> float:
 def _npz_array(archive, name: str, path: Path) -> np.ndarray:
     """Read array ``name`` from an open ``.npz`` archive, never unpickling. Its zip entry's declared size and its
     header (dtype and shape) are checked before anything is inflated: an array of Python objects, one larger than
-    :data:`recipes.limits.MAX_ARRAY_BYTES` and a damaged or cut-short file are each their own line."""
+    :data:`edge.device.limits.MAX_ARRAY_BYTES` and a damaged or cut-short file are each their own line."""
     if name not in archive.files:
         present = ", ".join(archive.files) or "none"
         raise UserError(f"NPZ file {path} has no array '{name}' (arrays: {present}); {_NPZ_HINT}")

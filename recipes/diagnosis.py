@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 HIGH_BIAS = "high bias"
 HIGH_VARIANCE = "high variance"

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 from recipes.progress import Progress
 from recipes.records import RecordArray
 from recipes.rundir import temp_file, write_atomic

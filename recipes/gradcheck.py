@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from recipes.registry import recipe_named
 from recipes.tasks import CLASSIFICATION, choose_task
 

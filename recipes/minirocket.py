@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from recipes.layers import DataSpec, keras_module_or_default, zscore_input
 
 KERNEL_LENGTH = 9

@@ -21,9 +21,9 @@ from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
+from edge.device.errors import UserError
 from recipes.adaptive_defaults import adapt_to_data
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from recipes.layers import (
     DataSpec,
     activate,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from edge.device.errors import unknown_choice
 from recipes.config import TrainConfig
-from recipes.errors import unknown_choice
 from recipes.layers import keras_module_or_default
 
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError
 from recipes.curves import ewma
-from recipes.errors import UserError
 from recipes.rundir import temp_file
 
 DPI = 110
@@ -187,7 +187,7 @@ MAX_WRITTEN_CELLS = 45
 def _short(name: str) -> str:
     """A class name cut to :data:`NAME_CHARACTERS` characters (an ellipsis marks the cut), control characters
     escaped."""
-    from recipes.errors import printable
+    from edge.device.errors import printable
 
     text = printable(name)
     return text if len(text) <= NAME_CHARACTERS else text[: NAME_CHARACTERS - 1] + "…"
@@ -200,7 +200,7 @@ def _panel_inches(classes: int) -> float:
 
 def _counts(matrix: Any, classes: int) -> np.ndarray:
     """A square matrix of counts, refused when its shape does not match the classes."""
-    from recipes.errors import UserError
+    from edge.device.errors import UserError
 
     counts = np.asarray(matrix, dtype=np.int64)
     if counts.shape != (classes, classes):

@@ -30,8 +30,8 @@ import dataclasses
 from types import ModuleType
 from typing import Any
 
+from edge.device.errors import UserError
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from recipes.layers import (
     DataSpec,
     activate,

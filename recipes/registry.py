@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from recipes.errors import unknown_choice
+from edge.device.errors import unknown_choice
 
 # Groups of config keys that only some recipes have (the others ignore them, and a search space may not
 # hold them): a dense head (hidden layers), convolution blocks, the reference architectures' width and depth.
@@ -22,7 +22,7 @@ DENSE_HEAD = "dense_head"
 CONV_BLOCKS = "conv_blocks"
 REFERENCE = "reference"
 ROCKET = "rocket"
-# The time-series front ends (recipes.windows.FRONT_ENDS): raw windows of samples, or per-window spectral features.
+# The time-series front ends (edge.device.windows.FRONT_ENDS): raw windows of samples, or per-window spectral features.
 RAW_ONLY = ("raw",)
 ANY_FRONT_END = ("raw", "spectral")
 

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -12,10 +12,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from edge.device.errors import UserError, first_line, printable
+from edge.device.limits import MAX_MODEL_BYTES, MAX_ZIP_RATIO, zip_too_large
 from recipes.config import TrainConfig, load_config
 from recipes.diagnosis import Diagnosis
-from recipes.errors import UserError, first_line, printable
-from recipes.limits import MAX_MODEL_BYTES, MAX_ZIP_RATIO, zip_too_large
 from recipes.rundir import write_atomic, write_json
 
 
@@ -173,8 +173,8 @@ def load_keras_file(path: Path) -> Any:
     """A ``.keras`` file the toolkit wrote (a run's model, a checkpoint), loaded with Keras ``safe_mode=True``.
 
     Raises:
-        UserError: the file's zip declares more than :data:`recipes.limits.MAX_MODEL_BYTES` uncompressed or an entry
-            inflating more than :data:`recipes.limits.MAX_ZIP_RATIO` times (checked before anything is inflated);
+        UserError: the file's zip declares more than :data:`edge.device.limits.MAX_MODEL_BYTES` uncompressed or an entry
+            inflating more than :data:`edge.device.limits.MAX_ZIP_RATIO` times (checked before anything is inflated);
             the model holds code safe mode never runs (a ``Lambda`` layer); it uses a layer class neither Keras nor
             this toolkit defines; or the file is damaged.
     """

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from recipes.errors import UserError, printable
-from recipes.limits import MAX_YAML_BYTES
+from edge.device.errors import UserError, printable
+from edge.device.limits import MAX_YAML_BYTES
 
 _STANDARD_TAGS = "tag:yaml.org,2002:"  # what YAML's "!!" stands for
 
@@ -32,7 +32,7 @@ def read_yaml(path: str | Path, what: str) -> Any:
     """Parse the YAML file ``path`` (a ``what``, e.g. ``"config file"``) into plain data.
 
     Raises:
-        UserError: a file larger than :data:`recipes.limits.MAX_YAML_BYTES`, one that uses aliases (``&a`` /
+        UserError: a file larger than :data:`edge.device.limits.MAX_YAML_BYTES`, one that uses aliases (``&a`` /
             ``*a``) or a tag safe YAML refuses (``!!python/...``), or one that is not YAML.
     """
     path = Path(path)

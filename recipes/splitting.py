@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 from recipes.rundir import temp_file
 
 PARTS = ("train", "dev", "test")

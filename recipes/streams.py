@@ -3,7 +3,7 @@ series given whole (an ``.npz`` of equal-length series, a UCR/UEA ``.ts`` file),
 
 Time-series mode is chosen explicitly: a stream is cut into windows by ``window_seconds``
 (``--set window_seconds=2``; the built-in ``motion`` set's windows default to 2 s). A stream's recordings are read as
-loggers write them (:func:`recipes.windows.read_stream`): jittery timestamps are resampled to the nominal rate, gaps
+loggers write them (:func:`edge.device.windows.read_stream`): jittery timestamps are resampled to the nominal rate, gaps
 split a recording into segments and no window crosses a gap; what was changed is counted (``Dataset.changes``) and
 said in one line (``Dataset.notes``). A window's label is the majority label among its samples; a window whose
 majority holds less than ``min_label_share`` of its samples (it straddles two activities) is dropped and counted. A
@@ -16,7 +16,7 @@ Series given whole need no ``window_seconds``: a ``.ts`` file always holds serie
 are asked for (:func:`asks_for_series`: a sample rate, the spectral front end or a recipe of series such as
 ``cnn1d``); its ``x`` is ``(n, steps, channels)`` or ``(n, steps)`` (one channel). The raw front end works without a
 sample rate; the spectral one needs it. What the model sees of a window is its front end's output
-(:mod:`recipes.windows`). This module imports no TensorFlow.
+(:mod:`edge.device.windows`). This module imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -28,10 +28,19 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError, printable, unknown_choice
+from edge.device.series_files import RESAMPLED, SUFFIX, fit_length, read_ts
+from edge.device.windows import (
+    FRONT_ENDS,
+    Stream,
+    cut,
+    describe,
+    feature_names,
+    model_inputs,
+    read_stream,
+    window_starts,
+)
 from recipes.dataset import Dataset, encode_labels, labelled
-from recipes.errors import UserError, printable, unknown_choice
-from recipes.series_files import RESAMPLED, SUFFIX, fit_length, read_ts
-from recipes.windows import FRONT_ENDS, Stream, cut, describe, feature_names, model_inputs, read_stream, window_starts
 
 MOTION = "motion"
 MIN_WINDOW_STEPS = 4
@@ -48,7 +57,7 @@ class WindowSettings:
         stride_seconds: time between window starts; None: half a window.
         sample_rate: samples per second; None: from the stream's ``time`` column.
         group: the column naming each recording; None: ``recording`` when the stream has it.
-        front_end: ``raw`` or ``spectral`` (:mod:`recipes.windows`).
+        front_end: ``raw`` or ``spectral`` (:mod:`edge.device.windows`).
         min_label_share: the share of a window's samples its majority label needs, else it is dropped.
         bands: the spectral front end's frequency bands.
     """
@@ -156,7 +165,7 @@ def windowed(stream: Stream, settings: WindowSettings, name: str, label: str) ->
     Returns:
         A data set of kind ``"timeseries"``: ``x`` the front end's output per window, ``groups`` the recording
         of each window (the segments of a recording, split at gaps, are one group), ``front_end`` the parameters
-        (:func:`recipes.windows.describe`) and ``windows_dropped`` the windows left out for a mixed label.
+        (:func:`edge.device.windows.describe`) and ``windows_dropped`` the windows left out for a mixed label.
     """
     from recipes.tasks import looks_continuous
 
@@ -246,9 +255,9 @@ def load_series_npz(
 
 
 def load_ts(path: Path, settings: WindowSettings) -> Dataset:
-    """A UCR/UEA ``.ts`` file (:func:`recipes.series_files.read_ts`) as series, each one window.
+    """A UCR/UEA ``.ts`` file (:func:`edge.device.series_files.read_ts`) as series, each one window.
 
-    Series of unequal length are linearly resampled to the file's longest (:func:`recipes.series_files.fit_length`;
+    Series of unequal length are linearly resampled to the file's longest (:func:`edge.device.series_files.fit_length`;
     ``front_end["lengths"]`` is then ``"resampled"``, so predict does the same); missing values were filled by
     interpolation. ``@classLabel`` classes keep their declared order (those without a series left out, said in a
     note); ``@targetLabel`` targets make a regression.

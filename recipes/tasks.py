@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edge.device.errors import UserError, unknown_choice
 from recipes import anomaly
 from recipes.class_metrics import class_report, worst_recall_line
 from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis, diagnose, diagnose_metrics, with_early_stopping, with_findings
-from recipes.errors import UserError, unknown_choice
 from recipes.records import EVALUATION_BATCH, keras_inputs, take
 from recipes.registry import recipe_named
 from recipes.splitting import Split, anomaly_split, group_split, split_indices

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError
 from recipes import checkpoints as run_checkpoints
 from recipes.adaptive_defaults import adapt_to_data, steps_per_epoch
 from recipes.backend import import_keras
@@ -31,7 +32,6 @@ from recipes.data import load_config_data
 from recipes.dataset import Dataset
 from recipes.diagnosis import Diagnosis, training_findings
 from recipes.early_stopping import keep_best, kept_epoch
-from recipes.errors import UserError
 from recipes.layers import keras_module_or_default, spec_examples
 from recipes.macs import leaf_layers
 from recipes.models import DataSpec, build_model

@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.device.errors import UserError
+from edge.device.model import EdgeModel
 from edge.firmware import CMSIS_NN_STEPS, SOFTMAX_STEPS, XNNPACK_STEPS
 from edge.firmware_build import (
     ARM_PROGRAMS,
@@ -35,8 +37,6 @@ from edge.firmware_build import (
     run_on_qemu,
 )
 from edge.operators import list_operators
-from edge.runtime import EdgeModel
-from recipes.errors import UserError
 from tests.helpers import require_programs
 
 REPOSITORY = Path(__file__).resolve().parents[1]

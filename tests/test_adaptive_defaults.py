@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from edge.device.errors import UserError
 from recipes.adaptive_defaults import (
     adapt_to_data,
     batch_norm_momentum_rule,
@@ -21,7 +22,6 @@ from recipes.adaptive_defaults import (
 from recipes.config import TrainConfig, apply_overrides, validate
 from recipes.diagnosis import diagnose, training_findings, with_findings
 from recipes.early_stopping import is_better, keep_best, kept_epoch
-from recipes.errors import UserError
 
 CLASSIFIER = {"val_accuracy": "max", "val_loss": "min"}
 LOSS_ONLY = {"val_loss": "min"}

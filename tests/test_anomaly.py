@@ -9,10 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from edge.device.errors import UserError
 from recipes.anomaly import binary_labels, choose_threshold, split_metrics
 from recipes.data import load_dataset
 from recipes.dataset import Dataset
-from recipes.errors import UserError
 from recipes.splitting import anomaly_split
 from recipes.synthetic import FAULT_EXAMPLES, NORMAL_EXAMPLES, machine_dataset
 
@@ -112,7 +112,7 @@ def test_bias_variance_tools_refuse_anomaly_runs_clearly(machine_run):
 
 def test_exported_model_reports_the_anomaly_score(machine_run):
     from edge.convert import convert_model
-    from edge.runtime import EdgeModel
+    from edge.device.model import EdgeModel
     from edge.variants import VARIANTS
     from recipes.runs import load_model
 

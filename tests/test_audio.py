@@ -10,9 +10,10 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from recipes.audio import FRONT_END, mfcc_features, prepare_clip, read_wav
+from edge.device.audio import FRONT_END, prepare_clip, read_wav
+from edge.device.errors import UserError
+from recipes.audio import mfcc_features
 from recipes.data import load_dataset
-from recipes.errors import UserError
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 

@@ -125,7 +125,7 @@ def test_the_matrix_is_normalized_per_true_class_with_readable_names(tmp_path, m
 
 
 def test_a_matrix_of_the_wrong_shape_is_refused(tmp_path):
-    from recipes.errors import UserError
+    from edge.device.errors import UserError
 
     with pytest.raises(UserError, match="2x2"):
         plots.plot_confusion_matrix(np.ones((3, 3)), ["a", "b"], tmp_path / "m.png", "x")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from edge.device.errors import UserError
 from recipes.config import (
     FIELDS,
     TrainConfig,
@@ -13,7 +14,6 @@ from recipes.config import (
     save_config,
     validate,
 )
-from recipes.errors import UserError
 
 
 def test_every_field_is_documented():

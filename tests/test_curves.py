@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edge.device.errors import UserError
 from recipes import plots
 from recipes.curves import ewma
-from recipes.errors import UserError
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 

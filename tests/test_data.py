@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from edge.device.errors import UserError
 from recipes.data import BUILTIN_DATASETS, load_dataset
 from recipes.dataset import Dataset
-from recipes.errors import UserError
 
 # --- built-in sets ---------------------------------------------------------------------------
 

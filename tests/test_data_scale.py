@@ -16,10 +16,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
+from edge.device.errors import UserError
 from recipes import checkpoints, feature_cache
 from recipes.config import resolve_config
 from recipes.data import ImageFrontEnd, load_dataset
-from recipes.errors import UserError
 from recipes.feature_cache import CacheSettings
 from recipes.normalization import normalization_statistics
 from recipes.progress import Progress

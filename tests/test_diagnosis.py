@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from edge.device.errors import UserError
 from recipes.diagnosis import (
     BIAS_REMEDIES,
     FINE_REMEDIES,
@@ -12,7 +13,6 @@ from recipes.diagnosis import (
     diagnose,
     diagnose_metrics,
 )
-from recipes.errors import UserError
 
 
 @pytest.mark.parametrize(

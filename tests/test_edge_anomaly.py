@@ -18,13 +18,14 @@ from typer.testing import CliRunner
 
 import cli
 from edge.anomaly import int8_range, score_quantization, threshold_warning
+from edge.device.errors import UserError
+from edge.device.model import EdgeModel, is_anomaly
+from edge.device.predictions import anomaly_scores
 from edge.export import ExportReport, export_run
-from edge.runtime import EdgeModel, anomaly_scores, is_anomaly
 from edge.variants import VARIANTS
 from recipes.anomaly import binary_labels
 from recipes.config import resolve_config
 from recipes.data import load_dataset
-from recipes.errors import UserError
 from recipes.splitting import load_split
 from recipes.training import train
 from tests.helpers import assert_bundle_predicts_like_the_cli, copy_run, snapshot

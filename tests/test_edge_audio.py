@@ -1,6 +1,6 @@
 """Audio models on the device: the front end in the manifest, numpy MFCCs equal to tf.signal's, ``.wav`` input.
 
-Stated tolerances (edge/mfcc.py): the numpy MFCCs equal the same tf.signal steps run in float64 up to the
+Stated tolerances (edge/device/mfcc.py): the numpy MFCCs equal the same tf.signal steps run in float64 up to the
 float32 rounding of the result, 2e-5 (measured 1e-13 before rounding), and the float32 features training
 computes within 0.05 on clips inside the 20 Hz-4 kHz mel bands (measured up to 0.039; the features span
 about -124 to 25).
@@ -18,9 +18,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
+from edge.device.audio import FRONT_END, prepare_clip, read_wav
+from edge.device.mfcc import mfcc
 from edge.export import export_run
-from edge.mfcc import mfcc
-from recipes.audio import FRONT_END, mfcc_features, prepare_clip, read_wav
+from recipes.audio import mfcc_features
 from recipes.backend import import_keras
 from recipes.config import resolve_config
 from recipes.training import train
@@ -247,7 +248,7 @@ def test_predict_a_flat_folder_and_a_listed_one(audio_run, tmp_path):
 def test_a_folder_is_read_a_chunk_of_files_at_a_time_with_the_same_answers(audio_run, tmp_path, monkeypatch):
     """Memory is bounded by the chunk, not the folder: read 2 files at a time, the predictions, their numbering and
     the score equal those of reading the folder at once."""
-    import edge.runtime
+    import edge.device.predictions
 
     folder = tmp_path / "held_out"
     for index in range(3):
@@ -255,7 +256,7 @@ def test_a_folder_is_read_a_chunk_of_files_at_a_time_with_the_same_answers(audio
         write_wav(folder / "low" / f"l{index}.wav", (0.5 + 0.1 * index) * tone(440.0, 0.9))
     args = ["predict", str(audio_run / "edge" / "model_int8.tflite"), "--input", str(folder)]
     whole = runner.invoke(cli.app, args)
-    monkeypatch.setattr(edge.runtime, "FOLDER_CHUNK_FILES", 2)
+    monkeypatch.setattr(edge.device.predictions, "FOLDER_CHUNK_FILES", 2)
     chunked = runner.invoke(cli.app, args)
     assert chunked.exit_code == whole.exit_code == 0, chunked.output
     assert chunked.stdout == whole.stdout

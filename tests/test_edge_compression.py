@@ -22,15 +22,15 @@ from typer.testing import CliRunner
 
 import cli
 from edge.compress import CompressionSettings, block_height, pruning_steps
+from edge.device.errors import UserError
+from edge.device.model import EdgeModel
 from edge.export import export_run
 from edge.fusion import fold_batch_norm, fuse_for_quantization
 from edge.micro import c_identifier
-from edge.runtime import EdgeModel
 from edge.twin import TWIN_TOLERANCE, build_twin, max_output_difference
 from edge.weights import gzip_size, weight_sparsity
 from recipes.config import TrainConfig, resolve_config
 from recipes.data import load_dataset
-from recipes.errors import UserError
 from recipes.layers import DataSpec
 from recipes.models import build_model
 from recipes.runs import load_model
@@ -188,8 +188,7 @@ def _quantizer_ranges(model) -> dict[str, float]:
 
 
 def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
-    from edge.compress import import_tfmot
-    from edge.tfmot_patches import calibrate_activation_ranges
+    from edge.tfmot_patches import calibrate_activation_ranges, import_tfmot
 
     tfmot = import_tfmot()
     import tf_keras
@@ -225,9 +224,8 @@ def test_qat_activation_ranges_start_at_what_the_calibration_examples_span():
 
 
 def test_qat_dense_kernels_convert_onto_the_per_unit_grid_they_were_trained_on():
-    from edge.compress import import_tfmot
     from edge.convert import convert_model
-    from edge.tfmot_patches import PerChannelDenseQuantizeConfig
+    from edge.tfmot_patches import PerChannelDenseQuantizeConfig, import_tfmot
     from edge.variants import VARIANTS
 
     tfmot = import_tfmot()
@@ -469,9 +467,9 @@ def test_an_untested_tfmot_version_is_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(
         importlib.metadata, "version", lambda name: "0.9.0" if name == "tensorflow-model-optimization" else real(name)
     )
-    from edge.compress import import_tfmot
-
     with pytest.raises(UserError, match=r"tensorflow-model-optimization 0\.9\.0 is installed, but compression"):
+        from edge.tfmot_patches import import_tfmot  # a first import checks at once, before tfmot's private modules
+
         import_tfmot()
 
 
@@ -479,7 +477,7 @@ def test_an_untested_tfmot_version_is_refused_in_one_line(monkeypatch):
 
 
 def test_tfmot_still_has_no_config_for_normalization_and_quantizes_dense_kernels_per_tensor():
-    from edge.compress import import_tfmot
+    from edge.tfmot_patches import import_tfmot
 
     import_tfmot()
     import tf_keras
@@ -496,7 +494,7 @@ def test_tfmot_still_has_no_config_for_normalization_and_quantizes_dense_kernels
 
 
 def test_tfmot_still_starts_activation_ranges_at_plus_minus_six():
-    from edge.compress import import_tfmot
+    from edge.tfmot_patches import import_tfmot
 
     tfmot = import_tfmot()
     import tf_keras

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 import cli
 import edge.export
-from edge.bundle import RUNTIME_FILES
+from edge.bundle import runtime_files
+from edge.device.model import EdgeModel
 from edge.export import export_run
 from edge.operators import TFLM_INT8_OPS, operator_report
-from edge.runtime import EdgeModel
 from edge.variants import VARIANTS
 from tests.helpers import copy_run, snapshot
 
@@ -76,7 +76,7 @@ def test_manifest_hashes_and_describes_the_files(shared):
         "quantization.json",
         "predict.py",
         "requirements.txt",
-        *(f"lib/{name}" for name in RUNTIME_FILES),
+        *(f"lib/{name}" for name in runtime_files()),
         *(f"plots/confusion_matrix_{name}.png" for name in VARIANTS),  # Keras beside each variant, test split
     }
     assert set(manifest["files"]) == expected

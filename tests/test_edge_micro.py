@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import edge.micro
+from edge.device.model import EdgeModel
 from edge.micro import c_array_sources, c_identifier, micro_check
-from edge.runtime import EdgeModel
 
 COMPILER = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
 

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 import cli
 from edge.convert import convert_model
+from edge.device.model import EdgeModel
 from edge.flatbuffer import read_model
 from edge.micro import micro_available, micro_check
 from edge.per_tensor import (
@@ -17,7 +18,6 @@ from edge.per_tensor import (
     output_error,
     per_channel_layers,
 )
-from edge.runtime import EdgeModel
 from edge.variants import VARIANTS
 from recipes.backend import import_keras
 from tests.helpers import copy_run

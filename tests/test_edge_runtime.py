@@ -13,8 +13,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import cli
-from edge.runtime import EdgeModel, prediction_report, read_inputs, top_k
-from recipes.errors import UserError
+from edge.device.errors import UserError
+from edge.device.inputs import read_inputs
+from edge.device.model import EdgeModel
+from edge.device.predictions import prediction_report, top_k
 from tests.helpers import error_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +74,7 @@ def test_runtime_and_predict_import_no_tensorflow(shared, samples_csv):
 import json, sys
 from typer.testing import CliRunner
 import cli
-from edge.runtime import EdgeModel
+from edge.device.model import EdgeModel
 model = EdgeModel.load({str(shared.edge_dir / "model_int8.tflite")!r})
 probabilities = model.predict(model.as_batch([[0.0] * 64]))
 result = CliRunner().invoke(cli.app, ["predict", {str(shared.edge_dir / "model_int8.tflite")!r},

@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 import cli
 from edge.convert import calibration_samples, convert_model, split_standardization
+from edge.device.model import EdgeModel
+from edge.device.preprocessing import Standardization
 from edge.export import export_run
-from edge.preprocessing import Standardization
 from edge.quantization_report import layer_errors
-from edge.runtime import EdgeModel
 from edge.variants import VARIANTS
 from recipes.config import resolve_config
 from recipes.data import load_dataset

@@ -2,8 +2,8 @@
 
 import pytest
 
+from edge.device.errors import UserError
 from edge.variants import COMPRESSED_VARIANTS, DEFAULT_VARIANTS, VARIANTS, check_options, parse_variants
-from recipes.errors import UserError
 
 
 def test_default_and_all():

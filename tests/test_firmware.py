@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.device.model import EdgeModel
+from edge.device.preprocessing import Standardization
 from edge.export import export_run
 from edge.firmware import write_examples
 from edge.front_end_c import MFCC_TOLERANCE, SPECTRAL_TOLERANCE, front_end_source
-from edge.preprocessing import Standardization
-from edge.runtime import EdgeModel
 from recipes.config import resolve_config
 from recipes.training import train
 from tests.firmware_checks import TFLM_ROOT, assert_runs_like_litert, build_and_run, firmware_model
@@ -55,7 +55,7 @@ def test_batch_of_one_keeps_the_outputs_and_drops_the_shape_operators(shared, tm
 
 
 def test_export_refuses_firmware_without_int8_in_one_line(shared, tmp_path):
-    from recipes.errors import UserError
+    from edge.device.errors import UserError
 
     run = copy_run(shared.run_dir, tmp_path / "run")
     with pytest.raises(UserError, match="--firmware packages the int8 model"):
@@ -134,8 +134,8 @@ def test_the_cli_exports_firmware_and_benchmarks_it_on_the_cortex_m4(shared, tmp
 def test_sensor_windows_raw_and_spectral_run_bit_exact(tmp_path, tflm_objects):
     """The built-in motion stream's windows (2 s, 6 channels at 50 Hz): a cnn1d on the raw samples, and an MLP on
     the spectral statistics, which the C front end computes from the same raw samples on the Cortex-M4."""
+    from edge.device.windows import model_inputs
     from recipes.data import load_dataset
-    from recipes.windows import model_inputs
 
     windows = np.asarray(load_dataset("motion").x[::29][:EXAMPLES], np.float32)
     for front_end, recipe in (("raw", "cnn1d"), ("spectral", "mlp")):
@@ -191,10 +191,10 @@ def _config(raw_type: str, raw_values: int, features: int) -> str:
 
 
 def test_the_c_mfcc_matches_numpy_on_tones_noise_and_silence(tmp_path):
-    """float32 C against float64 numpy (edge.mfcc): within MFCC_TOLERANCE on a chirp, tones, noise, a quiet clip
+    """float32 C against float64 numpy (edge.device.mfcc): within MFCC_TOLERANCE on a chirp, tones, noise, a quiet clip
     and silence, whose features span about -124 to 25."""
-    from edge.mfcc import mfcc
-    from recipes.audio import FRONT_END, prepare_clip
+    from edge.device.audio import FRONT_END, prepare_clip
+    from edge.device.mfcc import mfcc
 
     rng = np.random.default_rng(0)
     t = np.arange(16000) / 16000.0
@@ -219,7 +219,7 @@ def test_the_c_mfcc_matches_numpy_on_tones_noise_and_silence(tmp_path):
 def test_the_c_spectral_front_end_matches_numpy(tmp_path):
     """Double-precision C against numpy on random walks, a sine of known frequency and a constant (dead) channel:
     the peak frequency exact, every feature within SPECTRAL_TOLERANCE relative (a dead channel's log floor too)."""
-    from recipes.windows import spectral_features
+    from edge.device.windows import spectral_features
 
     steps, channels, bands, rate = 100, 3, 6, 50.0
     rng = np.random.default_rng(1)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 from tests.helpers import ROOT
 
 LIMIT = 4 << 30  # address space of every child, as the pre-flight gives LiteRT
@@ -35,7 +35,7 @@ BIG_NUMBERS = (0, 3 << 28, 1 << 31, (1 << 32) - 1, 1 << 40, 1 << 62, 10**30)  # 
 # predict in a child limited to LIMIT bytes of address space (set before numpy or LiteRT is imported): the runtime's
 # main (what the bundle's predict.py runs), or cli.py's.
 LIMITED = f"import resource, sys\nresource.setrlimit(resource.RLIMIT_AS, ({LIMIT}, {LIMIT}))\n"
-RUNTIME_CHILD = LIMITED + "from edge.runtime import main\nsys.exit(main(sys.argv[1:]))\n"
+RUNTIME_CHILD = LIMITED + "from edge.device.cli import main\nsys.exit(main(sys.argv[1:]))\n"
 CLI_CHILD = LIMITED + "sys.argv[1:1] = ['predict']\nfrom cli import main\nsys.exit(main())\n"
 
 
@@ -153,7 +153,7 @@ def test_a_model_that_crashes_litert_ends_in_one_line(tmp_path, damage):
 def test_the_pre_flight_refuses_a_memory_bomb_and_a_hang(tmp_path, monkeypatch):
     """A model whose tensors need more than the child's address space is refused, not opened in the runtime's own
     process; a child that does not finish in time is refused too. A verdict is kept per model."""
-    import edge.preflight as preflight
+    import edge.device.preflight as preflight
 
     monkeypatch.setattr(preflight, "_verdicts", {})
     bomb = flatbuffer_model("add", [1, 1 << 29], [], [1, 1 << 29])  # 2 GiB of input, 2 of output
@@ -174,13 +174,13 @@ def test_the_pre_flight_refuses_a_memory_bomb_and_a_hang(tmp_path, monkeypatch):
 
 def test_an_exported_model_skips_the_pre_flight(shared, monkeypatch):
     """A model its manifest lists with the same sha256 was run when it was exported: no child process."""
-    import edge.runtime
+    import edge.device.model
 
     def refuse(*args, **kwargs):
         raise AssertionError("the pre-flight ran for an exported model")
 
-    monkeypatch.setattr(edge.runtime, "preflight", refuse)
-    assert edge.runtime.EdgeModel.load(shared.edge_dir / "model_int8.tflite").num_classes == 10
+    monkeypatch.setattr(edge.device.model, "preflight", refuse)
+    assert edge.device.model.EdgeModel.load(shared.edge_dir / "model_int8.tflite").num_classes == 10
 
 
 # ------------------------------------------------------------------------------------------------------ the fuzz
@@ -251,7 +251,7 @@ def seeds(shared, tmp_path_factory) -> dict[str, Path]:
     """The valid files the fuzz starts from, each predict runs with exit status 0."""
     from PIL import Image
 
-    from recipes.audio import FRONT_END
+    from edge.device.audio import FRONT_END
 
     root = tmp_path_factory.mktemp("fuzz-seeds")
     digits = root / "digits"
@@ -380,12 +380,15 @@ def test_predict_on_damaged_files_exits_0_or_2_with_one_line(seeds, tmp_path):
         ("class_names", -(2**31)),  # found by the fuzz: a TypeError listing the labels
         ("class_names", [["yes", "no"], "up"]),  # nested lists printed as labels "['yes', 'no']"
         ("class_names", [{"name": "yes"}]),
+        ("format", "3"),
+        ("format", 0),
+        ("format", None),
     ],
 )
 def test_a_manifest_with_a_damaged_value_is_refused_in_one_line(seeds, tmp_path, key, value):
     """A manifest that matches its model but holds a value of the wrong type or range is damaged, said before any
     feature is computed with it."""
-    from edge.runtime import EdgeModel
+    from edge.device.model import EdgeModel
 
     model = Path(shutil.copy(seeds["audio"], tmp_path / "model.tflite"))
     manifest = json.loads((seeds["audio"].parent / "manifest.json").read_text())
@@ -397,6 +400,21 @@ def test_a_manifest_with_a_damaged_value_is_refused_in_one_line(seeds, tmp_path,
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match=r"manifest.json is damaged; export again or remove it"):
         EdgeModel.load(model)
+
+
+def test_a_manifest_newer_than_the_runtime_is_refused_in_one_line(seeds, tmp_path):
+    """A manifest of a later format may mean what this runtime cannot read: refused, naming the way out."""
+    from edge.device.manifest import MANIFEST_FORMAT
+    from edge.device.model import EdgeModel
+
+    model = Path(shutil.copy(seeds["audio"], tmp_path / "model.tflite"))
+    manifest = json.loads((seeds["audio"].parent / "manifest.json").read_text())
+    assert manifest["format"] == MANIFEST_FORMAT
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format": MANIFEST_FORMAT + 1}))
+    with pytest.raises(UserError, match=rf"has format {MANIFEST_FORMAT + 1}, newer than this runtime reads"):
+        EdgeModel.load(model)
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "format": 2}))  # an older export still runs
+    assert EdgeModel.load(model).front_end is not None
 
 
 def test_damaged_config_yaml_is_a_one_line_error(seeds):

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
+from edge.device.errors import UserError
 from recipes.config import TrainConfig
 from recipes.data import load_dataset
-from recipes.errors import UserError
 from recipes.gradcheck import (
     GradCheckResult,
     TensorCheck,

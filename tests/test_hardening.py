@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
-from recipes.errors import UserError, printable
+from edge.device import process
+from edge.device.errors import UserError, printable
 from tests.helpers import ROOT, copy_run, error_line, start_cli
 
 runner = CliRunner()
@@ -49,7 +50,7 @@ def test_an_npy_whose_header_claims_terabytes_is_refused_before_reading(shared, 
 
 
 def test_control_characters_in_labels_are_escaped_when_printed():
-    from edge.runtime import Prediction
+    from edge.device.predictions import Prediction
 
     line = Prediction(0, ["ok\x1b[2J", "fake\n   1: forged"], [0.9, 0.1]).to_line()
     assert "\x1b" not in line and "\n" not in line
@@ -77,7 +78,7 @@ def write_wav(path, rate):
 
 @pytest.mark.parametrize("rate", [0, 4_294_967_291])
 def test_a_wav_header_with_an_impossible_rate_is_one_line(tmp_path, rate):
-    from recipes.audio import read_wav
+    from edge.device.audio import read_wav
 
     path = tmp_path / "clip.wav"
     write_wav(path, rate)
@@ -214,7 +215,7 @@ def extensible_wav(path, data: bytes, bits: int, channels: int = 1, valid_bits: 
 
 
 def test_wave_format_extensible_pcm_is_read_on_every_python(tmp_path):
-    from recipes.audio import read_wav
+    from edge.device.audio import read_wav
 
     values = [0, 1, -1, 4660, 8_388_607, -8_388_608]
     data = b"".join(value.to_bytes(3, "little", signed=True) for value in values)
@@ -242,7 +243,7 @@ def test_wave_format_extensible_pcm_is_read_on_every_python(tmp_path):
     ids=["stereo", "truncated", "empty", "float", "samples cut short"],
 )
 def test_a_bad_wave_format_extensible_file_is_one_line(tmp_path, make, message):
-    from recipes.audio import read_wav
+    from edge.device.audio import read_wav
 
     path = tmp_path / "clip.wav"
     make(path)
@@ -306,12 +307,12 @@ def test_a_signal_turned_into_another_error_by_library_code_still_ends_the_comma
     arrived while a model was traced): the command still ends with 143 and the one line, not a traceback."""
     import typer
 
-    monkeypatch.setattr(cli, "_signalled", [cli.Terminated()])
+    monkeypatch.setattr(process, "SIGNALLED", [process.Terminated()])
     with pytest.raises(typer.Exit) as ended, cli.user_errors():
         raise TypeError("Failed to convert elements of (None, 64) to Tensor")
     assert ended.value.exit_code == 128 + signal.SIGTERM
     assert capsys.readouterr().err == "terminated (SIGTERM): nothing was written\n"
-    monkeypatch.setattr(cli, "_signalled", [])
+    monkeypatch.setattr(process, "SIGNALLED", [])
     with pytest.raises(TypeError), cli.user_errors():  # without a signal it is a bug: the traceback stays
         raise TypeError("a bug")
 
@@ -474,7 +475,7 @@ def test_a_model_of_an_unknown_layer_class_names_the_class_and_a_damaged_one_sta
 def test_a_keras_zip_that_declares_or_inflates_too_much_is_refused_before_inflating(tiny_run, tmp_path, monkeypatch):
     import zipfile
 
-    from recipes.limits import MAX_MODEL_BYTES
+    from edge.device.limits import MAX_MODEL_BYTES
     from recipes.runs import load_keras_file
 
     run = copy_run(tiny_run, tmp_path / "run")
@@ -569,7 +570,7 @@ def test_a_damaged_or_oversized_npz_to_predict_is_one_line(nchw_tflite, tmp_path
         line = error_line(runner.invoke(cli.app, ["predict", str(nchw_tflite), "--input", str(path)]))
         assert line.startswith(f"error: {path} is not a readable .npz file (") and "it is damaged or cut short" in line
     np.savez(tmp_path / "big.npz", x=x)
-    monkeypatch.setattr("edge.runtime.MAX_ARRAY_BYTES", 1000)
+    monkeypatch.setattr("edge.device.inputs.MAX_ARRAY_BYTES", 1000)
     line = error_line(runner.invoke(cli.app, ["predict", str(nchw_tflite), "--input", str(tmp_path / "big.npz")]))
     assert "big.npz: array 'x' declares 1,664 bytes uncompressed (limit 1,000); predict smaller batches" in line
 
@@ -668,7 +669,7 @@ def test_a_model_litert_refuses_is_quoted_once_and_re_export_is_advised_only_for
 
 
 def test_litert_errors_are_quoted_once_each_sentence_and_capped():
-    from edge.runtime import REASON_CHARS, _litert_reason
+    from edge.device.model import REASON_CHARS, _litert_reason
 
     repeated = RuntimeError("Bad axis.Node number 1 (MEAN) failed to prepare.Bad axis.\n" * 15)
     assert _litert_reason(repeated) == "Bad axis. Node number 1 (MEAN) failed to prepare."
@@ -719,6 +720,6 @@ def test_a_run_that_cannot_be_written_is_one_line(shared, tmp_path, monkeypatch)
     monkeypatch.setattr(recipes.runs, "write_atomic", read_only)
     line = error_line(runner.invoke(cli.app, ["diagnose", str(run)]))
     assert line.startswith(f"error: {run / 'diagnosis.md'}: Read-only file system; let this user read and write it")
-    assert cli.not_permitted(ValueError("x")) is None
-    denied = cli.not_permitted(PermissionError(errno.EACCES, "Permission denied", "/data/x.csv"))
+    assert process.not_permitted(ValueError("x")) is None
+    denied = process.not_permitted(PermissionError(errno.EACCES, "Permission denied", "/data/x.csv"))
     assert denied.startswith("/data/x.csv: Permission denied;")

@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from edge.device.errors import UserError
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from recipes.layers import DataSpec
 from recipes.minirocket import (
     KERNEL_TAPS,

@@ -122,7 +122,7 @@ def test_image_statistics_are_per_channel():
 
 
 def test_cnn_refuses_tabular_and_too_small_inputs():
-    from recipes.errors import UserError
+    from edge.device.errors import UserError
 
     with pytest.raises(UserError, match="use --recipe mlp"):
         build_model(TrainConfig(recipe="cnn"), DataSpec((13,), 3))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from edge.device.errors import QUOTED_CHARS, UserError, is_number, plain_floats, quoted
 from recipes.data import load_dataset
-from recipes.errors import QUOTED_CHARS, UserError, is_number, plain_floats, quoted
 
 
 @pytest.mark.parametrize("cell", ["1_000", "١٢٣", "1.5f", "", "0x10", "--1"])
@@ -52,8 +52,8 @@ def test_a_400_digit_number_gives_a_short_error_line(tmp_path):
 
 
 def test_the_device_runtime_and_the_stream_reader_refuse_1_000(tmp_path):
-    from edge.runtime import _read_csv
-    from recipes.windows import read_stream
+    from edge.device.inputs import _read_csv
+    from edge.device.windows import read_stream
 
     rows = tmp_path / "rows.csv"
     rows.write_text("1,2\n3,1_000\n")

@@ -8,10 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from edge.device.errors import UserError
 from recipes.backend import import_keras
 from recipes.catalog import describe_recipes
 from recipes.config import TrainConfig, validate
-from recipes.errors import UserError
 from recipes.layers import DataSpec
 from recipes.macs import count_macs
 from recipes.models import BUILDERS, build_model
@@ -210,9 +210,9 @@ def test_tf_keras_twin_has_the_same_parameters(recipe):
 def test_one_epoch_then_int8_for_tflite_micro(recipe, tmp_path):
     """Through the real export path (``python cli.py export RUN --quantization int8``): every operator of the
     int8 file has a TFLite Micro int8 kernel and, with the micro extra installed, TFLite Micro runs it."""
+    from edge.device.model import EdgeModel
     from edge.export import export_run
     from edge.micro import micro_available
-    from edge.runtime import EdgeModel
 
     generator = np.random.default_rng(0)
     x = generator.normal(size=(40, *SMALL_SHAPES[recipe])).astype(np.float32)

@@ -4,8 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from edge.device.errors import UserError
 from recipes.config import RECIPES, TrainConfig, weight_decay_of
-from recipes.errors import UserError
 from recipes.models import BUILDERS
 from recipes.registry import REGISTRY, recipe_named
 from recipes.tasks import TASKS

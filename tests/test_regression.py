@@ -10,13 +10,14 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from typer.testing import CliRunner
 
 import cli
+from edge.device.errors import UserError
+from edge.device.model import EdgeModel
+from edge.device.predictions import predict_file
+from edge.device.preprocessing import Standardization
 from edge.export import export_run
 from edge.parity import RegressionParity
-from edge.preprocessing import Standardization
-from edge.runtime import EdgeModel, predict_file
 from recipes.config import TrainConfig
 from recipes.data import load_dataset
-from recipes.errors import UserError
 from recipes.runs import Run
 from recipes.tasks import Regression, choose_task, looks_continuous, regression_metrics
 from recipes.training import prepare_data, train

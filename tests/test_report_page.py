@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from edge.runtime import EdgeModel
+from edge.device.model import EdgeModel
 from edge.variants import VARIANTS
 from recipes.runs import Run
 from tests.helpers import render_in_chromium, require_programs

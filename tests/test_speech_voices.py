@@ -28,10 +28,10 @@ def test_ds_cnn_at_its_defaults_hears_voices_it_never_heard(tmp_path, tflm_objec
     from speech import held_out_accuracy
     from speech_clips import write_clips
 
+    from edge.device.audio import read_wav
+    from edge.device.mfcc import wav_features
     from edge.export import export_run
     from edge.firmware import write_examples
-    from edge.mfcc import wav_features
-    from recipes.audio import read_wav
     from recipes.config import resolve_config
     from recipes.training import train
     from tests.firmware_checks import assert_runs_like_litert, build_and_run, firmware_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 from recipes.splitting import (
     Split,
     load_split,

@@ -8,16 +8,17 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from edge.device.errors import UserError
+from edge.device.model import EdgeModel
+from edge.device.predictions import predict_file
+from edge.device.windows import LOG_FLOOR, band_edges, spectral_features, stream_windows
 from edge.export import export_run
-from edge.runtime import EdgeModel, predict_file
 from recipes.config import TrainConfig
 from recipes.data import load_config_data, load_dataset
-from recipes.errors import UserError
 from recipes.motion import ACTIVITIES, SAMPLE_RATE, motion_recordings, write_stream_csv
 from recipes.splitting import group_split, split_indices
 from recipes.streams import WindowSettings
 from recipes.training import prepare_data, train
-from recipes.windows import LOG_FLOOR, band_edges, spectral_features, stream_windows
 from tests.helpers import error_line
 
 runner = CliRunner()

@@ -9,15 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 import cli
+from edge.device.errors import UserError
+from edge.device.predictions import predict_file
+from edge.device.series_files import fit_length, read_ts
+from edge.device.windows import read_stream, stream_windows
 from edge.export import export_run
-from edge.runtime import predict_file
 from recipes.config import TrainConfig
 from recipes.data import load_config_data, load_dataset
-from recipes.errors import UserError
-from recipes.series_files import fit_length, read_ts
 from recipes.streams import WindowSettings
 from recipes.training import train
-from recipes.windows import read_stream, stream_windows
 from tests.helpers import error_line
 
 runner = CliRunner()
@@ -376,7 +376,7 @@ def test_a_malformed_ts_file_is_one_line_naming_the_line(tmp_path, body, message
 
 
 def test_a_labelled_regression_is_scored_by_its_errors():
-    from edge.runtime import LabelledPrediction, ValuePrediction, score_line
+    from edge.device.predictions import LabelledPrediction, ValuePrediction, score_line
 
     predictions = [
         LabelledPrediction(ValuePrediction(index, ["target"], [value], [False]), label)

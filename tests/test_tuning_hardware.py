@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 import cli
-from recipes.errors import UserError
+from edge.device.errors import UserError
 from tuning import hardware
 from tuning.hardware import TARGETS, Budget, Measurement, estimate_latency_ms, no_feasible_error, violations
 from tuning.pareto import pareto_front

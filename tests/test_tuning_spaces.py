@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
+from edge.device.errors import UserError
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from tuning.settings import hyperband_budget, plan_lines, resolve_settings, series_space
 from tuning.spaces import (
     Dimension,

@@ -5,16 +5,17 @@ import inspect
 import itertools
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import keras_tuner
 import pytest
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
+from tests.helpers import ROOT
 from tuning import keras_tuner_patches
 from tuning.tuners import ResumableGridSearchOracle, ResumableRandomSearchOracle
-
-pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 
 GRID = {"learning_rate": [0.1, 0.01, 0.001], "units": [16, 32], "optimizer": ["adam", "sgd"]}
 
@@ -163,3 +164,36 @@ def test_an_untested_keras_tuner_version_is_refused_in_one_line(monkeypatch):
     monkeypatch.setattr(keras_tuner_patches, "version", lambda package: "1.5.0")
     with pytest.raises(UserError, match=r"keras-tuner 1\.5\.0 is installed, but tuning is tested with 1\.4\.8"):
         keras_tuner_patches.apply()
+
+
+def test_keras_tuner_still_prints_every_failed_trial_s_traceback():
+    """Why apply() turns config.DEBUG off: upstream starts with it on (checked in a fresh interpreter)."""
+    script = "from keras_tuner.src import config; print(config.DEBUG)"
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.stdout.strip().splitlines()[-1] == "True", completed.stderr[-1000:]
+
+
+def test_an_untested_keras_tuner_without_the_private_modules_is_refused_before_they_are_imported():
+    """A keras-tuner whose private modules moved must give the one-line refusal, not an ImportError."""
+    script = (
+        "import sys, importlib.metadata\n"
+        "importlib.metadata.version = lambda package: '2.0.0'\n"
+        "sys.modules['keras_tuner.src.tuners.gridsearch'] = None  # any import of it fails\n"
+        "try:\n"
+        "    import tuning.keras_tuner_patches\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    last = completed.stdout.strip().splitlines()[-1]
+    assert last.startswith("UserError keras-tuner 2.0.0 is installed, but tuning is tested with 1.4.8"), last
+
+
+def test_keras_tuner_s_chief_still_checks_for_the_end_every_20_seconds():
+    """Why serve_oracle exists: upstream's server loop sleeps 20 s between its checks for the end of the search; the
+    patch serves the same private servicer (whose names it relies on) and checks every POLL_SECONDS."""
+    from keras_tuner.src.distribute import oracle_chief
+
+    source = inspect.getsource(oracle_chief.start_server)
+    assert "time.sleep(20)" in source and "exit_chief(oracle)" in source
+    assert hasattr(oracle_chief, "OracleServicer") and hasattr(oracle_chief.OracleServicer, "__init__")

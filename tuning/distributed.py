@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 from recipes.rundir import write_json
 from tuning.report import best_records, read_trials, trial_line
 from tuning.settings import TuneSettings

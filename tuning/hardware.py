@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.device.errors import UserError, unknown_choice
 from edge.variants import DEFAULT_CALIBRATION_SAMPLES
-from recipes.errors import UserError, unknown_choice
 from recipes.macs import MacCounts
 
 KB = 1024
@@ -411,9 +411,9 @@ def measure_candidate(
         UserError: the converter rejects the model.
     """
     from edge.convert import convert_for_device, split_standardization
+    from edge.device.model import EdgeModel
     from edge.micro import micro_check
     from edge.per_tensor import narrow_against_keras
-    from edge.runtime import EdgeModel
     from edge.variants import VARIANTS
     from recipes.macs import count_macs_by_kind
     from recipes.records import keras_inputs

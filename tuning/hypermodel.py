@@ -19,9 +19,9 @@ from typing import Any
 import keras_tuner
 import numpy as np
 
+from edge.device.errors import UserError
 from recipes.backend import import_keras, quiet_retracing
 from recipes.config import TrainConfig
-from recipes.errors import UserError
 from recipes.models import build_model
 from recipes.training import PreparedData, compile_model, fit_keras, prepare_data
 from tuning.hardware import FEASIBLE_METRIC, Budget, measure_candidate, representative_inputs, violations

@@ -1,7 +1,7 @@
 """Every change this project makes to keras-tuner, in one place, applied explicitly and only to the tested version.
 
 keras-tuner 1.4.8 (the version pinned in ``pyproject.toml``) has these defects for a search that must survive a
-kill and a hardware budget; each fix below names its defect, and ``tests/test_keras_tuner_patches.py`` holds a
+kill and a hardware budget; each fix below names its defect, and ``tests/test_tuning_tuners.py`` holds a
 canary per fix that fails once upstream changes the code it works around, so the fix can be dropped:
 
 - **In-place JSON writes.** ``utils.save_json`` rewrites ``oracle.json`` and ``trial.json`` in place; a search
@@ -22,6 +22,9 @@ canary per fix that fails once upstream changes the code it works around, so the
 - **Infeasible trials end the search.** A trial over the hardware budget fails (so it stays out of the best
   trials, the Bayesian model and Hyperband's promotions), and three failed trials in a row stop the search.
   :class:`InfeasibleIsNotFailureMixin` leaves infeasible trials out of that count; diverged trials still count.
+- **The chief notices the end late.** keras-tuner's ``start_server`` checks for the end of the search every 20
+  seconds; :func:`serve_oracle` serves the oracle with the same private servicer and checks every
+  :data:`tuning.distributed.POLL_SECONDS`.
 - **A search killed before its first trial ended starts over.** keras-tuner reloads a project only when the
   tuner's own state file exists, which it first writes after the first trial ends. :func:`reload_if_started`
   reloads the oracle's files then.
@@ -33,20 +36,13 @@ import functools
 import json
 import os
 import shutil
+import time
 from importlib.metadata import version
 from typing import Any
 
-import keras_tuner
-from keras_tuner.src import config as keras_tuner_config
-from keras_tuner.src import utils as keras_tuner_utils
-from keras_tuner.src.tuners.gridsearch import LinkedList
-
-from recipes.errors import UserError
-from recipes.rundir import write_atomic
-from tuning.hardware import FEASIBLE_METRIC
+from edge.device.errors import UserError
 
 TESTED_VERSIONS = ("1.4.8",)
-ORIGINAL_SAVE_JSON = keras_tuner_utils.save_json
 
 
 def check_version() -> str:
@@ -62,6 +58,22 @@ def check_version() -> str:
             "(tuning/keras_tuner_patches.py); install it with: pip install -e ."
         )
     return installed
+
+
+# The version is checked before any private module of keras-tuner is imported: another version may not have them, and
+# an ImportError would hide the one line that names the fix.
+check_version()
+
+import keras_tuner  # noqa: E402
+from keras_tuner.src import config as keras_tuner_config  # noqa: E402
+from keras_tuner.src import utils as keras_tuner_utils  # noqa: E402
+from keras_tuner.src.tuners.gridsearch import LinkedList  # noqa: E402
+
+from recipes.rundir import write_atomic  # noqa: E402
+from tuning.distributed import POLL_SECONDS  # noqa: E402
+from tuning.hardware import FEASIBLE_METRIC  # noqa: E402
+
+ORIGINAL_SAVE_JSON = keras_tuner_utils.save_json
 
 
 def save_json_atomically(path: str, obj: Any) -> str:
@@ -155,3 +167,29 @@ def reload_if_started(tuner: keras_tuner.Tuner, started: bool) -> None:
     whose tuner state file does not: the search was killed before its first trial ended."""
     if started and not os.path.exists(tuner._get_tuner_fname()) and not tuner._is_worker():
         tuner.oracle.reload()
+
+
+def serve_oracle(oracle: Any, bind: str, port: int) -> None:
+    """Serve ``oracle`` over gRPC until the search is over and no worker holds a trial.
+
+    keras-tuner's own ``start_server`` checks for the end only every 20 seconds; this loop
+    checks every :data:`POLL_SECONDS`.
+    """
+    from concurrent import futures
+
+    import grpc
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if server.add_insecure_port(f"{bind}:{port}") == 0:
+        raise UserError(f"the tuning chief cannot listen on {bind}:{port}; pick another KERASTUNER_ORACLE_PORT")
+    server.start()
+    try:
+        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+            time.sleep(POLL_SECONDS)
+    finally:
+        server.stop(grace=1.0)
+    oracle.save()  # the last end_trial saved before it dropped its trial from the ongoing ones

@@ -38,9 +38,9 @@ from typing import Any
 
 import yaml
 
+from edge.device.errors import UserError
 from recipes.adaptive_defaults import resolves_to
 from recipes.config import TrainConfig, save_config
-from recipes.errors import UserError
 from recipes.rundir import check_writable, held_lock, write_atomic, write_json
 from recipes.runs import Run
 from recipes.training import PreparedData, prepare_data

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.device.errors import UserError, unknown_choice
 from recipes import adaptive_defaults
 from recipes.config import TrainConfig, apply_overrides, is_series, parse_assignments, resolve_config
-from recipes.errors import UserError, unknown_choice
 from recipes.registry import recipe_named
 from recipes.rundir import safe_name
 from recipes.tasks import AUTO, TASKS, Task, choose_task

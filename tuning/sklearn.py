@@ -109,7 +109,7 @@ class _RecipeEstimator(BaseEstimator):
         """The recipe config of the current parameters (validated).
 
         Raises:
-            ValueError: a parameter the recipe rejects (a :class:`~recipes.errors.UserError`), or a
+            ValueError: a parameter the recipe rejects (a :class:`~edge.device.errors.UserError`), or a
                 recipe that cannot learn this estimator's task.
         """
         values = {

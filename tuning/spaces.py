@@ -28,7 +28,7 @@ windows, see :attr:`recipes.registry.Recipe.front_ends`). The tuner declares suc
 conditional scope, so an inactive key is neither sampled for the trial nor written to its results.
 
 :func:`config_for` maps sampled values onto the same :class:`TrainConfig` that ``train`` uses. Every
-mistake raises :class:`~recipes.errors.UserError` naming the key and the fix. No TensorFlow here.
+mistake raises :class:`~edge.device.errors.UserError` naming the key and the fix. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from typing import Any
 
 import yaml
 
+from edge.device.errors import UserError, closest
 from recipes.config import FIELDS, TrainConfig, apply_overrides, validate
-from recipes.errors import UserError, closest
 from recipes.registry import CONV_BLOCKS, DENSE_HEAD, REFERENCE, REGISTRY, ROCKET, recipe_named
 from recipes.safe_yaml import read_yaml
 

@@ -13,10 +13,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from recipes.errors import UserError
-from tuning.distributed import POLL_SECONDS
+from edge.device.errors import UserError
 
 
 def exit_with_parent() -> None:
@@ -32,36 +30,11 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def serve_oracle(oracle: Any, bind: str, port: int) -> None:
-    """Serve ``oracle`` over gRPC until the search is over and no worker holds a trial.
-
-    keras-tuner's own ``start_server`` checks for the end only every 20 seconds; this loop
-    checks every :data:`POLL_SECONDS`.
-    """
-    from concurrent import futures
-
-    import grpc
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(f"{bind}:{port}") == 0:
-        raise UserError(f"the tuning chief cannot listen on {bind}:{port}; pick another KERASTUNER_ORACLE_PORT")
-    server.start()
-    try:
-        while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
-            time.sleep(POLL_SECONDS)
-    finally:
-        server.stop(grace=1.0)
-    oracle.save()  # the last end_trial saved before it dropped its trial from the ongoing ones
-
-
 def run_process(tune_dir: Path, round_number: int, threads: int) -> None:
     """Be the chief or a worker (by ``KERASTUNER_TUNER_ID``) of a round of the search in ``tune_dir``."""
     from recipes.backend import import_keras
     from recipes.training import prepare_data
+    from tuning.keras_tuner_patches import serve_oracle
     from tuning.search import load_settings, read_space, round_tuner, search
 
     settings = load_settings(tune_dir)

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recipes.errors import UserError, is_number, plain_floats, printable, quoted
+from edge.device.errors import UserError, is_number, plain_floats, printable, quoted
 
 SUFFIX = ".ts"
 RESAMPLED = "resampled"  # front_end["lengths"] of a model trained on series of unequal length

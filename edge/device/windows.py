@@ -18,7 +18,7 @@ end's output:
 Training and the device runtime call the same functions (this module imports numpy only), so the device's front
 end equals training's exactly; the front end's parameters travel in ``data.json`` and the manifest
 (``front_end`` with ``kind: "windows"``). Series given whole (an ``.npz`` of series, a ``.ts`` file: see
-:mod:`recipes.series_files`) are one window each; their ``sample_rate`` may be None (unknown), which only the raw
+:mod:`edge.device.series_files`) are one window each; their ``sample_rate`` may be None (unknown), which only the raw
 front end accepts.
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from recipes.errors import UserError, is_number, plain_floats, printable, quoted
+from edge.device.errors import UserError, is_number, plain_floats, printable, quoted
 
 KIND = "windows"
 FRONT_ENDS = ("raw", "spectral")

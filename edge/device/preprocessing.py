@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 ZSCORE = "zscore"
 VALUE = "value"  # a regression's last layer: value = z * std + mean (recipes.tasks.VALUE_LAYER)
@@ -165,7 +165,7 @@ class Standardization:
         doc = (
             f"// Raw example (x[0..{size - 1}], channel c = i % {channels}) -> model input.\n"
             f"// Statistics of the training split; every step in float32, rounding half to even (rintf),\n"
-            f"// as edge/preprocessing.py does: the same bytes as the Python runtime.\n"
+            f"// as edge/device/preprocessing.py does: the same bytes as the Python runtime.\n"
         )
         if input_dtype == "int8":
             factors = _c_floats(self.multiplier(scale))

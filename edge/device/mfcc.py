@@ -1,7 +1,7 @@
 """The audio front end in numpy: a ``.wav`` clip → the MFCCs an audio model takes, without TensorFlow.
 
 Training computes the features with ``tf.signal`` (:func:`recipes.audio.mfcc_features`); this module
-repeats those steps in numpy, so that the device runtime (:mod:`edge.runtime`, which imports no
+repeats those steps in numpy, so that the device runtime (:mod:`edge.device`, which imports no
 TensorFlow) can take ``.wav`` clips. The parameters come from the ``front_end`` that the export copies
 from the run's ``data.json`` into ``manifest.json``:
 
@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 MEL_BREAK_HZ = 700.0
 MEL_HIGH_FREQUENCY_Q = 1127.0
-# The front-end parameters this module computes; the clip preparation's must equal recipes.audio.FRONT_END.
+# The front-end parameters this module computes; the clip preparation's must equal edge.device.audio.FRONT_END.
 MFCC_KEYS = (
     "window_samples",
     "stride_samples",
@@ -87,8 +87,8 @@ def mfcc(clips: np.ndarray, front_end: dict[str, Any]) -> np.ndarray:
     """The MFCCs of prepared clips.
 
     Args:
-        clips: ``(n, clip_samples)`` samples, prepared as :func:`recipes.audio.prepare_clip` does.
-        front_end: the front end's parameters (:data:`recipes.audio.FRONT_END`).
+        clips: ``(n, clip_samples)`` samples, prepared as :func:`edge.device.audio.prepare_clip` does.
+        front_end: the front end's parameters (:data:`edge.device.audio.FRONT_END`).
 
     Returns:
         float32 array ``(n, frames, mfcc_coefficients, 1)``.
@@ -114,10 +114,10 @@ def wav_features(path: str | Path, front_end: dict[str, Any]) -> np.ndarray:
         float32 array ``(1, frames, mfcc_coefficients, 1)``.
 
     Raises:
-        UserError: a clip that cannot be read (see :func:`recipes.audio.read_wav`), a front end this module
+        UserError: a clip that cannot be read (see :func:`edge.device.audio.read_wav`), a front end this module
             does not compute, or a clip that needs resampling without scipy installed.
     """
-    from recipes.audio import FRONT_END, prepare_clip, read_wav
+    from edge.device.audio import FRONT_END, prepare_clip, read_wav
 
     missing = [key for key in MFCC_KEYS if key not in front_end]
     different = [key for key in CLIP_KEYS if front_end.get(key) != FRONT_END[key]]

@@ -11,7 +11,7 @@ there with an ordinary LiteRT error is left to the runtime, which words that err
 sha256 for the life of the process, so predicting many files checks a model once. Measured cost: about 0.25 s per
 model (a Python start, the imports of numpy and LiteRT, one load and invoke).
 
-This module imports only the standard library and :mod:`recipes.errors`; the child imports numpy and LiteRT
+This module imports only the standard library and :mod:`edge.device.errors`; the child imports numpy and LiteRT
 (:func:`child`).
 """
 
@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from recipes.errors import UserError
+from edge.device.errors import UserError
 
 TIMEOUT_S = 60.0  # a model of the sizes the runtime runs loads and invokes in well under a second
 ADDRESS_SPACE_LIMIT = 4 << 30  # bytes of address space the child may map (LiteRT and numpy take about 0.2 GiB)
@@ -67,7 +67,7 @@ def _verdict(content: bytes, num_threads: int | None) -> str | None:
     # The user's working directory ('' on the path of ``python -c``) may hold data files from elsewhere: drop it.
     code = (
         f"import sys; sys.path = [{root!r}] + [p for p in sys.path if p not in ('', '.')]; "
-        "from edge.preflight import child; child()"
+        "from edge.device.preflight import child; child()"
     )
     command = [sys.executable, "-c", code, str(num_threads or 0), str(ADDRESS_SPACE_LIMIT)]
     try:
