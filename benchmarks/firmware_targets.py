@@ -63,7 +63,7 @@ def main() -> None:
 
     from edge.analyze import analyze_model
     from edge.firmware_build import build, check_tree, image_sizes, model_array_bytes, run_on_qemu
-    from tuning.hardware import TARGETS
+    from edge.targets import TARGETS
     from tuning.latency_calibration import PUBLISHED
 
     root = check_tree(args.tflm_root)

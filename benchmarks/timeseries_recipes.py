@@ -32,11 +32,11 @@ def main() -> None:
     from edge.device.model import EdgeModel
     from edge.device.windows import describe, model_inputs
     from edge.export import export_run
+    from edge.targets import estimate_latency_ms, target_named
     from recipes.config import TrainConfig
     from recipes.macs import count_macs
     from recipes.motion import CHANNELS, motion_recordings
     from recipes.training import train
-    from tuning.hardware import estimate_latency_ms, target_named
 
     window = motion_recordings(seed=5, people=1)[0][2][:100][np.newaxis]
     print(

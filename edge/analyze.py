@@ -19,7 +19,7 @@ order:
 - live bytes: every activation alive while it runs (produced earlier, or a model input, and read by it or a
   later operator, or a model output), and its share of the measured arena when there is one.
 - estimated cycles: MACs × the target's cycles per MAC of the operator's kind (convolution, depthwise, dense),
-  as :func:`tuning.hardware.estimate_latency_ms` estimates a whole model; operators without MACs are not
+  as :func:`edge.targets.estimate_latency_ms` estimates a whole model; operators without MACs are not
   charged, so the total is that model-level estimate. An estimate, not a measurement.
 
 Totals: flash is the ``.tflite`` file (of it, the constant buffers); RAM is the TFLite Micro tensor arena when

@@ -303,6 +303,7 @@ def _compress(
 def export_run(
     run_dir: str | Path,
     variants: Sequence[str] = DEFAULT_VARIANTS,
+    *,
     calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES,
     float_io: bool = False,
     compression: CompressionSettings | None = None,

@@ -16,12 +16,14 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from edge.device.errors import UserError
+from edge.device.errors import UserError, unknown_choice
 
 ARM_PROGRAMS = (
     "make",
@@ -221,25 +223,39 @@ def firmware_folder(path: Path) -> Path:
     raise UserError(f"{path} has no firmware package; run 'python cli.py export {path} --firmware' first")
 
 
-def measure_target(path: Path, tflm_root: Path | str | None, costs, work: Path) -> TargetMeasurement:
+MEASURED_TARGETS = ("cortex-m4",)  # the boards ``benchmark --target`` builds for and runs on QEMU
+
+
+def measure_target(path: Path, target: str, tflm_root: Path | str | None) -> tuple[TargetMeasurement, Any]:
     """Build the firmware package of ``path`` for a Cortex-M4 (CMSIS-NN), run its examples on QEMU and measure.
 
     Args:
         path: a run directory exported with ``--firmware``, or a firmware package.
+        target: one of :data:`MEASURED_TARGETS`.
         tflm_root: the TFLite Micro tree (None: the ``TFLM_ROOT`` environment variable).
-        costs: the :class:`edge.analyze.CycleCosts` of the estimate to print beside the measurement.
-        work: a folder for the package's own build files.
+
+    Returns:
+        The measurement, and the :class:`edge.targets.Target` whose estimate it holds beside it
+        (:data:`edge.targets.LATENCY_TARGET`).
+
+    Raises:
+        UserError: an unknown target, no TFLite Micro tree, or a package that does not build or run.
     """
     from edge.analyze import analyze_model
+    from edge.targets import LATENCY_TARGET, cycle_costs
 
+    if target not in MEASURED_TARGETS:
+        raise unknown_choice("target", target, MEASURED_TARGETS)
+    costs, device = cycle_costs(LATENCY_TARGET)
     folder = firmware_folder(Path(path))
     root = check_tree(tflm_root or os.environ.get("TFLM_ROOT"))
-    elf = build(folder, root, work)
-    run = run_on_qemu(elf)
-    sizes = image_sizes(elf)
-    content = model_array_bytes(folder / "model_data.cc")
-    estimate = analyze_model(content, costs, "model_data.cc")
-    return TargetMeasurement(
+    with tempfile.TemporaryDirectory(prefix="edge-recipes-firmware-") as work:
+        elf = build(folder, root, Path(work))
+        run = run_on_qemu(elf)
+        sizes = image_sizes(elf)
+        content = model_array_bytes(folder / "model_data.cc")
+        estimate = analyze_model(content, costs, "model_data.cc")
+    measurement = TargetMeasurement(
         name=folder.parent.parent.name if folder.parent.name == "edge" else folder.name,
         flash_bytes=sizes["flash_without_examples"],
         ram_bytes=sizes["ram"],
@@ -254,6 +270,7 @@ def measure_target(path: Path, tflm_root: Path | str | None, costs, work: Path) 
         estimate_target=costs.target,
         examples=len(run.top),
     )
+    return measurement, device
 
 
 def model_array_bytes(path: Path) -> bytes:

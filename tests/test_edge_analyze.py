@@ -10,10 +10,10 @@ from typer.testing import CliRunner
 import cli
 from edge.analyze import ARENA_AT_EXPORT, ARENA_MEASURED, CycleCosts, analyze_model, measure_model_arena
 from edge.micro import micro_available
+from edge.targets import TARGETS, estimate_latency_ms
 from recipes.macs import count_macs, count_macs_by_kind
 from recipes.runs import load_model
 from tests.helpers import copy_run, error_line, snapshot
-from tuning.hardware import TARGETS, estimate_latency_ms
 
 runner = CliRunner()
 M4 = TARGETS["cortex-m4-120mhz"]

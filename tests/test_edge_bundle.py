@@ -95,4 +95,4 @@ def test_predict_py_ends_as_the_cli_does_on_a_full_disk_an_unreadable_file_and_s
     running.send_signal(signal.SIGTERM)
     stderr = running.stderr.read()
     assert running.wait(timeout=120) == 128 + signal.SIGTERM, stderr
-    assert stderr.strip().splitlines() == ["terminated (SIGTERM)"]
+    assert stderr.strip().splitlines() == ["terminated (SIGTERM): stopped"]

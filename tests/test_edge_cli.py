@@ -111,7 +111,10 @@ def test_tables_piped_to_a_file_are_not_wrapped_at_80_columns(shared):
     from tests.helpers import ROOT
 
     probe = subprocess.run(
-        [sys.executable, "-c", "import cli; print(cli._console().width)"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-c", "from recipes.console import console; print(console().width)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert probe.stdout.strip() == "160", probe.stderr
     completed = subprocess.run(

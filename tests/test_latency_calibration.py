@@ -3,9 +3,9 @@ leave-one-out errors, and the calibrated estimate by hand."""
 
 import pytest
 
+from edge.targets import TARGETS, describe_estimate, estimate_energy_uj, estimate_latency_ms, target_named
 from recipes.macs import MacCounts, count_macs, count_macs_by_kind
 from tuning import latency_calibration as calibration
-from tuning.hardware import TARGETS, describe_estimate, estimate_energy_uj, estimate_latency_ms, target_named
 
 # The tolerance the calibrated targets are held to, and the points known to miss it under leave-one-out.
 TOLERANCE = 0.30

@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 import cli
 from edge.device.errors import UserError
+from edge.targets import TARGETS, estimate_latency_ms
 from tuning import hardware
-from tuning.hardware import TARGETS, Budget, Measurement, estimate_latency_ms, no_feasible_error, violations
+from tuning.hardware import Budget, Measurement, no_feasible_error, violations
 from tuning.pareto import pareto_front
 from tuning.report import TrialRecord, read_trials, trial_line
 from tuning.tuners import ResumableRandomSearchOracle

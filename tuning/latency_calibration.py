@@ -1,5 +1,5 @@
 """Latency calibration: published MLPerf Tiny results and the per-kind cycles-per-MAC fit behind
-:data:`tuning.hardware.TARGETS`.
+:data:`edge.targets.TARGETS`.
 
 The data are the median latencies (and, where measured, the median energy per inference) that MLPerf Tiny
 submitters published for the four reference models (``kws`` ds_cnn, ``vww`` mobilenet_v1 0.25, ``ic``

@@ -9,16 +9,8 @@ import argparse
 import os
 import sys
 
-from edge.device.errors import UserError
 from edge.device.predictions import predict_file, prediction_report
-from edge.device.process import (
-    EXIT_USER_ERROR,
-    disk_full,
-    handle_sigterm,
-    interrupted_status,
-    interruption,
-    not_permitted,
-)
+from edge.device.process import disk_full, handle_sigterm, one_line_errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,24 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     handle_sigterm()
     try:
-        model, predictions = predict_file(options.model, options.input, options.top_k, options.threads)
-        text, warning = prediction_report(model, predictions, options.json)
-        if warning:
-            print(warning, file=sys.stderr)
-        print(text, flush=True)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except KeyboardInterrupt as interrupt:
-        print(interruption(interrupt), file=sys.stderr)
-        return interrupted_status(interrupt)
+        with one_line_errors(lambda error: disk_full(error, "send the output elsewhere"), after_signal="stopped"):
+            model, predictions = predict_file(options.model, options.input, options.top_k, options.threads)
+            text, warning = prediction_report(model, predictions, options.json)
+            if warning:
+                print(warning, file=sys.stderr)
+            print(text, flush=True)
     except BrokenPipeError:  # the reader stopped early (predict.py ... | head): end quietly, as command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that Python's exit flush has a sink
-    except OSError as error:  # a file it may not read, or the printed output filling the disk
-        line = not_permitted(error) or disk_full(error, "send the output elsewhere")
-        if line is None:
-            raise
-        print(f"error: {line}", file=sys.stderr)
+    except SystemExit as ended:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # a full disk would fail the exit flush too
-        return EXIT_USER_ERROR
+        return int(ended.code)
     return 0

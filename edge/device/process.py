@@ -5,8 +5,13 @@ traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import signal
+import sys
+from collections.abc import Callable, Iterator
+
+from edge.device.errors import UserError
 
 EXIT_USER_ERROR = 2
 
@@ -70,3 +75,29 @@ def disk_full(error: BaseException, remedy: str) -> str | None:
         where = f" writing {error.filename}" if error.filename else ""
         return f"the disk is full{where}; free some space, or {remedy}"
     return None
+
+
+@contextlib.contextmanager
+def one_line_errors(
+    exhausted: Callable[[BaseException], str | None] | None = None, after_signal: str = "nothing was written"
+) -> Iterator[None]:
+    """End the command in one line on stderr (``SystemExit``) for a :class:`UserError` (status 2), a signal (130 or
+    143, ``<what ended it>: <after_signal>``), a file this user may not read or write, or what ``exhausted`` names
+    (out of memory or disk: status 2). Any other exception is a bug and keeps its traceback."""
+    try:
+        yield
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    except Exception as error:
+        if SIGNALLED:  # library code (TensorFlow's tracing) turned the signal's KeyboardInterrupt into this error
+            print(f"{interruption(SIGNALLED[-1])}: {after_signal}", file=sys.stderr)
+            raise SystemExit(interrupted_status(SIGNALLED[-1])) from None
+        line = (exhausted(error) if exhausted else None) or not_permitted(error)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None
+    except KeyboardInterrupt as interrupt:
+        print(f"{interruption(interrupt)}: {after_signal}", file=sys.stderr)
+        raise SystemExit(interrupted_status(interrupt)) from None
