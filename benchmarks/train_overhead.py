@@ -24,6 +24,7 @@ from pathlib import Path
 
 import common  # noqa: F401  (puts the project on the import path)
 
+from recipes.adaptive_defaults import adapt_to_data  # noqa: E402
 from recipes.backend import import_keras  # noqa: E402
 from recipes.config import resolve_config  # noqa: E402
 from recipes.models import build_model  # noqa: E402
@@ -41,10 +42,11 @@ def main() -> None:
     data = prepare_data(config)
     x_train, y_train = data.part("train")
     x_dev, y_dev = data.part("dev")
-    initial = compile_model(build_model(config, data.spec), config).get_weights()
+    config, _ = adapt_to_data(config, len(y_train))  # the batch size and the rest that train sets from the data
+    initial = compile_model(build_model(config, data.spec), config, data.task).get_weights()
 
     def fresh_model():
-        model = compile_model(build_model(config, data.spec), config)
+        model = compile_model(build_model(config, data.spec), config, data.task)
         model.set_weights(initial)
         return model
 

@@ -87,12 +87,12 @@ def test_predict_py_ends_as_the_cli_does_on_a_full_disk_an_unreadable_file_and_s
         locked.chmod(0)
         ended = subprocess.run([*command, str(locked)], cwd=device, capture_output=True, text=True, timeout=120)
         assert ended.returncode == 2 and "Permission denied; let this user read" in ended.stderr, ended.stderr
-    np.save(tmp_path / "many.npy", np.repeat(shared.x_test, 300, axis=0))
+    np.save(tmp_path / "many.npy", np.repeat(shared.x_test, 30, axis=0))  # far more text than a pipe holds
     running = subprocess.Popen(
-        [*command, str(tmp_path / "many.npy")], cwd=device, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        [*command, str(tmp_path / "many.npy")], cwd=device, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    time.sleep(1.5)  # loading LiteRT and the model; the 100,000 examples take far longer
+    time.sleep(5)  # it starts, predicts, and blocks writing to the pipe nobody reads: signalled in the middle
     running.send_signal(signal.SIGTERM)
-    stderr = running.stderr.read()
+    stderr = running.stderr.read().decode()
     assert running.wait(timeout=120) == 128 + signal.SIGTERM, stderr
     assert stderr.strip().splitlines() == ["terminated (SIGTERM): stopped"]

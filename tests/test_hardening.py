@@ -498,7 +498,7 @@ def test_a_keras_zip_that_declares_or_inflates_too_much_is_refused_before_inflat
 
 
 def test_readme_limits_match_limits_py():
-    from recipes import limits
+    from edge.device import limits
 
     section = (ROOT / "README.md").read_text().split("## Limits", 1)[1].split("\n## ", 1)[0]
     text = " ".join(section.split())
@@ -660,7 +660,7 @@ def test_a_model_litert_refuses_is_quoted_once_and_re_export_is_advised_only_for
     exported = tmp_path / "export" / "model.tflite"
     exported.write_bytes(content)
     files = {"model.tflite": {"sha256": hashlib.sha256(content).hexdigest()}}
-    (tmp_path / "export" / "manifest.json").write_text(json.dumps({"files": files}))
+    (tmp_path / "export" / "manifest.json").write_text(json.dumps({"format": 3, "files": files}))
     line = error_line(runner.invoke(cli.app, ["predict", str(exported), "--input", str(tmp_path / "x.npy")]))
     assert line.count("Invalid tensor index 999") == 1
     assert line.endswith("tensors); export it again with 'python cli.py export RUN_DIR'")
