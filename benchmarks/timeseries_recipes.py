@@ -34,8 +34,8 @@ def main() -> None:
     from edge.export import export_run
     from edge.targets import estimate_latency_ms, target_named
     from recipes.config import TrainConfig
+    from recipes.data.motion import CHANNELS, motion_recordings
     from recipes.macs import count_macs
-    from recipes.motion import CHANNELS, motion_recordings
     from recipes.training import train
 
     window = motion_recordings(seed=5, people=1)[0][2][:100][np.newaxis]

@@ -38,7 +38,7 @@ from edge.device.windows import LOG_FLOOR, band_edges, spectral_rate
 # float32 features, which training used, differ from numpy's by 0.46 there).
 MFCC_TOLERANCE = 0.01
 SPECTRAL_TOLERANCE = 1e-6  # largest relative |C - numpy| of a spectral feature
-PCM_FULL_SCALE = 32768.0  # a 16-bit sample's full scale, as recipes.audio reads WAV files
+PCM_FULL_SCALE = 32768.0  # a 16-bit sample's full scale, as recipes.data.audio reads WAV files
 
 
 def front_end_kind(front_end: dict[str, Any] | None) -> str:

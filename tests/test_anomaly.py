@@ -12,9 +12,9 @@ import cli
 from edge.device.errors import UserError
 from recipes.anomaly import binary_labels, choose_threshold, split_metrics
 from recipes.data import load_dataset
+from recipes.data.machine import FAULT_EXAMPLES, NORMAL_EXAMPLES, machine_dataset
 from recipes.dataset import Dataset
 from recipes.splitting import anomaly_split
-from recipes.synthetic import FAULT_EXAMPLES, NORMAL_EXAMPLES, machine_dataset
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 import cli
 from edge.device.audio import FRONT_END, prepare_clip, read_wav
 from edge.device.errors import UserError
-from recipes.audio import mfcc_features
 from recipes.data import load_dataset
+from recipes.data.audio import mfcc_features
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
 

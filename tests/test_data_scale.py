@@ -19,7 +19,8 @@ import cli
 from edge.device.errors import UserError
 from recipes import checkpoints, feature_cache
 from recipes.config import resolve_config
-from recipes.data import ImageFrontEnd, load_dataset
+from recipes.data import load_dataset
+from recipes.data.images import ImageFrontEnd
 from recipes.feature_cache import CacheSettings
 from recipes.normalization import normalization_statistics
 from recipes.progress import Progress

@@ -21,9 +21,9 @@ import cli
 from edge.device.audio import FRONT_END, prepare_clip, read_wav
 from edge.device.mfcc import mfcc
 from edge.export import export_run
-from recipes.audio import mfcc_features
 from recipes.backend import import_keras
 from recipes.config import resolve_config
+from recipes.data.audio import mfcc_features
 from recipes.training import train
 from tests.helpers import assert_bundle_predicts_like_the_cli
 from tests.test_audio import RATE, tone, write_wav

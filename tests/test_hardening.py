@@ -553,7 +553,7 @@ def test_a_damaged_npz_to_train_on_is_damaged_not_python_objects(tmp_path, monke
     }
     for path, line in expected.items():
         assert error_line(runner.invoke(cli.app, ["train", "--data", str(path), "--out", str(out)])) == line
-    monkeypatch.setattr("recipes.data.MAX_ARRAY_BYTES", 1000)  # x's entry: 1,600 bytes and its header
+    monkeypatch.setattr("recipes.data.arrays.MAX_ARRAY_BYTES", 1000)  # x's entry: 1,600 bytes and its header
     line = error_line(runner.invoke(cli.app, ["train", "--data", str(big), "--out", str(out)]))
     assert line.startswith(f"error: NPZ file {big}: array 'x' declares 1,728 bytes uncompressed (limit 1,000); ")
     assert not out.exists() or not list((out / "train").glob("*"))

@@ -15,9 +15,9 @@ from edge.device.windows import LOG_FLOOR, band_edges, spectral_features, stream
 from edge.export import export_run
 from recipes.config import TrainConfig
 from recipes.data import load_config_data, load_dataset
-from recipes.motion import ACTIVITIES, SAMPLE_RATE, motion_recordings, write_stream_csv
+from recipes.data.motion import ACTIVITIES, SAMPLE_RATE, motion_recordings, write_stream_csv
+from recipes.data.streams import WindowSettings
 from recipes.splitting import group_split, split_indices
-from recipes.streams import WindowSettings
 from recipes.training import prepare_data, train
 from tests.helpers import error_line
 

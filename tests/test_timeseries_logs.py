@@ -16,7 +16,7 @@ from edge.device.windows import read_stream, stream_windows
 from edge.export import export_run
 from recipes.config import TrainConfig
 from recipes.data import load_config_data, load_dataset
-from recipes.streams import WindowSettings
+from recipes.data.streams import WindowSettings
 from recipes.training import train
 from tests.helpers import error_line
 

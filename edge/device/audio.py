@@ -3,7 +3,7 @@
 :func:`read_wav` reads mono 8/16/24/32-bit integer PCM, including WAVE_FORMAT_EXTENSIBLE headers and the unknown
 data size of a WAV written to a pipe, with numpy alone;
 :func:`prepare_clip` resamples to :data:`FRONT_END`'s rate (scipy, when it must), keeps the first second and
-divides by the peak. Training (:mod:`recipes.audio`) and the device runtime both call them.
+divides by the peak. Training (:mod:`recipes.data.audio`) and the device runtime both call them.
 """
 
 from __future__ import annotations

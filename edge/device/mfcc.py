@@ -1,6 +1,6 @@
 """The audio front end in numpy: a ``.wav`` clip → the MFCCs an audio model takes, without TensorFlow.
 
-Training computes the features with ``tf.signal`` (:func:`recipes.audio.mfcc_features`); this module
+Training computes the features with ``tf.signal`` (:func:`recipes.data.audio.mfcc_features`); this module
 repeats those steps in numpy, so that the device runtime (:mod:`edge.device`, which imports no
 TensorFlow) can take ``.wav`` clips. The parameters come from the ``front_end`` that the export copies
 from the run's ``data.json`` into ``manifest.json``:
@@ -23,7 +23,7 @@ of 100 Hz-3 kHz, a 200-3800 Hz chirp and a tone padded with silence, 4e-6 on noi
 a 7 kHz tone, outside the 20 Hz-4 kHz bands, whose every band is leakage; the features span about -124 to 25.
 ``tests/test_edge_audio.py`` holds the float64 identity to the float32 rounding of the result (2e-5) and the
 difference from training's features on in-band clips to 0.05.
-Clips are read and prepared (16 kHz, first second, peak-normalized) by :mod:`recipes.audio`, which imports
+Clips are read and prepared (16 kHz, first second, peak-normalized) by :mod:`recipes.data.audio`, which imports
 no TensorFlow either; scipy only when a clip needs resampling.
 """
 

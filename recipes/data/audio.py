@@ -91,7 +91,7 @@ class MfccFrontEnd:
 
     def compute(self, files: Sequence[Path]) -> np.ndarray:
         """Read and prepare the clips in parallel threads, then compute their MFCCs together."""
-        from recipes.data import DECODING_THREADS
+        from recipes.data.images import DECODING_THREADS
 
         with ThreadPoolExecutor(DECODING_THREADS) as pool:
             clips = list(pool.map(lambda file: prepare_clip(*read_wav(file)), files))

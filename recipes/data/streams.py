@@ -80,7 +80,7 @@ class WindowSettings:
         """
         seconds = config.window_seconds
         if seconds is None and config.data == MOTION:
-            from recipes.motion import WINDOW_SECONDS
+            from recipes.data.motion import WINDOW_SECONDS
 
             seconds = WINDOW_SECONDS
         if seconds is None and not asks_for_series(config):
@@ -145,8 +145,8 @@ def load_stream_csv(path: Path, label: str, settings: WindowSettings) -> Dataset
 
 
 def load_motion(settings: WindowSettings) -> Dataset:
-    """The built-in ``motion`` recordings (:mod:`recipes.motion`) as windows."""
-    from recipes.motion import CHANNELS, SAMPLE_RATE, motion_recordings
+    """The built-in ``motion`` recordings (:mod:`recipes.data.motion`) as windows."""
+    from recipes.data.motion import CHANNELS, SAMPLE_RATE, motion_recordings
 
     recordings = motion_recordings()
     stream = Stream(
@@ -171,7 +171,7 @@ def windowed(stream: Stream, settings: WindowSettings, name: str, label: str) ->
 
     window, stride = settings.steps(stream.sample_rate)
     every_label = np.concatenate([np.asarray(labels) for labels in stream.labels])
-    from recipes.data import label_values
+    from recipes.data.tables import label_values
 
     values = label_values(every_label.tolist())
     continuous = looks_continuous(labelled(np.zeros((len(values), 1)), values, [label], "tabular", name))
