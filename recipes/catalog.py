@@ -8,7 +8,7 @@ from edge.device.errors import UserError
 from recipes.config import resolve_config
 from recipes.data import load_config_data
 from recipes.macs import count_macs
-from recipes.models import BUILDERS, DataSpec, build_model
+from recipes.models import DataSpec, build_model
 from recipes.reference_models import REFERENCE_SPECS
 from recipes.registry import REGISTRY
 from recipes.tasks import choose_task
@@ -33,12 +33,11 @@ def describe_recipes(data: str | None = None, assignments: list[str] | None = No
 
     import_keras()
     rows = []
-    defaults = {**REFERENCE_SPECS, "cnn1d": MOTION_SPEC, "minirocket": MOTION_SPEC}
-    for name in BUILDERS:
+    for name, recipe in REGISTRY.items():
         config = resolve_config(None, {"recipe": name, "data": data}, assignments)
-        row = {"name": name, "description": REGISTRY[name].description, "refused": None}
-        if data is None and name in defaults:
-            spec = defaults[name]
+        row = {"name": name, "description": recipe.description, "refused": None}
+        if data is None and (name in REFERENCE_SPECS or recipe.series):
+            spec = REFERENCE_SPECS.get(name, MOTION_SPEC)
             source = "reference input" if name in REFERENCE_SPECS else "motion windows"
         else:
             dataset = load_config_data(config)

@@ -24,7 +24,6 @@ from recipes.adaptive_defaults import AUTO
 from recipes.registry import REGISTRY, recipe_named
 from recipes.tasks import TASK_CHOICES
 
-RECIPES = tuple(REGISTRY)  # every recipe's row is in recipes/registry.py
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SCHEDULES = ("constant", "inverse_time", "exponential", "inverse_sqrt", "step")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid", "linear")
@@ -426,7 +425,7 @@ def _check_sizes(config: TrainConfig) -> None:
 def validate(config: TrainConfig) -> TrainConfig:
     """Check every value; raise :class:`UserError` naming the key and the fix. Returns ``config``."""
     for key, allowed in (
-        ("recipe", RECIPES),
+        ("recipe", tuple(REGISTRY)),
         ("optimizer", OPTIMIZERS),
         ("schedule", SCHEDULES),
         ("activation", ACTIVATIONS),
@@ -491,8 +490,6 @@ def validate(config: TrainConfig) -> TrainConfig:
         all(filters >= 1 for filters in config.conv_filters),
         f"conv_filters must all be >= 1, got {config.conv_filters}",
     )
-    if config.recipe == "cnn":
-        _check(len(config.conv_filters) >= 1, "cnn needs at least one conv block; e.g. --set conv_filters=32,64")
     _check(
         84 <= config.rocket_features <= 20000,
         f"rocket_features must be in [84, 20000] (84 kernels, at least one feature each), got {config.rocket_features}",
@@ -522,11 +519,9 @@ def validate(config: TrainConfig) -> TrainConfig:
             math.isfinite(config.weight_decay) and config.weight_decay >= 0,
             f"weight_decay must be >= 0, got {config.weight_decay}; e.g. --set weight_decay=1e-4",
         )
-    if config.recipe == "ds_cnn":
-        _check(
-            config.dropout < 0.5,
-            f"ds_cnn drops 2 x dropout before pooling, so dropout must be < 0.5, got {config.dropout}",
-        )
+    recipe = recipe_named(config.recipe)
+    if recipe.check is not None and (problem := recipe.check(config)) is not None:
+        raise UserError(problem)
     if config.image_size is not None:
         _check(
             len(config.image_size) == 2 and all(side >= 1 for side in config.image_size),

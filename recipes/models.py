@@ -33,10 +33,10 @@ from recipes.layers import (
     kernel_regularizer,
     zscore_input,
 )
-from recipes.registry import REGISTRY, recipe_named
+from recipes.registry import recipe_named
 from recipes.tasks import task_named
 
-__all__ = ["BUILDERS", "DataSpec", "build_model", "initializer_for", "kernel_regularizer"]
+__all__ = ["DataSpec", "build_model", "initializer_for", "kernel_regularizer"]
 
 
 def _hidden(
@@ -168,11 +168,8 @@ def build_cnn1d(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | 
     return keras.Model(inputs, _dense_head(keras, x, config, spec), name="cnn1d")
 
 
-BUILDERS: dict[str, Callable[..., Any]] = {name: recipe.build_function() for name, recipe in REGISTRY.items()}
-
-
 def build_model(config: TrainConfig, spec: DataSpec, keras_module: ModuleType | None = None) -> Any:
     """Build ``config.recipe`` for ``spec`` with the builder its registry row names (:mod:`recipes.registry`); keys
     left ``auto`` (BatchNorm's momentum) follow the training-split size (:mod:`recipes.adaptive_defaults`)."""
     config, _ = adapt_to_data(config, spec.num_train_examples)
-    return BUILDERS[recipe_named(config.recipe).name](config, spec, keras_module)
+    return recipe_named(config.recipe).build_function()(config, spec, keras_module)

@@ -4,7 +4,8 @@ A row names the builder (a function ``(config, spec, keras_module) -> keras.Mode
 ``"module:function"`` so this module imports nothing and any module may read it), what the recipe learns
 (its tasks), its description, which groups of config keys apply to it, the reference weight decay it trains
 with, and its default search space as data (the format of a ``--space`` file). Adding a recipe is adding a
-row here and its builder; training, tuning, the CLI help and ``python cli.py recipes`` read the row.
+row here and its builder; training, tuning, the CLI help and ``python cli.py recipes`` read the row (the builder is
+imported only when a model is built).
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ class Recipe:
         space: the default search space, in search order, as ``--space`` file data.
         front_ends: the time-series front ends whose windows it takes: a convolution over time needs the raw
             samples (``raw``); a dense network also takes the spectral front end's flat features.
+        series: its model takes series ``(steps, channels)``, so an ``.npz`` whose ``x`` is 3-D is read as series
+            for it (as images for the others).
+        check: the recipe's own limits on a config: a function returning the first problem as one line with its
+            fix, or None; :func:`recipes.config.validate` calls it after the common checks.
     """
 
     name: str
@@ -85,11 +90,25 @@ class Recipe:
     weight_decay: float = 0.0
     space: dict[str, dict[str, Any]] = field(default_factory=lambda: dict(_OPTIMIZATION_ONLY))
     front_ends: tuple[str, ...] = RAW_ONLY
+    series: bool = False
+    check: Callable[[Any], str | None] | None = None
 
     def build_function(self) -> Callable[..., Any]:
         """The builder itself (imports its module)."""
         module, function = self.builder.split(":")
         return getattr(importlib.import_module(module), function)
+
+
+def _check_cnn(config: Any) -> str | None:
+    if not config.conv_filters:
+        return "cnn needs at least one conv block; e.g. --set conv_filters=32,64"
+    return None
+
+
+def _check_ds_cnn(config: Any) -> str | None:
+    if config.dropout >= 0.5:
+        return f"ds_cnn drops 2 x dropout before pooling, so dropout must be < 0.5, got {config.dropout}"
+    return None
 
 
 REGISTRY: dict[str, Recipe] = {
@@ -119,6 +138,7 @@ REGISTRY: dict[str, Recipe] = {
             tasks=("classification", "regression"),
             key_groups=(DENSE_HEAD, CONV_BLOCKS),
             space=_convnet_space(2),
+            check=_check_cnn,
         ),
         Recipe(
             "cnn1d",
@@ -127,6 +147,7 @@ REGISTRY: dict[str, Recipe] = {
             tasks=("classification", "regression"),
             key_groups=(DENSE_HEAD, CONV_BLOCKS),
             space=_convnet_space(3),
+            series=True,
         ),
         Recipe(
             "minirocket",
@@ -134,6 +155,7 @@ REGISTRY: dict[str, Recipe] = {
             "recipes.minirocket:build_minirocket",
             key_groups=(ROCKET,),
             weight_decay=1e-3,
+            series=True,
             space={
                 **_LEARNING,
                 **_BATCH,
@@ -150,6 +172,7 @@ REGISTRY: dict[str, Recipe] = {
             "recipes.reference_models:build_ds_cnn",
             key_groups=(REFERENCE,),
             weight_decay=1e-4,
+            check=_check_ds_cnn,
         ),
         Recipe(
             "mobilenet_v1",

@@ -215,9 +215,9 @@ def test_csv_unterminated_quote_is_malformed(tmp_path):
 def test_csv_long_row_is_caught_wherever_the_parser_chunks_meet(tmp_path, monkeypatch, extra_row):
     # pandas compares a row's fields with the row before it in the same chunk, so the first row of a chunk
     # is cut to the header's width without an error; the loader must still name it.
-    import recipes.data
+    import recipes.data.tables
 
-    monkeypatch.setattr(recipes.data, "_CSV_CHUNK_ROWS", 4)
+    monkeypatch.setattr(recipes.data.tables, "_CSV_CHUNK_ROWS", 4)
     rows = [f"{index},{index % 2}" for index in range(12)]
     rows[extra_row - 1] += ",7"
     source = _write(tmp_path / "long.csv", "a,label\n" + "\n".join(rows) + "\n")
@@ -226,9 +226,9 @@ def test_csv_long_row_is_caught_wherever_the_parser_chunks_meet(tmp_path, monkey
 
 
 def test_csv_bad_cell_in_a_later_chunk_names_its_line(tmp_path, monkeypatch):
-    import recipes.data
+    import recipes.data.tables
 
-    monkeypatch.setattr(recipes.data, "_CSV_CHUNK_ROWS", 3)
+    monkeypatch.setattr(recipes.data.tables, "_CSV_CHUNK_ROWS", 3)
     rows = [f"{index},{index % 2}" for index in range(10)]
     rows[7] = "\n,\n7 x,1"  # two blank rows before it
     source = _write(tmp_path / "late.csv", "a,label\n" + "\n".join(rows) + "\n")

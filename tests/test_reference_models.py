@@ -14,8 +14,9 @@ from recipes.catalog import describe_recipes
 from recipes.config import TrainConfig, validate
 from recipes.layers import DataSpec
 from recipes.macs import count_macs
-from recipes.models import BUILDERS, build_model
+from recipes.models import build_model
 from recipes.reference_models import REFERENCE_SPECS
+from recipes.registry import REGISTRY
 from recipes.training import train
 
 pytestmark = pytest.mark.slow  # trains many models: left out of the quick subset (-m "not slow")
@@ -111,7 +112,7 @@ def test_catalog_lists_every_recipe_with_parameters_and_macs():
     result = CliRunner().invoke(cli.app, ["recipes", "--json"])
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert list(rows) == list(BUILDERS)
+    assert list(rows) == list(REGISTRY)
     for recipe, parameters in REFERENCE_PARAMETERS.items():
         assert rows[recipe]["parameters"] == parameters and rows[recipe]["macs"] == REFERENCE_MACS[recipe]
         assert tuple(rows[recipe]["input_shape"]) == REFERENCE_SPECS[recipe].input_shape

@@ -16,6 +16,7 @@ from recipes.dataset import Dataset, labelled
 
 _NPZ_HINT = "save it with np.savez(path, x=features, y=labels)"
 
+
 def load_npz(path: Path, windows: Any = None) -> Dataset:
     """Load arrays ``x`` (features) and ``y`` (labels) from an ``.npz`` file, never unpickling.
 

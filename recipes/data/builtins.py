@@ -8,6 +8,7 @@ from recipes.dataset import Dataset, labelled
 
 REGRESSION_BUILTINS = ("diabetes", "linnerud")
 
+
 def load_builtin(name: str) -> Dataset:
     """Load one of :data:`recipes.data.BUILTIN_DATASETS` from scikit-learn or the synthetic generator (no download)."""
     if name == "machine":

@@ -26,6 +26,7 @@ GRAYSCALE_MODES = ("L", "1", "I", "F")
 # Threads decoding files for the feature cache (Pillow and the WAV reader's numpy release the GIL while decoding).
 DECODING_THREADS = min(8, os.cpu_count() or 2)
 
+
 def check_image_size(image_size: list[int] | None) -> tuple[int, int] | None:
     """Validate ``[height, width]``."""
     if image_size is None:

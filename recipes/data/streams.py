@@ -41,10 +41,10 @@ from edge.device.windows import (
     window_starts,
 )
 from recipes.dataset import Dataset, encode_labels, labelled
+from recipes.registry import recipe_named
 
 MOTION = "motion"
 MIN_WINDOW_STEPS = 4
-SERIES_RECIPES = ("cnn1d", "minirocket")  # their models take series (steps, channels): an .npz's x is series
 
 
 @dataclass(frozen=True)
@@ -125,13 +125,13 @@ class WindowSettings:
 
 def asks_for_series(config: Any) -> bool:
     """Whether a config asks for series without windows of a stream: a ``.ts`` file, a sample rate, the spectral
-    front end, or a recipe of series (:data:`SERIES_RECIPES`). An ``.npz``'s ``x`` is then read as series (each one
-    window) rather than a table (2-D) or grayscale images (3-D)."""
+    front end, or a recipe of series (its registry row's ``series``). An ``.npz``'s ``x`` is then read as series
+    (each one window) rather than a table (2-D) or grayscale images (3-D)."""
     return (
         Path(str(config.data)).suffix.lower() == SUFFIX
         or config.sample_rate is not None
         or config.front_end != "raw"
-        or config.recipe in SERIES_RECIPES
+        or recipe_named(config.recipe).series
     )
 
 
