@@ -6,12 +6,19 @@ Each script runs as ``python benchmarks/NAME.py`` from anywhere; it imports this
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the scripts import the project's packages
     sys.path.insert(0, str(ROOT))
+
+
+def smoke() -> bool:
+    """Whether the suite runs this script as a smoke test (``EDGE_RECIPES_SMOKE=1``, tests/test_benchmarks.py): the
+    least work that runs every line once, one epoch, one data set; its figures mean nothing."""
+    return os.environ.get("EDGE_RECIPES_SMOKE") == "1"
 
 
 def run_parser(description: str) -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import prepare_run, run_parser
+from common import prepare_run, run_parser, smoke
 
 EXPORTS = (  # label, compression options (None: the plain export)
     ("plain", None),
@@ -54,6 +54,8 @@ def measure(run: Path, workspace: Path, prune: float) -> tuple[dict[str, Any], f
     rows: dict[str, Any] = {}
     keras_accuracy = 0.0
     for label, options in EXPORTS:
+        if smoke() and options is not None:
+            options = {**options, "prune_epochs": 1, "qat_epochs": 1}
         copy = Path(
             shutil.copytree(
                 run,
@@ -66,13 +68,16 @@ def measure(run: Path, workspace: Path, prune: float) -> tuple[dict[str, Any], f
             settings = CompressionSettings(
                 prune=prune if options.get("prune") else None,
                 qat=bool(options.get("qat")),
-                **{key: value for key, value in options.items() if key == "prune_block"},
+                **{
+                    key: value for key, value in options.items() if key in ("prune_block", "prune_epochs", "qat_epochs")
+                },
             )
         print(f"exporting {label} ...", flush=True)
         started = time.perf_counter()
-        report = export_run(copy, ["float32", "int8"] if options is None else ["int8"], compression=settings)
+        variants = ["float32", "int8"] if options is None else ["int8"]
+        report = export_run(copy, variants, compression=settings, keep_failing=smoke())  # smoke: 1 epoch of noise
         seconds = time.perf_counter() - started
-        keras_accuracy = report.keras_accuracy
+        keras_accuracy = report.keras["keras_accuracy"]
         for result in report.variants:
             if options is None or result.name != "int8":
                 name = result.name if label != "pruned, block 1" else "int8_pruned (block 1)"

@@ -24,8 +24,6 @@ import platform
 import tempfile
 from pathlib import Path
 
-import common  # noqa: F401  (puts the project on the import path)
-
 CALIBRATION_EXAMPLES = 100
 # The int8 files MLCommons publishes for the reference models, in bytes (mlcommons/tiny at commit
 # 1afd2c9820f795965a6134facd0b4dfae41ef23f, benchmark/training/<task>/trained_models/).

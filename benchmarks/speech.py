@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import common  # noqa: F401  (puts the project on the import path)
+import common  # puts the project on the import path
 from speech_clips import tools_missing, write_clips
 
 
@@ -48,7 +48,8 @@ def main() -> None:
     if tools_missing():
         raise SystemExit(f"error: {' and '.join(tools_missing())} not found; install Debian's espeak-ng and sox")
     if not (args.folder / "held_out").is_dir():
-        write_clips(args.folder, per_class=args.per_class, seed=args.seed)
+        held_out = {"held_out_per_class": 1} if common.smoke() else {}
+        write_clips(args.folder, per_class=args.per_class, seed=args.seed, **held_out)
 
     from edge.export import export_run
     from recipes.config import resolve_config

@@ -22,8 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import common  # noqa: F401  (puts the project on the import path)
-
 
 def epochs_to_reach(records: list[Any], target: float) -> int | None:
     """Epochs trained, in trial order, until a trial's dev accuracy reaches ``target`` (None: never)."""
@@ -38,7 +36,7 @@ def epochs_to_reach(records: list[Any], target: float) -> int | None:
 def run_search(tuner: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One search, in this process; the records and the best trial's dev and test accuracy."""
     from recipes.training import evaluate, prepare_data
-    from tuning.hypermodel import RecipeHyperModel
+    from tuning.hypermodel import RecipeHyperModel, SearchData
     from tuning.report import best_records, read_trials
     from tuning.search import run_round, start
     from tuning.settings import resolve_settings
@@ -60,7 +58,8 @@ def run_search(tuner: str, out: Path, args: argparse.Namespace) -> dict[str, Any
     seconds = time.perf_counter() - started
     records = read_trials(settings.project_dir(1), 1)
     best = best_records(records, settings.direction, 1)[0]
-    hypermodel = RecipeHyperModel(settings.base, settings.space, data, settings.objective, settings.direction)
+    search_data = SearchData(settings.base, data)
+    hypermodel = RecipeHyperModel(settings.base, settings.space, search_data, settings.objective, settings.direction)
     tuner_object = make_tuner(settings, hypermodel, 1)
     model = tuner_object.get_best_models(1)[0]
     metrics = evaluate(model, data)

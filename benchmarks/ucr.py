@@ -34,7 +34,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import common  # noqa: F401  (puts the project on the import path)
 import numpy as np
 
 DEV_SHARE = 0.2  # of the TRAIN file, stratified: the dev split early stopping watches

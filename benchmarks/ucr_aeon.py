@@ -17,8 +17,8 @@ header) are skipped. It imports aeon and numpy only, not the project.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -42,11 +42,13 @@ def classification_sets(root: Path) -> list[str]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the cache folder ucr.py reads")
+    out = parser.parse_args().out
     import aeon
     from aeon.classification.convolution_based import MiniRocketClassifier
     from aeon.datasets import load_classification
 
-    out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
     root = Path(aeon.__file__).parent / "datasets" / "data"
     figures = {"aeon": aeon.__version__, "sets": {}}
