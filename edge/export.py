@@ -29,13 +29,14 @@ from edge.convert import convert_for_device, convert_model, split_standardizatio
 from edge.device.errors import UserError, unknown_choice
 from edge.device.manifest import MANIFEST_NAME
 from edge.device.model import DECISION_RULE, EdgeModel
+from edge.device.tasks import TASKS
 from edge.firmware import FOLDER as FIRMWARE_FOLDER
 from edge.firmware import Firmware, write_firmware
 from edge.front_end_c import front_end_kind
 from edge.manifest import build_manifest
 from edge.micro import MicroCheck, c_array_sources, c_identifier, measure_arena, micro_available, micro_check
 from edge.operators import OperatorReport, operator_report
-from edge.parity import MEASURES, AnomalyParity, Parity, RegressionParity
+from edge.parity import AnomalyParity, Parity, RegressionParity
 from edge.per_tensor import NarrowingResult, narrow_against_keras
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
 from edge.quantization_report import LayerError, layer_errors
@@ -646,7 +647,7 @@ def _measured(
         target_names=inputs.data.get("target_names"),
         output_standardization=output,
     )
-    parity = MEASURES[inputs.task.name](
+    parity = TASKS[inputs.task.name].function("parity")(
         edge_model, variant, inputs.x_test, inputs.y_test, keras_outputs, inputs.threshold
     )
     return edge_model, parity

@@ -18,8 +18,9 @@ import numpy as np
 
 from edge.arena import ALIGNMENT, smallest_arena
 from edge.device.errors import first_line, printable
-from edge.device.model import EdgeModel, is_anomaly
+from edge.device.model import EdgeModel
 from edge.device.native_output import captured_native_output
+from edge.device.tasks import TASKS
 
 ARENA_NOT_MEASURED = "arena not measured (install the micro extra: pip install 'edge-recipes[micro]')"
 BYTES_PER_LINE = 12
@@ -99,7 +100,7 @@ class MicroCheck:
         note: one line for the report: the arena needed, or why it was not measured.
         arena_bytes: smallest tensor arena (bytes) with which the model allocated and ran.
         examples: examples compared with LiteRT.
-        agreement: share of examples on which TFLite Micro answers as LiteRT does (:data:`AGREEMENT`: the
+        agreement: share of examples on which TFLite Micro answers as LiteRT does (the task's ``agrees``: the
             argmax, an anomaly detector's decision at its threshold, a regression's every value within one
             output step).
         exact: share of examples whose raw output tensor equals LiteRT's bit for bit.
@@ -160,7 +161,7 @@ def micro_check(model: EdgeModel, x: np.ndarray) -> MicroCheck:
         )
     outputs = outputs.reshape(len(prepared), -1)
     difference = np.abs(model.dequantize(outputs) - model.dequantize(expected))
-    agreement = np.mean(AGREEMENT[model.task](model, outputs, expected))
+    agreement = np.mean(TASKS[model.task].function("agrees")(model, outputs, expected))
     return MicroCheck(
         measured=True,
         note=(
@@ -218,23 +219,6 @@ def _run_on_host(content: bytes, prepared: np.ndarray) -> tuple[np.ndarray | Non
     recorded = _RECORDED_TOTAL.search(captured.text)
     arena = smallest_arena(content, prepared[:1], int(recorded.group(1)), generous) if recorded else None
     return outputs, None, arena
-
-
-# Per example, whether TFLite Micro's raw outputs answer as LiteRT's do, by what the outputs are (EdgeModel.task).
-AGREEMENT = {
-    "classification": lambda model, outputs, expected: outputs.argmax(axis=1) == expected.argmax(axis=1),
-    "anomaly": lambda model, outputs, expected: (
-        is_anomaly(model.dequantize(outputs), model.threshold)
-        == is_anomaly(model.dequantize(expected), model.threshold)
-    ).reshape(-1),
-    "regression": lambda model, outputs, expected: (
-        (np.abs(outputs.astype(np.int64) - expected.astype(np.int64)) <= (1 if model.output.quantized else 0)).all(
-            axis=1
-        )
-        if model.output.quantized
-        else np.isclose(outputs, expected, rtol=1e-5, atol=1e-6).all(axis=1)
-    ),
-}
 
 
 def _invoke(interpreter: Any, example: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ A classifier is compared by its class probabilities and argmax (:class:`Parity`)
 whose one output is its anomaly score, by the AUC and by its decisions at the run's threshold
 (:class:`AnomalyParity`); a regression by its values in target units and its R² (:class:`RegressionParity`).
 Each kind says what Keras scored (``keras_summary``) and how it shows in the export's table (``columns``,
-``row``); :data:`MEASURES` picks the kind by the run's task.
+``row``); the task's row of :data:`edge.device.tasks.TASKS` names the kind.
 """
 
 from __future__ import annotations
@@ -99,7 +99,12 @@ class Parity:
 
 
 def measure_parity(
-    model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray, keras_outputs: np.ndarray
+    model: EdgeModel,
+    variant: Variant,
+    x: np.ndarray,
+    y: np.ndarray,
+    keras_outputs: np.ndarray,
+    threshold: float | None = None,
 ) -> Parity:
     """Run ``model`` on ``x`` and compare its outputs with the Keras model's.
 
@@ -121,8 +126,8 @@ def measure_parity(
         agreement=float(np.mean(predicted == keras_predicted)),
         max_abs_diff=float(difference.max()),
         mean_abs_diff=float(difference.mean()),
-        max_abs_diff_limit=variant.max_abs_diff,
-        max_accuracy_drop=variant.max_accuracy_drop,
+        max_abs_diff_limit=variant.tolerance("classification").max_abs_diff,
+        max_accuracy_drop=variant.tolerance("classification").max_accuracy_drop,
         classes=class_report(y, predicted, model.class_names),
         keras_classes=class_report(y, keras_predicted, model.class_names),
     )
@@ -247,8 +252,8 @@ def measure_anomaly_parity(
         mean_abs_diff=float(difference.mean()),
         score_range=(float(scores.min()), float(scores.max())),
         keras_score_range=(float(keras_scores.min()), float(keras_scores.max())),
-        max_auc_drop=variant.max_auc_drop,
-        min_decision_agreement=variant.min_decision_agreement,
+        max_auc_drop=variant.tolerance("anomaly").max_auc_drop,
+        min_decision_agreement=variant.tolerance("anomaly").min_decision_agreement,
         classes=class_report(y, np.asarray(decided, np.int64), ANOMALY_CLASS_NAMES),
         keras_classes=class_report(y, np.asarray(keras_decided, np.int64), ANOMALY_CLASS_NAMES),
     )
@@ -351,7 +356,12 @@ class RegressionParity:
 
 
 def measure_regression_parity(
-    model: EdgeModel, variant: Variant, x: np.ndarray, y: np.ndarray, keras_values: np.ndarray
+    model: EdgeModel,
+    variant: Variant,
+    x: np.ndarray,
+    y: np.ndarray,
+    keras_values: np.ndarray,
+    threshold: float | None = None,
 ) -> RegressionParity:
     """Run a regression's variant on ``x`` and compare its values with the Keras model's and with the targets.
 
@@ -379,16 +389,6 @@ def measure_regression_parity(
         max_abs_diff=[float(value) for value in difference.max(axis=0)],
         mean_abs_diff=[float(value) for value in difference.mean(axis=0)],
         target_std=[float(value) for value in y.std(axis=0)],
-        max_relative_error=variant.max_relative_error,
-        max_r2_drop=variant.max_r2_drop,
+        max_relative_error=variant.tolerance("regression").max_relative_error,
+        max_r2_drop=variant.tolerance("regression").max_r2_drop,
     )
-
-
-# The parity of each task: (model, variant, raw inputs, labels, Keras outputs, threshold) -> its parity.
-MEASURES = {
-    "classification": lambda model, variant, x, y, keras, threshold: measure_parity(model, variant, x, y, keras),
-    "anomaly": lambda model, variant, x, y, keras, threshold: measure_anomaly_parity(
-        model, variant, x, y, keras, threshold
-    ),
-    "regression": lambda model, variant, x, y, keras, threshold: measure_regression_parity(model, variant, x, y, keras),
-}

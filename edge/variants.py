@@ -20,6 +20,47 @@ DEFAULT_CALIBRATION_SAMPLES = 300
 
 
 @dataclass(frozen=True)
+class ClassifierTolerance:
+    """How far a classifier's variant may be from Keras on the test split.
+
+    Args:
+        max_abs_diff: largest allowed absolute difference of any output probability.
+        max_accuracy_drop: largest allowed drop of test accuracy below Keras's, in percentage points.
+    """
+
+    max_abs_diff: float
+    max_accuracy_drop: float
+
+
+@dataclass(frozen=True)
+class AnomalyTolerance:
+    """How far an anomaly detector's variant may be from Keras on the test split.
+
+    Args:
+        max_auc_drop: largest allowed drop of the test AUC below Keras's.
+        min_decision_agreement: smallest allowed share of test examples whose decision (score at or above the
+            threshold) is Keras's.
+    """
+
+    max_auc_drop: float
+    min_decision_agreement: float
+
+
+@dataclass(frozen=True)
+class RegressionTolerance:
+    """How far a regression's variant may be from Keras on the test split.
+
+    Args:
+        max_relative_error: largest allowed mean absolute difference from Keras's values, in units of each
+            target's standard deviation on the test split.
+        max_r2_drop: largest allowed drop of the test R² below Keras's.
+    """
+
+    max_relative_error: float
+    max_r2_drop: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class Variant:
     """How one variant is converted, stored and judged.
 
@@ -30,14 +71,9 @@ class Variant:
         weight_type: ``"float16"`` to store weights as float16, else None.
         full_integer: full-integer quantization with a representative data set (int8 kernels only).
         options: the export options this variant accepts besides the common ones.
-        max_abs_diff: largest allowed absolute difference of any output probability from Keras.
-        max_accuracy_drop: largest allowed drop of test accuracy below Keras, in percentage points.
-        max_auc_drop: anomaly detection: largest allowed drop of the test AUC below Keras's.
-        min_decision_agreement: anomaly detection: smallest allowed share of test examples whose decision
-            (score at or above the threshold) is Keras's.
-        max_relative_error: regression: largest allowed mean absolute difference from Keras's values, in
-            units of each target's standard deviation on the test split.
-        max_r2_drop: regression: largest allowed drop of the test R² below Keras's.
+        tolerances: per task of :data:`recipes.tasks.TASKS`, the tolerance it is held to against Keras
+            (:class:`ClassifierTolerance`, :class:`AnomalyTolerance`, :class:`RegressionTolerance`); a task it
+            has none for is one the variant does not export.
         per_channel_trained: the weights were trained on the converter's per-channel grid (quantization-aware
             training), so export never rewrites them per tensor.
     """
@@ -47,19 +83,29 @@ class Variant:
     optimize: bool
     weight_type: str | None
     full_integer: bool
-    options: tuple[str, ...]
-    max_abs_diff: float
-    max_accuracy_drop: float
-    max_auc_drop: float
-    min_decision_agreement: float
-    max_relative_error: float = 1e-4
-    max_r2_drop: float = 1e-4
+    options: tuple[str, ...] = ()
+    tolerances: dict[str, ClassifierTolerance | AnomalyTolerance | RegressionTolerance]
     per_channel_trained: bool = False
 
     @property
     def filename(self) -> str:
         """The variant's file inside ``edge/``, e.g. ``model_int8.tflite``."""
         return f"model_{self.name}.tflite"
+
+    def tolerance(self, task: str):
+        """The tolerance of ``task`` (a name of :data:`recipes.tasks.TASKS`).
+
+        Raises:
+            UserError: the variant is not exported for that task (compressed variants: classifiers only).
+        """
+        if task not in self.tolerances:
+            raise UserError(f"the {self.name} variant is not exported for a {task} task; choose another variant")
+        return self.tolerances[task]
+
+
+def _tolerances(classifier: tuple[float, float], anomaly: tuple[float, float], regression: tuple[float, float] | None):
+    found = {"classification": ClassifierTolerance(*classifier), "anomaly": AnomalyTolerance(*anomaly)}
+    return found | ({"regression": RegressionTolerance(*regression)} if regression else {})
 
 
 # Classifier tolerances: float32 is the same arithmetic in another runtime (measured max diff ~4e-7).
@@ -82,49 +128,37 @@ VARIANTS: dict[str, Variant] = {
     variant.name: variant
     for variant in (
         Variant(
-            "float32", "float32 weights and activations (reference)", False, None, False, (), 1e-5, 0.0, 0.001, 0.99
+            name="float32",
+            description="float32 weights and activations (reference)",
+            optimize=False,
+            weight_type=None,
+            full_integer=False,
+            tolerances=_tolerances((1e-5, 0.0), (0.001, 0.99), (1e-4, 1e-4)),
         ),
         Variant(
-            "float16",
-            "float16 weights, float32 compute",
-            True,
-            "float16",
-            False,
-            (),
-            5e-3,
-            0.5,
-            0.002,
-            0.99,
-            5e-3,
-            2e-3,
+            name="float16",
+            description="float16 weights, float32 compute",
+            optimize=True,
+            weight_type="float16",
+            full_integer=False,
+            tolerances=_tolerances((5e-3, 0.5), (0.002, 0.99), (5e-3, 2e-3)),
         ),
         Variant(
-            "dynamic",
-            "dynamic-range: int8 weights, float activations",
-            True,
-            None,
-            False,
-            (),
-            5e-2,
-            1.0,
-            0.005,
-            0.98,
-            0.05,
-            0.01,
+            name="dynamic",
+            description="dynamic-range: int8 weights, float activations",
+            optimize=True,
+            weight_type=None,
+            full_integer=False,
+            tolerances=_tolerances((5e-2, 1.0), (0.005, 0.98), (0.05, 0.01)),
         ),
         Variant(
-            "int8",
-            "full integer: int8 weights and activations (TFLite Micro)",
-            True,
-            None,
-            True,
-            ("calibration_samples", "float_io"),
-            0.25,
-            1.0,
-            0.01,
-            0.97,
-            0.1,
-            0.02,
+            name="int8",
+            description="full integer: int8 weights and activations (TFLite Micro)",
+            optimize=True,
+            weight_type=None,
+            full_integer=True,
+            options=("calibration_samples", "float_io"),
+            tolerances=_tolerances((0.25, 1.0), (0.01, 0.97), (0.1, 0.02)),
         ),
     )
 }
@@ -132,46 +166,38 @@ VARIANTS: dict[str, Variant] = {
 # Compressed variants: the int8 conversion of a model fine-tuned by edge.compress (``--prune``, ``--qat``),
 # not chosen by --quantization. A fine-tuned model is a different function from the Keras model, so its
 # outputs have no difference limit (1.0: probabilities differ by at most 1); its accuracy is held to
-# int8's: within 1 point of Keras. Compression refuses anomaly runs, so int8's anomaly limits stand in.
+# int8's: within 1 point of Keras. Compression fine-tunes classifiers only, so they have no other tolerance.
+_COMPRESSED = {"classification": ClassifierTolerance(1.0, 1.0)}
 COMPRESSED_VARIANTS: dict[str, Variant] = {
     variant.name: variant
     for variant in (
         Variant(
-            "int8_pruned",
-            "int8 after magnitude pruning (tfmot)",
-            True,
-            None,
-            True,
-            ("calibration_samples", "float_io"),
-            1.0,
-            1.0,
-            0.01,
-            0.97,
+            name="int8_pruned",
+            description="int8 after magnitude pruning (tfmot)",
+            optimize=True,
+            weight_type=None,
+            full_integer=True,
+            options=("calibration_samples", "float_io"),
+            tolerances=_COMPRESSED,
         ),
         Variant(
-            "int8_qat",
-            "int8 after quantization-aware training (tfmot)",
-            True,
-            None,
-            True,
-            ("calibration_samples", "float_io"),
-            1.0,
-            1.0,
-            0.01,
-            0.97,
+            name="int8_qat",
+            description="int8 after quantization-aware training (tfmot)",
+            optimize=True,
+            weight_type=None,
+            full_integer=True,
+            options=("calibration_samples", "float_io"),
+            tolerances=_COMPRESSED,
             per_channel_trained=True,
         ),
         Variant(
-            "int8_pruned_qat",
-            "int8 after pruning, then sparsity-preserving QAT (tfmot)",
-            True,
-            None,
-            True,
-            ("calibration_samples", "float_io"),
-            1.0,
-            1.0,
-            0.01,
-            0.97,
+            name="int8_pruned_qat",
+            description="int8 after pruning, then sparsity-preserving QAT (tfmot)",
+            optimize=True,
+            weight_type=None,
+            full_integer=True,
+            options=("calibration_samples", "float_io"),
+            tolerances=_COMPRESSED,
             per_channel_trained=True,
         ),
     )

@@ -35,8 +35,9 @@ def test_each_variant_loads_in_litert_and_meets_its_tolerance(shared, name):
     keras_accuracy = float(np.mean(shared.keras_outputs.argmax(1) == shared.y_test))
     accuracy = float(np.mean(outputs.argmax(1) == shared.y_test))
     agreement = float(np.mean(outputs.argmax(1) == shared.keras_outputs.argmax(1)))
-    assert max_diff <= variant.max_abs_diff
-    assert 100 * (keras_accuracy - accuracy) <= variant.max_accuracy_drop + 1e-9
+    tolerance = variant.tolerance("classification")
+    assert max_diff <= tolerance.max_abs_diff
+    assert 100 * (keras_accuracy - accuracy) <= tolerance.max_accuracy_drop + 1e-9
     assert agreement >= 0.98
     assert keras_accuracy > 0.95  # the model learned something, so parity means something
     reported = next(result for result in shared.report.variants if result.name == name)

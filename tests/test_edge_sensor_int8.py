@@ -208,7 +208,11 @@ def failing_int8(monkeypatch):
     """Hold int8 to an impossible tolerance (no output may differ from Keras at all)."""
     import edge.variants
 
-    monkeypatch.setitem(edge.variants.VARIANTS, "int8", replace(edge.variants.VARIANTS["int8"], max_abs_diff=0.0))
+    int8 = edge.variants.VARIANTS["int8"]
+    impossible = replace(int8.tolerance("classification"), max_abs_diff=0.0)
+    monkeypatch.setitem(
+        edge.variants.VARIANTS, "int8", replace(int8, tolerances={**int8.tolerances, "classification": impossible})
+    )
 
 
 def test_a_failing_variant_is_not_written_and_exits_1(runs, tmp_path, monkeypatch):

@@ -380,6 +380,8 @@ def test_predict_on_damaged_files_exits_0_or_2_with_one_line(seeds, tmp_path):
         ("class_names", -(2**31)),  # found by the fuzz: a TypeError listing the labels
         ("class_names", [["yes", "no"], "up"]),  # nested lists printed as labels "['yes', 'no']"
         ("class_names", [{"name": "yes"}]),
+        ("task", ["classification"]),
+        ("task", "clasification"),
         ("format", "3"),
         ("format", 0),
         ("format", None),

@@ -72,3 +72,19 @@ def test_adding_a_recipe_is_one_registry_row_and_its_builder(monkeypatch, tmp_pa
     )
     assert tuned.exit_code == 0, tuned.output
     assert (tmp_path / "tune" / "iris-toy-random" / "best.yaml").is_file()
+
+
+def test_the_edge_side_knows_every_task_in_one_row_each():
+    """The device's task rows are keyed like recipes.tasks.TASKS, every function they name exists, and every variant
+    states a tolerance for each task it is exported for."""
+    from edge.device.tasks import TASKS as EDGE_TASKS
+    from edge.variants import COMPRESSED_VARIANTS, VARIANTS
+
+    assert list(EDGE_TASKS) == list(TASKS)
+    for task in EDGE_TASKS.values():
+        for role in ("predict", "agrees", "parity"):
+            assert callable(task.function(role)), (task.name, role)
+    for variant in VARIANTS.values():
+        assert set(variant.tolerances) == set(TASKS)
+    for variant in COMPRESSED_VARIANTS.values():
+        assert set(variant.tolerances) == {"classification"}  # compression fine-tunes classifiers only

@@ -273,7 +273,7 @@ def violations(measurement: Measurement, budget: Budget) -> list[str]:
     from edge.variants import VARIANTS
 
     reasons = []
-    tolerance = VARIANTS["int8"].max_accuracy_drop
+    tolerance = VARIANTS["int8"].tolerance("classification").max_accuracy_drop
     if measurement.int8_accuracy is not None and measurement.keras_accuracy is not None:
         drop = 100 * (measurement.keras_accuracy - measurement.int8_accuracy)
         if drop > tolerance + 1e-9:

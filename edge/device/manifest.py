@@ -12,6 +12,7 @@ from typing import Any
 from edge.device.errors import UserError
 from edge.device.preprocessing import Standardization
 from edge.device.series_files import RESAMPLED
+from edge.device.tasks import TASKS
 from edge.device.windows import FRONT_ENDS
 from edge.device.windows import KIND as WINDOWS
 
@@ -36,6 +37,8 @@ class ManifestEntry:
         failing: the export marked the model as outside its tolerance.
         target_names: a regression's output names, else None.
         output_standardization: a regression's target statistics, for a model that outputs z-scores, else None.
+        task: the manifest's ``task``, a row of :data:`edge.device.tasks.TASKS` (a manifest of format 1, without
+            one, describes a classifier).
     """
 
     sha256: str | None
@@ -46,6 +49,7 @@ class ManifestEntry:
     failing: bool = False
     target_names: list[str] | None = None
     output_standardization: Standardization | None = None
+    task: str = "classification"
 
 
 def manifest_entry(path: Path) -> ManifestEntry | None:
@@ -100,10 +104,17 @@ def manifest_entry(path: Path) -> ManifestEntry | None:
             variant.get("failing") is True,
             _names(target_names),
             None if output is None else Standardization.from_dict(output, str(manifest_path)),
+            manifest.get("task", "classification"),
         )
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError):
         raise UserError(damaged) from None
-    if (threshold is not None and not math.isfinite(threshold)) or _front_end_damaged(entry.front_end):
+    if (
+        not isinstance(entry.task, str)
+        or entry.task not in TASKS
+        or (threshold is not None and not math.isfinite(threshold))
+    ):
+        raise UserError(damaged)
+    if _front_end_damaged(entry.front_end):
         raise UserError(damaged)
     return entry
 

@@ -120,8 +120,10 @@ class EdgeModel:
         target_names: list[str] | None = None,
         output_standardization: Standardization | None = None,
         exported: bool = False,
+        task: str | None = None,
     ) -> None:
         self.source = source
+        self._task = task
         self.exported = exported
         self.content = bytes(content)
         self._num_threads = num_threads
@@ -169,8 +171,11 @@ class EdgeModel:
 
     @property
     def task(self) -> str:
-        """What the model's outputs are: ``"anomaly"`` (a score, with a threshold), ``"regression"`` (values,
-        with target names) or ``"classification"`` (class probabilities)."""
+        """What the model's outputs are, a row of :data:`edge.device.tasks.TASKS`: the manifest's ``task``; for a
+        model without one, ``"anomaly"`` (a score, with a threshold), ``"regression"`` (values, with target names)
+        or ``"classification"`` (class probabilities)."""
+        if self._task is not None:
+            return self._task
         if self.threshold is not None:
             return "anomaly"
         return "classification" if self.target_names is None else "regression"
@@ -188,6 +193,7 @@ class EdgeModel:
             standardization=self.standardization,
             target_names=self.target_names,
             output_standardization=self.output_standardization,
+            task=self._task,
         )
 
     @classmethod
@@ -232,6 +238,7 @@ class EdgeModel:
             entry.target_names,
             entry.output_standardization,
             exported=True,
+            task=entry.task,
         )
 
     @property

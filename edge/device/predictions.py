@@ -13,6 +13,7 @@ import numpy as np
 from edge.device.errors import UserError, printable
 from edge.device.inputs import folder_files, read_files, read_labelled_inputs, unknown_labels_note
 from edge.device.model import EdgeModel, is_anomaly
+from edge.device.tasks import TASKS
 from edge.device.windows import KIND as WINDOWS
 from edge.device.windows import stream_windows
 
@@ -31,7 +32,7 @@ def _predict_folder(model: EdgeModel, folder: Path, k: int) -> list[Any]:
         offset = len(predictions)
         chunk = [
             FilePrediction(replace(one, index=one.index + offset), file)
-            for one, file in zip(PREDICTIONS[model.task](model, inputs.x, k), inputs.files or [], strict=True)
+            for one, file in zip(_predictions(model, inputs.x, k), inputs.files or [], strict=True)
         ]
         if inputs.labels is not None and model.task != "anomaly":
             chunk = [LabelledPrediction(one, label) for one, label in zip(chunk, inputs.labels, strict=True)]
@@ -103,8 +104,9 @@ class AnomalyPrediction:
         )
 
 
-def anomaly_scores(model: EdgeModel, x: Any) -> list[AnomalyPrediction]:
-    """Each example's anomaly score and decision at ``model.threshold``.
+def anomaly_scores(model: EdgeModel, x: Any, k: int = 1) -> list[AnomalyPrediction]:
+    """Each example's anomaly score and decision at ``model.threshold`` (``k``: unused, as in every task's
+    ``predict`` of :data:`edge.device.tasks.TASKS`).
 
     Raises:
         UserError: the model has no threshold (it is not an anomaly detector, or its manifest is missing).
@@ -154,8 +156,8 @@ class ValuePrediction:
         )
 
 
-def regression_values(model: EdgeModel, x: Any) -> list[ValuePrediction]:
-    """Each example's values in target units, and which int8 outputs sat at their limits."""
+def regression_values(model: EdgeModel, x: Any, k: int = 1) -> list[ValuePrediction]:
+    """Each example's values in target units, and which int8 outputs sat at their limits (``k``: unused)."""
     raw = model.run(x)
     values = model.outputs(raw)
     if model.output.quantized:
@@ -298,12 +300,35 @@ def score_line(predictions: list[LabelledPrediction]) -> str | None:
     )
 
 
-# What predict prints per example, by what the model's outputs are (EdgeModel.task).
-PREDICTIONS = {
-    "classification": lambda model, x, k: top_k(model.predict(x), model.class_names, k),
-    "anomaly": lambda model, x, k: anomaly_scores(model, x),
-    "regression": lambda model, x, k: regression_values(model, x),
-}
+def top_classes(model: EdgeModel, x: Any, k: int) -> list[Prediction]:
+    """A classifier's ``k`` most probable classes per example, best first."""
+    return top_k(model.predict(x), model.class_names, k)
+
+
+def same_class(model: EdgeModel, outputs: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per example, whether two raw output rows of a classifier pick the same class."""
+    return outputs.argmax(axis=1) == expected.argmax(axis=1)
+
+
+def same_decision(model: EdgeModel, outputs: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per example, whether two raw anomaly scores fall on the same side of the threshold."""
+    return (
+        is_anomaly(model.dequantize(outputs), model.threshold)
+        == is_anomaly(model.dequantize(expected), model.threshold)
+    ).reshape(-1)
+
+
+def same_values(model: EdgeModel, outputs: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Per example, whether two raw rows of a regression's values agree: within one int8 step, or float32 within
+    rounding."""
+    if model.output.quantized:
+        return (np.abs(outputs.astype(np.int64) - expected.astype(np.int64)) <= 1).all(axis=1)
+    return np.isclose(outputs, expected, rtol=1e-5, atol=1e-6).all(axis=1)
+
+
+def _predictions(model: EdgeModel, x: Any, k: int) -> list[Any]:
+    """What predict prints per example, by the model's task (:data:`edge.device.tasks.TASKS`)."""
+    return TASKS[model.task].function("predict")(model, x, k)
 
 
 def predict_file(
@@ -336,7 +361,7 @@ def predict_file(
             raise UserError(f"input file {input_path} does not exist; pass a CSV stream of {model.source}'s channels")
         windows = stream_windows(Path(input_path), model.front_end)
         model.input_notes = [windows.note] if windows.note else []
-        predictions = PREDICTIONS[model.task](model, model.as_batch(windows.x), k)
+        predictions = _predictions(model, model.as_batch(windows.x), k)
         return model, [
             WindowPrediction(prediction, recording, float(start), float(end))
             for prediction, recording, start, end in zip(
@@ -347,7 +372,7 @@ def predict_file(
         return model, _predict_folder(model, Path(input_path), k)
     inputs = read_labelled_inputs(input_path, model)
     model.input_notes = inputs.notes
-    predictions = PREDICTIONS[model.task](model, inputs.x, k)
+    predictions = _predictions(model, inputs.x, k)
     if inputs.labels is None or model.task == "anomaly":
         return model, predictions
     return model, [
