@@ -27,8 +27,9 @@ import common  # noqa: F401  (puts the project on the import path)
 from recipes.adaptive_defaults import adapt_to_data  # noqa: E402
 from recipes.backend import import_keras  # noqa: E402
 from recipes.config import resolve_config  # noqa: E402
+from recipes.input_pipeline import prepare_data  # noqa: E402
 from recipes.models import build_model  # noqa: E402
-from recipes.training import EVALUATION_BATCH, compile_model, fit, prepare_data  # noqa: E402
+from recipes.training import EVALUATION_BATCH, compile_model, fit
 
 
 def main() -> None:

@@ -35,7 +35,8 @@ def epochs_to_reach(records: list[Any], target: float) -> int | None:
 
 def run_search(tuner: str, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One search, in this process; the records and the best trial's dev and test accuracy."""
-    from recipes.training import evaluate, prepare_data
+    from recipes.input_pipeline import prepare_data
+    from recipes.training import evaluate
     from tuning.hypermodel import RecipeHyperModel, SearchData
     from tuning.report import best_records, read_trials
     from tuning.search import run_round, start
@@ -79,7 +80,7 @@ def svc_baseline() -> dict[str, float]:
     from sklearn.svm import SVC
 
     from recipes.config import TrainConfig
-    from recipes.training import prepare_data
+    from recipes.input_pipeline import prepare_data
 
     data = prepare_data(TrainConfig(seed=0))
     (x_train, y_train), (x_dev, y_dev), (x_test, y_test) = (data.part(part) for part in ("train", "dev", "test"))

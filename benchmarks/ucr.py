@@ -65,6 +65,7 @@ def dev_indices(labels: np.ndarray, share: float, seed: int) -> np.ndarray:
 
 def run_set(name: str, archive: Path, recipe: str, overrides: list[str], workspace: Path) -> dict:
     """Train ``recipe`` on one set's official split, export it and score its int8 file on the TEST file."""
+    import recipes.input_pipeline as input_pipeline
     import recipes.training as training
     from edge.device.model import EdgeModel
     from edge.export import export_run
@@ -88,8 +89,8 @@ def run_set(name: str, archive: Path, recipe: str, overrides: list[str], workspa
 
     def prepare_official(config, progress=None):  # the official split instead of the project's own
         prepared = prepare(config, progress)
-        spec = training.data_spec(prepared.dataset, official, prepared.task)
-        return training.PreparedData(prepared.dataset, official, spec, prepared.task, prepared.note)
+        spec = input_pipeline.data_spec(prepared.dataset, official, prepared.task)
+        return input_pipeline.PreparedData(prepared.dataset, official, spec, prepared.task, prepared.note)
 
     steps = x_train.shape[1]
     config = resolve_config(

@@ -49,10 +49,11 @@ from edge.fusion import LINEAR_LAYERS, fuse_for_quantization
 from edge.twin import ZSCORE_LAYER, build_twin, check_same_outputs
 from edge.variants import DEFAULT_CALIBRATION_SAMPLES
 from recipes.config import TrainConfig
+from recipes.input_pipeline import PreparedData
 from recipes.layers import DataSpec
 from recipes.records import on_disk
 from recipes.tasks import CLASSIFICATION
-from recipes.training import DEV_NAMES, EVALUATION_BATCH, PreparedData, compile_model, fit_keras
+from recipes.training import DEV_NAMES, EVALUATION_BATCH, compile_model, fit_keras
 
 DEFAULT_PRUNE_EPOCHS = 20
 DEFAULT_PRUNE_BLOCK = 16
@@ -515,7 +516,7 @@ def _prune(
     """Magnitude-prune every linear layer to ``settings.prune`` while fine-tuning; return the stripped model."""
     import tf_keras
 
-    from recipes.training import batch_size_for
+    from recipes.input_pipeline import batch_size_for
 
     sparsity = tfmot.sparsity.keras
     train_examples = len(data.split.train)

@@ -14,33 +14,32 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edge.analyze import CycleCosts, analyze_model
-from edge.anomaly import SCORE_SPAN, borderline_examples, quantized_threshold, threshold_warning
+from edge.anomaly import SCORE_SPAN, borderline_examples, threshold_warning
 from edge.bundle import write_bundle
 from edge.compress import CompressedModel, CompressionSettings, compress_model, history_csv
 from edge.convert import calibration_samples as draw_calibration
 from edge.convert import convert_for_device, convert_model, split_standardization
 from edge.device.errors import UserError, unknown_choice
 from edge.device.manifest import MANIFEST_NAME
-from edge.device.model import DECISION_RULE, EdgeModel
+from edge.device.model import EdgeModel
 from edge.device.tasks import TASKS
+from edge.export_report import CompressionReport, ExportReport, VariantResult
 from edge.firmware import FOLDER as FIRMWARE_FOLDER
-from edge.firmware import Firmware, write_firmware
-from edge.front_end_c import front_end_kind
+from edge.firmware import write_run_firmware
 from edge.manifest import build_manifest
-from edge.micro import MicroCheck, c_array_sources, c_identifier, measure_arena, micro_available, micro_check
-from edge.operators import OperatorReport, operator_report
+from edge.micro import MicroCheck, micro_available, micro_check, write_c_array
+from edge.operators import operator_report
 from edge.parity import AnomalyParity, Parity, RegressionParity
-from edge.per_tensor import NarrowingResult, narrow_against_keras
+from edge.per_tensor import narrow_against_keras
 from edge.quantization_report import EXAMPLES as QUANTIZATION_EXAMPLES
 from edge.quantization_report import LayerError, layer_errors
-from edge.static_batch import batch_of_one
 from edge.variants import (
     COMPRESSED_VARIANTS,
     DEFAULT_CALIBRATION_SAMPLES,
@@ -64,144 +63,12 @@ from recipes.rundir import (
 
 # Test examples run one at a time on the TFLite Micro host interpreter (a slow, exact reference).
 MICRO_EXAMPLES = 1000
-FIRMWARE_EXAMPLES = 20  # raw test examples in the firmware's example/examples.h
 
 EDGE_DIR = "edge"
 STAGING_PREFIX = f".{EDGE_DIR}-staging-"  # an export is built in a hidden folder of the run named so
 REPORT_NAME = "report.json"
 QUANTIZATION_REPORT_NAME = "quantization.json"
 MICRO_VARIANTS = ("int8", *COMPRESSED_VARIANTS)  # full-integer variants written out as C arrays for TFLite Micro
-
-
-@dataclass
-class VariantResult:
-    """One exported variant: its file, parity with Keras, operators, gzip size and weight sparsity."""
-
-    name: str
-    file: str
-    bytes: int
-    ratio_to_float32: float | None
-    parity: Parity | AnomalyParity | RegressionParity
-    operators: OperatorReport
-    gzip_bytes: int
-    sparsity: float
-    quantization: NarrowingResult | None = None
-    estimated_latency_ms: float | None = None
-    latency_target: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``report.json``."""
-        return {
-            "name": self.name,
-            "file": self.file,
-            "bytes": self.bytes,
-            "ratio_to_float32": self.ratio_to_float32,
-            "gzip_bytes": self.gzip_bytes,
-            "sparsity": self.sparsity,
-            "estimated_latency_ms": self.estimated_latency_ms,
-            "latency_target": self.latency_target,
-            "weight_quantization": None if self.quantization is None else self.quantization.to_dict(),
-            **{key: value for key, value in self.parity.to_dict().items() if key != "variant"},
-            **self.operators.to_dict(),
-        }
-
-
-@dataclass
-class CompressionReport:
-    """What compression made: the compressed variant, how it was fine-tuned, and its TFLite Micro check.
-
-    Args:
-        variant: the compressed variant's name, e.g. ``int8_pruned_qat``.
-        settings: the compression settings.
-        model: the compressed model and its checks (twin and fusion differences, fused layers, QAT's kept epoch).
-        history: the fine-tuning history's file name inside ``edge/``.
-        micro: the variant's TFLite Micro check.
-        micro_files: its C array files.
-    """
-
-    variant: str
-    settings: CompressionSettings
-    model: CompressedModel
-    history: str
-    micro: MicroCheck
-    micro_files: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``report.json``."""
-        return {
-            "variant": self.variant,
-            "settings": self.settings.to_dict(),
-            **self.model.to_dict(),
-            "history": self.history,
-            "micro": self.micro.to_dict(),
-            "micro_files": self.micro_files,
-        }
-
-
-@dataclass
-class ExportReport:
-    """What an export wrote and measured.
-
-    ``keras`` is what the Keras model scored on the test split, as the task's parity measures it (a classifier's
-    ``keras_accuracy``, an anomaly detector's ``keras_auc`` at its ``threshold``, a regression's ``keras_r2`` and
-    ``keras_mae``).
-    """
-
-    run_dir: Path
-    edge_dir: Path
-    variants: list[VariantResult]
-    task: str
-    keras: dict[str, Any]
-    test_examples: int
-    calibration: dict[str, Any]
-    micro: MicroCheck | None
-    micro_files: list[str]
-    warnings: list[str] = field(default_factory=list)
-    compression: CompressionReport | None = None
-    layers: dict[str, list[LayerError]] = field(default_factory=dict)
-    failing: dict[str, str] = field(default_factory=dict)
-    written: bool = True
-    kept_failing: bool = False
-    firmware: Firmware | None = None
-
-    def failure_lines(self, layers: int = 3) -> list[str]:
-        """One line per variant outside its tolerance: what failed, what was done with it, where int8 loses most."""
-        lines = []
-        for name, shortfall in self.failing.items():
-            kept = (
-                "written anyway (--keep-failing), marked failing in the manifest"
-                if self.kept_failing
-                else "not written (--keep-failing writes it for inspection)"
-            )
-            worst = [row for row in self.layers.get(name, [])[:layers] if row.added > 0]
-            where = (
-                (
-                    "; most signal lost at "
-                    + ", ".join(f"{row.op} '{row.tensor[:48]}' (+{row.added:.0%})" for row in worst)
-                )
-                if worst
-                else ""
-            )
-            lines.append(f"{name} is outside its tolerance: {shortfall}; {kept}{where}")
-        return lines
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data for ``report.json`` (paths relative to the run)."""
-        return {
-            "run": str(self.run_dir),
-            "task": self.task,
-            "split": "test",
-            "test_examples": self.test_examples,
-            **self.keras,
-            "variants": [variant.to_dict() for variant in self.variants],
-            "calibration": self.calibration,
-            "micro": self.micro.to_dict() if self.micro else None,
-            "micro_files": self.micro_files,
-            "warnings": self.warnings,
-            "failing": self.failing,
-            "compression": None if self.compression is None else self.compression.to_dict(),
-            "firmware": None if self.firmware is None else self.firmware.to_dict(),
-        }
 
 
 @dataclass
@@ -293,7 +160,7 @@ def _compress(
 ) -> CompressedModel:
     """Fine-tune the run's model as ``settings`` asks, on the run's own split."""
     from edge.twin import data_spec_of
-    from recipes.training import PreparedData
+    from recipes.input_pipeline import PreparedData
 
     spec = data_spec_of(inputs.model, inputs.dataset.input_shape, inputs.dataset.num_classes, len(inputs.split.train))
     return compress_model(
@@ -568,7 +435,17 @@ def _build(
     report.layers, report.failing, report.written = layers, failing, bool(models)
     report.kept_failing = keep_failing
     if firmware and "int8" in models:
-        report.firmware = _firmware(staging, run_dir.name, inputs, models["int8"])
+        sources = getattr(inputs.dataset, "sources", None)
+        report.firmware = write_run_firmware(
+            staging,
+            run_dir.name,
+            models["int8"],
+            inputs.task.name,
+            inputs.data.get("front_end"),
+            inputs.x_test,
+            None if sources is None else [sources[int(index)] for index in inputs.split.test],
+            MICRO_EXAMPLES,
+        )
     elif firmware:
         warnings.append("no firmware written: the int8 model is outside its tolerance (--keep-failing writes it)")
     if compressed is not None:
@@ -673,91 +550,7 @@ def _micro(
         if unsupported
         else micro_check(model, x_test[:MICRO_EXAMPLES])
     )
-    return micro, _write_micro(staging, run_name, result.name, model, micro)
-
-
-def _write_micro(staging: Path, run_name: str, name: str, model: EdgeModel, micro: MicroCheck) -> list[str]:
-    """Write variant ``name`` as ``model_<name>.h`` and ``model_<name>.cc`` for TFLite Micro; return their names."""
-    notes = [
-        f"Source run: {run_name}. Input {list(model.input.shape)} {model.input.dtype}, "
-        f"output {list(model.output.shape)} {model.output.dtype}."
-    ]
-    for role, tensor in (("input", model.input), ("output", model.output)):
-        if tensor.quantized:
-            shift = f"- {tensor.zero_point}" if tensor.zero_point >= 0 else f"+ {-tensor.zero_point}"
-            notes.append(f"{role} quantization: real = (q {shift}) * {tensor.scale!r}")
-    if model.threshold is not None:
-        rule = f"The output is the anomaly score: {DECISION_RULE} {model.threshold!r}"
-        if model.output.quantized:
-            raw = quantized_threshold(model.threshold, model.output.scale, model.output.zero_point)
-            rule += f", i.e. raw output q >= {raw}"
-        notes.append(f"{rule}.")
-    notes.append(micro.note)
-    stem = f"model_{name}"
-    header_name, source_name = f"{stem}.h", f"{stem}.cc"
-    identifier = c_identifier(run_name, stem)
-    preprocess = ""
-    if model.standardization is not None:
-        notes.append(
-            f"The model takes z-scored inputs: call {identifier}_preprocess(raw, input) to fill the input "
-            "tensor from one raw example."
-        )
-        size = int(np.prod(model.input_shape, dtype=np.int64))
-        preprocess = model.standardization.c_declarations(
-            identifier, model.input.dtype, model.input.scale, model.input.zero_point, size
-        )
-    if model.output_standardization is not None:
-        notes.append(
-            f"The model outputs z-scores: call {identifier}_postprocess(output, value) for the "
-            f"{', '.join(model.target_names or [])} value(s) in target units."
-        )
-        postprocess = model.output_standardization.c_postprocess(
-            identifier, model.output.dtype, model.output.scale, model.output.zero_point
-        )
-        preprocess = f"{preprocess}\n{postprocess}" if preprocess else f"#include <stdint.h>\n\n{postprocess}"
-    header, source = c_array_sources(model.content, identifier, header_name, notes, preprocess, micro.arena_bytes)
-    write_atomic(staging / header_name, header)
-    write_atomic(staging / source_name, source)
-    return [header_name, source_name]
-
-
-def _firmware(staging: Path, run_name: str, inputs: _RunInputs, model: EdgeModel) -> Firmware:
-    """Write ``firmware/``: the int8 model with batch 1 (checked to give LiteRT's outputs on the test examples byte
-    for byte), its arena measured on TFLite Micro's host interpreter when the micro extra is installed, and raw test
-    examples for the example firmware."""
-    one = model.with_content(batch_of_one(model.content), "the firmware model")
-    x = inputs.x_test[:MICRO_EXAMPLES]
-    if not np.array_equal(one.run(x), model.run(x)):
-        raise UserError("the batch-1 model does not reproduce the int8 model's outputs; export without --firmware")
-    arena = measure_arena(one.content, one.quantize(one.as_batch(x[:1])))
-    task = inputs.task.name
-    names = list(model.class_names) if task == "classification" else list(model.target_names or ["score"])
-    return write_firmware(
-        staging / FIRMWARE_FOLDER, one, task, names, run_name, arena, _raw_examples(inputs, FIRMWARE_EXAMPLES)
-    )
-
-
-def _raw_examples(inputs: _RunInputs, count: int) -> np.ndarray:
-    """The first ``count`` test examples as a device reads them: the inputs themselves, or for a folder of 16 kHz
-    clips their 16-bit PCM samples (first second, padded). A spectral window's samples are not kept by training:
-    none then (the firmware's example holds one zero example to be replaced)."""
-    front_end = inputs.data.get("front_end") or {}
-    kind = front_end_kind(front_end)
-    if kind == "mfcc":
-        from edge.device.audio import read_wav
-
-        clips = []
-        for index in inputs.split.test[:count]:
-            samples, rate = read_wav(inputs.dataset.sources[int(index)])
-            if rate != front_end["sample_rate"]:
-                continue
-            clip = np.zeros(front_end["clip_samples"], np.float64)
-            clip[: min(len(samples), len(clip))] = samples[: len(clip)]
-            clips.append(np.rint(clip * 32768.0).clip(-32768, 32767).astype(np.int16))
-        return np.asarray(clips, np.int16).reshape(len(clips), -1)
-    if kind == "spectral":
-        return np.zeros((0, 0), np.float32)
-    return np.asarray(inputs.x_test[:count], np.float32)
+    return micro, write_c_array(staging, run_name, result.name, model, micro)
 
 
 def _swap_in(staging: Path, target: Path) -> Path:

@@ -372,3 +372,60 @@ Copy `model.h`, `model_config.h`, `model.cc`, `model_data.h`, `model_data.cc` an
 with the kernels listed in `model_kernels.mk`, call `model_init()` once and `model_predict()` per window or clip.
 `example/startup.c` is for QEMU only; a board brings its own startup file and linker script.
 """
+
+
+EXAMPLES = 20  # raw test examples in the firmware's example/examples.h
+
+
+def write_run_firmware(
+    edge_dir: Path,
+    run_name: str,
+    model: EdgeModel,
+    task: str,
+    front_end: dict[str, Any] | None,
+    x_test: np.ndarray,
+    test_sources: list[str] | None,
+    checked_examples: int,
+) -> Firmware:
+    """Write ``<edge_dir>/firmware/`` for a run's int8 model: the model with batch 1 (checked to give LiteRT's outputs
+    on ``checked_examples`` test examples byte for byte), its arena measured on TFLite Micro's host interpreter when
+    the micro extra is installed, and raw test examples for the example firmware (:func:`raw_examples`).
+
+    Raises:
+        UserError: the batch-1 rewrite changed an output.
+    """
+    from edge.micro import measure_arena
+    from edge.static_batch import batch_of_one
+
+    one = model.with_content(batch_of_one(model.content), "the firmware model")
+    x = x_test[:checked_examples]
+    if not np.array_equal(one.run(x), model.run(x)):
+        raise UserError("the batch-1 model does not reproduce the int8 model's outputs; export without --firmware")
+    arena = measure_arena(one.content, one.quantize(one.as_batch(x[:1])))
+    names = list(model.class_names) if task == "classification" else list(model.target_names or ["score"])
+    examples = raw_examples(front_end or {}, x_test, test_sources, EXAMPLES)
+    return write_firmware(edge_dir / FOLDER, one, task, names, run_name, arena, examples)
+
+
+def raw_examples(
+    front_end: dict[str, Any], x_test: np.ndarray, test_sources: list[str] | None, count: int
+) -> np.ndarray:
+    """The first ``count`` test examples as a device reads them: the inputs themselves, or for a folder of 16 kHz
+    clips their 16-bit PCM samples (first second, padded) read from ``test_sources``. A spectral window's samples
+    are not kept by training: none then (the firmware's example holds one zero example to be replaced)."""
+    kind = front_end_kind(front_end)
+    if kind == "mfcc":
+        from edge.device.audio import read_wav
+
+        clips = []
+        for source in (test_sources or [])[:count]:
+            samples, rate = read_wav(source)
+            if rate != front_end["sample_rate"]:
+                continue
+            clip = np.zeros(front_end["clip_samples"], np.float64)
+            clip[: min(len(samples), len(clip))] = samples[: len(clip)]
+            clips.append(np.rint(clip * 32768.0).clip(-32768, 32767).astype(np.int16))
+        return np.asarray(clips, np.int16).reshape(len(clips), -1)
+    if kind == "spectral":
+        return np.zeros((0, 0), np.float32)
+    return np.asarray(x_test[:count], np.float32)

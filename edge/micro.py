@@ -12,15 +12,18 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge.anomaly import quantized_threshold
 from edge.arena import ALIGNMENT, smallest_arena
 from edge.device.errors import first_line, printable
-from edge.device.model import EdgeModel
+from edge.device.model import DECISION_RULE, EdgeModel
 from edge.device.native_output import captured_native_output
 from edge.device.tasks import TASKS
+from recipes.rundir import write_atomic
 
 ARENA_NOT_MEASURED = "arena not measured (install the micro extra: pip install 'edge-recipes[micro]')"
 BYTES_PER_LINE = 12
@@ -225,3 +228,48 @@ def _invoke(interpreter: Any, example: np.ndarray) -> np.ndarray:
     interpreter.set_input(example, 0)
     interpreter.invoke()
     return np.array(interpreter.get_output(0))
+
+
+def write_c_array(staging: Path, run_name: str, name: str, model: EdgeModel, micro: MicroCheck) -> list[str]:
+    """Write variant ``name`` as ``model_<name>.h`` and ``model_<name>.cc`` for TFLite Micro; return their names."""
+    notes = [
+        f"Source run: {run_name}. Input {list(model.input.shape)} {model.input.dtype}, "
+        f"output {list(model.output.shape)} {model.output.dtype}."
+    ]
+    for role, tensor in (("input", model.input), ("output", model.output)):
+        if tensor.quantized:
+            shift = f"- {tensor.zero_point}" if tensor.zero_point >= 0 else f"+ {-tensor.zero_point}"
+            notes.append(f"{role} quantization: real = (q {shift}) * {tensor.scale!r}")
+    if model.threshold is not None:
+        rule = f"The output is the anomaly score: {DECISION_RULE} {model.threshold!r}"
+        if model.output.quantized:
+            raw = quantized_threshold(model.threshold, model.output.scale, model.output.zero_point)
+            rule += f", i.e. raw output q >= {raw}"
+        notes.append(f"{rule}.")
+    notes.append(micro.note)
+    stem = f"model_{name}"
+    header_name, source_name = f"{stem}.h", f"{stem}.cc"
+    identifier = c_identifier(run_name, stem)
+    preprocess = ""
+    if model.standardization is not None:
+        notes.append(
+            f"The model takes z-scored inputs: call {identifier}_preprocess(raw, input) to fill the input "
+            "tensor from one raw example."
+        )
+        size = int(np.prod(model.input_shape, dtype=np.int64))
+        preprocess = model.standardization.c_declarations(
+            identifier, model.input.dtype, model.input.scale, model.input.zero_point, size
+        )
+    if model.output_standardization is not None:
+        notes.append(
+            f"The model outputs z-scores: call {identifier}_postprocess(output, value) for the "
+            f"{', '.join(model.target_names or [])} value(s) in target units."
+        )
+        postprocess = model.output_standardization.c_postprocess(
+            identifier, model.output.dtype, model.output.scale, model.output.zero_point
+        )
+        preprocess = f"{preprocess}\n{postprocess}" if preprocess else f"#include <stdint.h>\n\n{postprocess}"
+    header, source = c_array_sources(model.content, identifier, header_name, notes, preprocess, micro.arena_bytes)
+    write_atomic(staging / header_name, header)
+    write_atomic(staging / source_name, source)
+    return [header_name, source_name]

@@ -9,7 +9,7 @@ the last one (every epoch when 0), and removed when the run is complete.
 
 What a resumed run restores exactly: weights, optimizer state, the learning-rate schedule's position (it is a
 function of the epoch), the early-stopping state, the history, and the order of the batches (a function of the
-seed and the epoch: :func:`recipes.training.training_dataset`). What it does not: the random streams of dropout
+seed and the epoch: :func:`recipes.input_pipeline.training_dataset`). What it does not: the random streams of dropout
 and augmentation start again from the seed, so with either a resumed run differs from an uninterrupted one as two
 seeds would, not more.
 """

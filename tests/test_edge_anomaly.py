@@ -21,7 +21,8 @@ from edge.anomaly import int8_range, score_quantization, threshold_warning
 from edge.device.errors import UserError
 from edge.device.model import EdgeModel, is_anomaly
 from edge.device.predictions import anomaly_scores
-from edge.export import ExportReport, export_run
+from edge.export import export_run
+from edge.export_report import ExportReport
 from edge.variants import VARIANTS
 from recipes.anomaly import binary_labels
 from recipes.config import resolve_config

@@ -18,9 +18,10 @@ from edge.export import export_run
 from edge.parity import RegressionParity
 from recipes.config import TrainConfig
 from recipes.data import load_dataset
+from recipes.input_pipeline import prepare_data
 from recipes.runs import Run
 from recipes.tasks import Regression, choose_task, looks_continuous, regression_metrics
-from recipes.training import prepare_data, train
+from recipes.training import train
 from tests.helpers import error_line
 
 runner = CliRunner()

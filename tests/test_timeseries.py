@@ -17,8 +17,9 @@ from recipes.config import TrainConfig
 from recipes.data import load_config_data, load_dataset
 from recipes.data.motion import ACTIVITIES, SAMPLE_RATE, motion_recordings, write_stream_csv
 from recipes.data.streams import WindowSettings
+from recipes.input_pipeline import prepare_data
 from recipes.splitting import group_split, split_indices
-from recipes.training import prepare_data, train
+from recipes.training import train
 from tests.helpers import error_line
 
 runner = CliRunner()
@@ -221,7 +222,7 @@ def test_a_continuous_label_gives_each_window_its_mean_for_a_regression(tmp_path
 
 
 def test_window_augmentation_shifts_and_scales_each_window_within_its_limits(tmp_path):
-    from recipes.training import _augmenter
+    from recipes.input_pipeline import augmenter
 
     write_stream_csv(tmp_path / "imu.csv", motion_recordings(seed=0, people=1))
     config = TrainConfig(
@@ -229,11 +230,11 @@ def test_window_augmentation_shifts_and_scales_each_window_within_its_limits(tmp
     )
     data = prepare_data(config)
     x = data.part("train")[0][:16]
-    shifted = np.asarray(_augmenter(replace(config, amplitude_scale=0.0), data)(x))
+    shifted = np.asarray(augmenter(replace(config, amplitude_scale=0.0), data)(x))
     for before, after in zip(x, shifted, strict=True):
         matches = [k for k in range(-10, 11) if np.allclose(after, before[np.clip(np.arange(100) + k, 0, 99)])]
         assert matches, "each window is its own samples shifted by at most 10 of 100 steps"
-    scaled = np.asarray(_augmenter(replace(config, time_shift=0.0), data)(x))
+    scaled = np.asarray(augmenter(replace(config, time_shift=0.0), data)(x))
     factor = (scaled - data.spec.mean) / (x - data.spec.mean)
     per_window = factor.reshape(16, -1)
     assert np.allclose(per_window, per_window[:, :1], rtol=1e-3, atol=1e-3)  # one factor per window

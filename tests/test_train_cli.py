@@ -103,9 +103,9 @@ def _kept_and_last_progress(rows: list[dict]) -> tuple[int, int]:
 
 
 def test_model_reloads_safely_and_predicts_identically(default_run):
+    from recipes.input_pipeline import prepare_data
     from recipes.runs import load_model
     from recipes.splitting import load_split
-    from recipes.training import prepare_data
 
     run_dir, _, _ = default_run
     model = load_model(run_dir)
@@ -121,8 +121,9 @@ def test_model_reloads_safely_and_predicts_identically(default_run):
 
 def test_in_memory_and_reloaded_models_agree_exactly(tmp_path):
     from recipes.config import resolve_config
+    from recipes.input_pipeline import prepare_data
     from recipes.runs import load_model
-    from recipes.training import prepare_data, train
+    from recipes.training import train
 
     config = resolve_config(None, {"epochs": 2, "out": str(tmp_path), "recipe": "cnn"}, [])
     result = train(config, report=None)
@@ -230,7 +231,8 @@ def test_csv_npz_and_image_folder_train(tmp_path):
 
 def test_augmentation_is_training_only(tmp_path):
     from recipes.config import resolve_config
-    from recipes.training import _augmenter, prepare_data, train, training_dataset
+    from recipes.input_pipeline import augmenter, prepare_data, training_dataset
+    from recipes.training import train
 
     config = resolve_config(None, {"data": "iris", "epochs": 1, "out": str(tmp_path)}, ["noise_stddev=0.5"])
     data = prepare_data(config)
@@ -241,7 +243,7 @@ def test_augmentation_is_training_only(tmp_path):
     assert not set(map(tuple, augmented)) & set(map(tuple, x_train))
     # The noise is N(0, (0.5 * sigma_j)^2) per feature: 0.5 in z-score units.
     constant = np.tile(x_train.mean(axis=0), (20000, 1)).astype(np.float32)
-    noise = np.asarray(_augmenter(config, data)(constant)) - constant
+    noise = np.asarray(augmenter(config, data)(constant)) - constant
     np.testing.assert_allclose(noise.std(axis=0), 0.5 * np.sqrt(data.spec.variance), rtol=0.05)
     np.testing.assert_allclose(noise.mean(axis=0), 0.0, atol=0.02)
     model = train(config, report=None).model
@@ -252,7 +254,7 @@ def test_batches_are_reshuffled_each_epoch_in_an_order_the_epoch_fixes():
     import tensorflow as tf
 
     from recipes.config import resolve_config
-    from recipes.training import prepare_data, training_dataset
+    from recipes.input_pipeline import prepare_data, training_dataset
 
     config = resolve_config(None, {"data": "iris", "batch_size": "16"}, [])
     data = prepare_data(config)

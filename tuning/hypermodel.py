@@ -22,8 +22,9 @@ import numpy as np
 from edge.device.errors import UserError
 from recipes.backend import import_keras, quiet_retracing
 from recipes.config import TrainConfig
+from recipes.input_pipeline import PreparedData, prepare_data
 from recipes.models import build_model
-from recipes.training import PreparedData, compile_model, fit_keras, prepare_data
+from recipes.training import compile_model, fit_keras
 from tuning.hardware import FEASIBLE_METRIC, Budget, measure_candidate, representative_inputs, violations
 from tuning.report import EPOCHS_METRIC, SECONDS_METRIC
 from tuning.spaces import Dimension, Space, applies, config_for, searched_recipes

@@ -41,9 +41,9 @@ import yaml
 from edge.device.errors import UserError
 from recipes.adaptive_defaults import resolves_to
 from recipes.config import TrainConfig, save_config
+from recipes.input_pipeline import PreparedData, prepare_data
 from recipes.rundir import check_writable, held_lock, write_atomic, write_json
 from recipes.runs import Run
-from recipes.training import PreparedData, prepare_data
 from tuning.hardware import ARENA_KB_METRIC, ARENA_NOT_MEASURED, HARDWARE_METRICS, Budget, no_feasible_error
 from tuning.pareto import write_pareto
 from tuning.report import TrialRecord, best_records, hardware_text, read_trials, write_results

@@ -29,11 +29,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from recipes.backend import quiet_retracing
 from recipes.config import TrainConfig, apply_overrides, validate
 from recipes.dataset import Dataset
+from recipes.input_pipeline import PreparedData, data_spec
 from recipes.models import build_model
 from recipes.registry import recipe_named
 from recipes.splitting import Split
 from recipes.tasks import CLASSIFICATION, REGRESSION, Task, task_named
-from recipes.training import EVALUATION_BATCH, PreparedData, compile_model, data_spec, fit_keras
+from recipes.training import EVALUATION_BATCH, compile_model, fit_keras
 
 
 class _RecipeEstimator(BaseEstimator):

@@ -33,7 +33,7 @@ def exit_with_parent() -> None:
 def run_process(tune_dir: Path, round_number: int, threads: int) -> None:
     """Be the chief or a worker (by ``KERASTUNER_TUNER_ID``) of a round of the search in ``tune_dir``."""
     from recipes.backend import import_keras
-    from recipes.training import prepare_data
+    from recipes.input_pipeline import prepare_data
     from tuning.keras_tuner_patches import serve_oracle
     from tuning.search import load_settings, read_space, round_tuner, search
 
