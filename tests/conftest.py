@@ -12,19 +12,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.export import export_run
-from edge.variants import VARIANTS
-from recipes.config import resolve_config
-from recipes.data import load_dataset
-from recipes.runs import load_model
-from recipes.splitting import load_split
-from recipes.training import train
 from tests.helpers import ExportedRun
 
 
 @pytest.fixture(scope="session")
 def shared(tmp_path_factory) -> ExportedRun:
     """The shared digits run, trained and exported with every variant."""
+    from edge.export import export_run
+    from edge.variants import VARIANTS
+    from recipes.config import resolve_config
+    from recipes.data import load_dataset
+    from recipes.runs import load_model
+    from recipes.splitting import load_split
+    from recipes.training import train
+
     root = tmp_path_factory.mktemp("edge-runs")
     result = train(resolve_config(None, {"epochs": 15, "out": str(root)}, []), report=None)
     report = export_run(result.run_dir, list(VARIANTS))

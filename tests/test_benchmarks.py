@@ -129,6 +129,9 @@ def test_firmware_targets_builds_and_runs_on_the_emulator(tflm_objects):
     from tests.firmware_checks import TFLM_ROOT
 
     output = run_script(
-        "firmware_targets.py", "--tflm-root", str(TFLM_ROOT), env={"XDG_CACHE_HOME": str(Path(tflm_objects).parents[1])}
+        "firmware_targets.py",
+        "--tflm-root",
+        str(TFLM_ROOT.resolve()),
+        env={"XDG_CACHE_HOME": str(Path(tflm_objects).parents[1])},
     )
     assert "| autoencoder |" in output

@@ -51,3 +51,20 @@ def test_options_are_checked_before_any_work():
         check_options(["float32"], -1, False)
     with pytest.raises(UserError, match="--float-io applies to int8 only"):
         check_options(["float32", "float16"], 300, True)
+
+
+def test_a_regression_variant_is_held_to_both_its_limits():
+    """The mean difference and the R² drop each fail a variant alone: a bug that checked one would pass here."""
+    from edge.parity import RegressionParity
+
+    limits = VARIANTS["int8"].tolerance("regression")
+
+    def parity(mean_diff: float, r2: float) -> RegressionParity:
+        return RegressionParity(
+            "int8", 10, ["y"], r2, 0.80, 1.0, 1.0, [mean_diff], [mean_diff], [1.0],
+            limits.max_relative_error, limits.max_r2_drop,
+        )  # fmt: skip
+
+    assert parity(0.05, 0.79).within_tolerance
+    assert not parity(0.05, 0.80 - limits.max_r2_drop - 0.01).within_tolerance  # R² drop alone
+    assert not parity(limits.max_relative_error + 0.01, 0.80).within_tolerance  # mean difference alone

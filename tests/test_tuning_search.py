@@ -217,13 +217,13 @@ def test_finished_search_reruns_without_training(tmp_path):
 
 def test_a_series_search_without_a_recipe_tries_recipes_and_front_ends(tmp_path):
     out = tmp_path / "runs"
-    args = ["tune", "--data", "motion", "--out", str(out), "--max-trials", "6", "--max-epochs", "2"]
+    args = ["tune", "--data", "motion", "--out", str(out), "--max-trials", "4", "--max-epochs", "2"]
     result = runner.invoke(cli.app, args)
     assert result.exit_code == 0, result.output
     tune_dir = out / "tune" / "motion-recipes-random"
     rows = list(csv.DictReader((tune_dir / "trials.csv").open()))
-    assert len(rows) == 6 and all(row["status"] == "COMPLETED" for row in rows)
-    assert len({row["recipe"] for row in rows}) >= 2  # seed 0 draws all three; any two show the search spans them
+    assert len(rows) == 4 and all(row["status"] == "COMPLETED" for row in rows)
+    assert len({row["recipe"] for row in rows}) >= 2  # seed 0 draws cnn1d and minirocket; mlp comes below
     for row in rows:  # each trial holds only its recipe's keys
         assert (row["rocket_features"] != "") == (row["recipe"] == "minirocket")
         assert (row["conv_blocks"] != "") == (row["recipe"] == "cnn1d")
