@@ -25,7 +25,8 @@ Keys are :class:`~recipes.config.TrainConfig` fields plus these derived keys:
 family along with the signal processing); a space may then hold any key of any of its recipes, and a key is
 *active* in a trial only when the trial's recipe has it (``front_end`` only for a recipe that takes more than raw
 windows, see :attr:`recipes.registry.Recipe.front_ends`). The tuner declares such keys under a keras-tuner
-conditional scope, so an inactive key is neither sampled for the trial nor written to its results.
+conditional scope, and an inactive key (:func:`active_values`) reaches neither the trial's config nor its row of
+``trials.csv``.
 
 :func:`config_for` maps sampled values onto the same :class:`TrainConfig` that ``train`` uses. Every
 mistake raises :class:`~edge.device.errors.UserError` naming the key and the fix. No TensorFlow here.
