@@ -37,9 +37,9 @@ def run_search(tuner: str, out: Path, args: argparse.Namespace) -> dict[str, Any
     """One search, in this process; the records and the best trial's dev and test accuracy."""
     from recipes.input_pipeline import prepare_data
     from recipes.training import evaluate
-    from tuning.hypermodel import RecipeHyperModel, SearchData
+    from tuning.hypermodel import RecipeHyperModel
     from tuning.report import best_records, read_trials
-    from tuning.search import run_round, start
+    from tuning.search import SearchData, run_round, start
     from tuning.settings import resolve_settings
     from tuning.tuners import make_tuner
 
@@ -52,14 +52,14 @@ def run_search(tuner: str, out: Path, args: argparse.Namespace) -> dict[str, Any
         seed=0,
         assignments=[f"patience={args.patience}"],
     )
-    data = prepare_data(settings.base)
+    search_data = SearchData(settings.base, prepare_data(settings.base))
+    data = search_data.for_config(settings.base)
     start(settings)
     started = time.perf_counter()
-    run_round(settings, data, 1, settings.space, report=lambda line: None)
+    run_round(settings, search_data, 1, settings.space, report=lambda line: None)
     seconds = time.perf_counter() - started
     records = read_trials(settings.project_dir(1), 1)
     best = best_records(records, settings.direction, 1)[0]
-    search_data = SearchData(settings.base, data)
     hypermodel = RecipeHyperModel(settings.base, settings.space, search_data, settings.objective, settings.direction)
     tuner_object = make_tuner(settings, hypermodel, 1)
     model = tuner_object.get_best_models(1)[0]

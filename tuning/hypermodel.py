@@ -11,10 +11,9 @@ trial over budget fails with :class:`InfeasibleTrialError`. Importing this modul
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras_tuner
 import numpy as np
@@ -22,12 +21,15 @@ import numpy as np
 from edge.device.errors import UserError
 from recipes.backend import import_keras, quiet_retracing
 from recipes.config import TrainConfig
-from recipes.input_pipeline import PreparedData, prepare_data
+from recipes.input_pipeline import PreparedData
 from recipes.models import build_model
 from recipes.training import compile_model, fit_keras
 from tuning.hardware import FEASIBLE_METRIC, Budget, measure_candidate, representative_inputs, violations
 from tuning.report import EPOCHS_METRIC, SECONDS_METRIC
 from tuning.spaces import Dimension, Space, applies, config_for, searched_recipes
+
+if TYPE_CHECKING:
+    from tuning.search import SearchData
 
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -56,26 +58,6 @@ def declare(hp: keras_tuner.HyperParameters, dimension: Dimension) -> Any:
     if dimension.kind == "int":
         return hp.Int(dimension.key, int(dimension.low), int(dimension.high), step=dimension.step, sampling=sampling)
     return hp.Float(dimension.key, dimension.low, dimension.high, step=dimension.step, sampling=sampling)
-
-
-class SearchData:
-    """A search's data, loaded and split once per front end a trial asks for (the same windows, so the same
-    seeded split; only what the model sees of each window differs).
-
-    Args:
-        base: the search's fixed config (data, label, split, seed, ...).
-        first: the data already prepared for ``base``'s own front end, if any.
-    """
-
-    def __init__(self, base: TrainConfig, first: PreparedData | None = None) -> None:
-        self.base = base
-        self.prepared: dict[str, PreparedData] = {base.front_end: first} if first is not None else {}
-
-    def for_config(self, config: TrainConfig) -> PreparedData:
-        """The data as ``config``'s front end gives it (prepared on first use)."""
-        if config.front_end not in self.prepared:
-            self.prepared[config.front_end] = prepare_data(dataclasses.replace(self.base, front_end=config.front_end))
-        return self.prepared[config.front_end]
 
 
 class RecipeHyperModel(keras_tuner.HyperModel):

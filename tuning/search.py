@@ -29,6 +29,7 @@ search with a :class:`UserError` naming the smallest model reached; its trials s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -131,7 +132,7 @@ def run_search(settings: TuneSettings, report: Report = print) -> TuneResult:
 
 def _search(settings: TuneSettings, report: Report) -> TuneResult:
     """:func:`run_search`'s work, with the search's lock held."""
-    data = prepare_data(settings.base)  # data errors before the search starts
+    data = SearchData(settings.base, prepare_data(settings.base))  # data errors before the search starts
     start(settings)
     records: list[TrialRecord] = []
     ranking: list[tuple[str, float]] = []
@@ -178,6 +179,26 @@ def _search(settings: TuneSettings, report: Report) -> TuneResult:
         settings.budget,
         front,
     )
+
+
+class SearchData:
+    """A search's data, loaded and split once per front end a trial asks for (the same windows, so the same
+    seeded split; only what the model sees of each window differs).
+
+    Args:
+        base: the search's fixed config (data, label, split, seed, ...).
+        first: the data already prepared for ``base``'s own front end, if any.
+    """
+
+    def __init__(self, base: TrainConfig, first: PreparedData | None = None) -> None:
+        self.base = base
+        self.prepared: dict[str, PreparedData] = {base.front_end: first} if first is not None else {}
+
+    def for_config(self, config: TrainConfig) -> PreparedData:
+        """The data as ``config``'s front end gives it (prepared on first use)."""
+        if config.front_end not in self.prepared:
+            self.prepared[config.front_end] = prepare_data(dataclasses.replace(self.base, front_end=config.front_end))
+        return self.prepared[config.front_end]
 
 
 def _normalised(data: Any) -> Any:
@@ -241,9 +262,7 @@ def read_space(settings: TuneSettings, round_number: int) -> Space:
     return space_from_data(yaml.safe_load(settings.space_file(round_number).read_text()))
 
 
-def run_round(
-    settings: TuneSettings, data: PreparedData | None, round_number: int, space: Space, report: Report
-) -> None:
+def run_round(settings: TuneSettings, data: SearchData, round_number: int, space: Space, report: Report) -> None:
     """Run one round in this process with keras-tuner (resuming its project if it exists).
 
     Raises:
@@ -261,19 +280,13 @@ def run_round(
     search(tuner)
 
 
-def round_tuner(
-    settings: TuneSettings, data: PreparedData | None, round_number: int, space: Space, report: Report
-) -> Any:
+def round_tuner(settings: TuneSettings, data: SearchData, round_number: int, space: Space, report: Report) -> Any:
     """The keras-tuner tuner of one round over ``space`` (resuming its project if it exists): what this process,
-    the distributed chief and each worker search with. ``data``: the base config's prepared data, or None to
-    prepare it here."""
-    from tuning.hypermodel import RecipeHyperModel, SearchData
+    the distributed chief and each worker search with."""
+    from tuning.hypermodel import RecipeHyperModel
     from tuning.tuners import make_tuner
 
-    search_data = SearchData(settings.base, data)
-    hypermodel = RecipeHyperModel(
-        settings.base, space, search_data, settings.objective, settings.direction, settings.budget
-    )
+    hypermodel = RecipeHyperModel(settings.base, space, data, settings.objective, settings.direction, settings.budget)
     return make_tuner(settings, hypermodel, round_number, report)
 
 

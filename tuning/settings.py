@@ -206,11 +206,9 @@ def resolve_settings(
     objective = task.check_objective(objective)
     if space_file:
         space = load_space(space_file, base.recipe, base)
-    elif family:
-        space = series_space(task.name, None if "front_end" not in fixed else base.front_end)
-        check_space(space, base.recipe, base)
     else:
-        space = default_space(base.recipe)
+        fixed_end = None if "front_end" not in fixed else base.front_end
+        space = series_space(task.name, fixed_end) if family else default_space(base.recipe)
         check_space(space, base.recipe, base)
     if "recipe" in space and recipe is not None:
         raise UserError(f"--recipe {recipe} is given and the space searches recipe too; drop one of them")

@@ -35,11 +35,11 @@ def run_process(tune_dir: Path, round_number: int, threads: int) -> None:
     from recipes.backend import import_keras
     from recipes.input_pipeline import prepare_data
     from tuning.keras_tuner_patches import serve_oracle
-    from tuning.search import load_settings, read_space, round_tuner, search
+    from tuning.search import SearchData, load_settings, read_space, round_tuner, search
 
     settings = load_settings(tune_dir)
     space = read_space(settings, round_number)
-    data = prepare_data(settings.base)
+    data = SearchData(settings.base, prepare_data(settings.base))
     import_keras(settings.base.seed)
     if threads:
         import tensorflow as tf
